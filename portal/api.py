@@ -1,0 +1,41 @@
+"""Building blocks shared by the operator and tenant APIs."""
+
+from rest_framework import serializers
+from rest_framework.pagination import PageNumberPagination
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know: a typo in a request body is an error, not a no-op."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            writable = {name for name, f in self.fields.items() if not f.read_only}
+            unknown = sorted(set(data) - writable)
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["Unknown field."] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
+    pass
+
+
+class SafeLookupMixin:
+    """A malformed id in the URL is a 404 like any other unknown object, not a 400 or 500."""
+
+    def get_object(self):
+        from django.core.exceptions import ValidationError
+        from rest_framework.exceptions import NotFound
+
+        try:
+            return super().get_object()
+        except (ValidationError, ValueError, TypeError):
+            raise NotFound()

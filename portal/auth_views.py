@@ -1,0 +1,82 @@
+"""Token endpoints (every host): tokens carry the host's scope and the tenant's claims."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions, serializers
+from rest_framework_simplejwt.serializers import TokenObtainSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from portal import roles
+from portal.auth import host_scope
+
+
+def token_claims(request, user) -> dict:
+    """The claims of a token for `user` on this host; refuses users with no role here."""
+    django_request = getattr(request, "_request", request)
+    role = roles.resolve_role(django_request)
+    if role is None:
+        raise exceptions.AuthenticationFailed(
+            "No active account with access to this host was found.", code="no_access"
+        )
+    claims = {"scope": host_scope(request), "role": role, "email": user.email}
+    if claims["scope"] != "public":
+        tenant = request.tenant
+        claims.update(
+            tenant_id=str(tenant.pk),
+            tenant_slug=tenant.slug,
+            tier=tenant.tier.name,
+            quotas=tenant.effective_quotas(),
+        )
+    return claims
+
+
+class PortalTokenObtainSerializer(TokenObtainSerializer):
+    token_class = RefreshToken
+
+    def validate(self, attrs):
+        super().validate(attrs)  # authenticates through django-axes; sets self.user
+        request = self.context["request"]
+        request._request.user = self.user
+        refresh = self.get_token(self.user)
+        for key, value in token_claims(request, self.user).items():
+            refresh[key] = value
+        return {"refresh": str(refresh), "access": str(refresh.access_token)}
+
+
+class PortalTokenRefreshSerializer(TokenRefreshSerializer):
+    def validate(self, attrs):
+        try:
+            refresh = RefreshToken(attrs["refresh"])
+        except Exception as exc:
+            raise exceptions.AuthenticationFailed(str(exc), code="token_not_valid")
+        if refresh.get("scope") != host_scope(self.context["request"]):
+            raise exceptions.AuthenticationFailed(
+                "Token was not issued for this host.", code="token_not_valid_for_host"
+            )
+        return super().validate(attrs)
+
+
+class TokenPairResponse(serializers.Serializer):
+    refresh = serializers.CharField()
+    access = serializers.CharField()
+
+
+class TokenObtainView(TokenObtainPairView):
+    """Exchange email and password for a token pair scoped to this host."""
+
+    serializer_class = PortalTokenObtainSerializer
+    throttle_classes = []
+
+
+class TokenRefreshHostView(TokenRefreshView):
+    """Exchange a refresh token for a new access token (same host only)."""
+
+    serializer_class = PortalTokenRefreshSerializer
+
+
+class TenantJWTScheme(OpenApiAuthenticationExtension):
+    target_class = "portal.auth.TenantJWTAuthentication"
+    name = "jwtAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

@@ -1,0 +1,60 @@
+import contextvars
+import re
+import uuid
+
+from django.conf import settings
+from django.db import connection
+from django.http import Http404
+from django_tenants.middleware.main import TenantMainMiddleware
+from django_tenants.utils import get_public_schema_name, get_tenant_model, remove_www
+
+_request_id = contextvars.ContextVar("request_id", default=None)
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def current_request_id():
+    return _request_id.get()
+
+
+class TenantHostMiddleware(TenantMainMiddleware):
+    """Selects the schema from the host name only.
+
+    The base domain (and PORTAL_PUBLIC_HOSTS) serve the public schema; `<slug>.<base>` serves
+    that tenant while it is active or suspended; any other host is a 404 page. No header or
+    body field can select a tenant.
+    """
+
+    def process_request(self, request):
+        connection.set_schema_to_public()
+        hostname = remove_www(request.get_host().split(":")[0]).lower()
+        if hostname in settings.PORTAL_PUBLIC_HOSTS:
+            tenant = get_tenant_model().objects.get(schema_name=get_public_schema_name())
+        else:
+            tenant = (
+                get_tenant_model()
+                .objects.select_related("tier")
+                .filter(domains__domain=hostname, status__in=("active", "suspended"))
+                .first()
+            )
+            if tenant is None:
+                raise Http404(f"No tenant for host {hostname!r}")
+        tenant.domain_url = hostname
+        request.tenant = tenant
+        connection.set_tenant(tenant)
+        self.setup_url_routing(request)
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-ID", "")
+        request.id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        token = _request_id.set(request.id)
+        try:
+            response = self.get_response(request)
+        finally:
+            _request_id.reset(token)
+        response["X-Request-ID"] = request.id
+        return response

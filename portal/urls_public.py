@@ -1,0 +1,26 @@
+"""URLs of the public host: operator console and API, admin, the seed control-plane API."""
+
+from django.contrib import admin
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from portal import views
+from portal.urls_common import urlpatterns as common
+from tenants import api, seed_api
+
+router = SimpleRouter()
+router.register("tiers", api.TierViewSet, basename="tier")
+router.register("tenants", api.TenantViewSet, basename="tenant")
+
+urlpatterns = [
+    *common,
+    path("", views.home, name="home"),
+    path("console/tenants/<uuid:tenant_id>/<slug:action>/", views.console_tenant_action,
+         name="console-tenant-action"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(router.urls)),
+    path("tenants", seed_api.SeedTenantsView.as_view(), name="seed-tenants"),
+    path("onboarding", seed_api.SeedOnboardingView.as_view(), name="seed-onboarding"),
+    path("delete", seed_api.SeedDeleteView.as_view(), name="seed-delete"),
+    path("tenant-info", seed_api.SeedTenantInfoView.as_view(), name="seed-tenant-info"),
+]

@@ -1,0 +1,208 @@
+"""Server-rendered pages: the operator console (public host) and tenant self-service."""
+
+import functools
+
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.db import connection
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django_tenants.utils import get_public_schema_name
+
+from portal import roles
+from portal.exceptions import ApplicationError
+from portal.forms import (
+    AcceptInvitationForm,
+    InviteForm,
+    LoginForm,
+    OnboardForm,
+    RoleForm,
+    apply_application_error,
+)
+from tenants import selectors, services
+from tenants.models import Invitation, TenantStatus
+
+
+def _is_public() -> bool:
+    return connection.schema_name == get_public_schema_name()
+
+
+def role_required(*allowed):
+    """Anonymous → login page; signed in without one of `allowed` on this host → 404."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect(f"/login/?next={request.path}")
+            if roles.resolve_role(request) not in allowed:
+                raise Http404
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def login_view(request):
+    form = LoginForm(request, data=request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        login(request, form.user, backend="django.contrib.auth.backends.ModelBackend")
+        target = request.GET.get("next", "/")
+        return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+    return render(request, "portal/login.html", {"form": form}, status=200)
+
+
+@require_POST
+def logout_view(request):
+    logout(request)
+    return redirect("/login/")
+
+
+def home(request):
+    if not request.user.is_authenticated:
+        return redirect("/login/")
+    if _is_public():
+        return console(request)
+    return tenant_dashboard(request)
+
+
+# --- operator console --------------------------------------------------------------------
+
+
+@role_required(roles.OPERATOR, roles.SUPPORT)
+def console(request):
+    can_write = roles.resolve_role(request) == roles.OPERATOR
+    form = OnboardForm(request.POST or None)
+    if request.method == "POST":
+        if not can_write:
+            raise Http404
+        if form.is_valid():
+            try:
+                tenant = services.tenant_onboard(
+                    name=form.cleaned_data["name"],
+                    slug=form.cleaned_data["slug"],
+                    tier=form.cleaned_data["tier"].name,
+                    admin_email=form.cleaned_data["admin_email"],
+                    actor=request.user,
+                )
+            except ApplicationError as exc:
+                apply_application_error(form, exc)
+            else:
+                messages.success(request, f"Onboarding {tenant.slug}: an invitation goes to {tenant.admin_email}.")
+                return redirect("/")
+    status_filter = request.GET.get("status", "")
+    tenants = selectors.tenant_list().order_by("created_at")
+    if status_filter in TenantStatus.values:
+        tenants = tenants.filter(status=status_filter)
+    return render(
+        request,
+        "portal/console.html",
+        {"tenants": tenants, "form": form, "can_write": can_write,
+         "statuses": TenantStatus.values, "status_filter": status_filter},
+    )
+
+
+@require_POST
+@role_required(roles.OPERATOR)
+def console_tenant_action(request, tenant_id, action):
+    tenant = selectors.tenant_get(tenant_id=tenant_id)
+    actions = {
+        "suspend": services.tenant_suspend,
+        "resume": services.tenant_resume,
+        "offboard": services.tenant_offboard,
+        "retry-provisioning": services.tenant_retry_provisioning,
+    }
+    if tenant is None or action not in actions:
+        raise Http404
+    try:
+        actions[action](tenant=tenant, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{tenant.slug}: {action.replace('-', ' ')} requested.")
+    return redirect("/")
+
+
+# --- tenant self-service -----------------------------------------------------------------
+
+
+@role_required(*roles.TENANT_READ_ROLES)
+def tenant_dashboard(request):
+    tenant = request.tenant
+    role = roles.resolve_role(request)
+    return render(
+        request,
+        "portal/tenant_dashboard.html",
+        {
+            "tenant": tenant,
+            "quotas": tenant.effective_quotas(),
+            "members": selectors.membership_list(tenant=tenant),
+            "pending": Invitation.objects.filter(
+                tenant=tenant, accepted_at__isnull=True, revoked_at__isnull=True
+            ).order_by("-created_at"),
+            "is_admin": role == roles.ADMIN,
+            "invite_form": InviteForm(),
+            "roles": RoleForm.base_fields["role"].choices,
+        },
+    )
+
+
+@require_POST
+@role_required(roles.ADMIN)
+def member_invite(request):
+    form = InviteForm(request.POST)
+    if form.is_valid():
+        try:
+            services.member_invite(tenant=request.tenant, invited_by=request.user, **form.cleaned_data)
+        except ApplicationError as exc:
+            apply_application_error(form, exc)
+        else:
+            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+            return redirect("/")
+    for field, errors in form.errors.items():
+        for error in errors:
+            messages.error(request, f"{field}: {error}" if field != "__all__" else error)
+    return redirect("/")
+
+
+@require_POST
+@role_required(roles.ADMIN)
+def member_change(request, membership_id):
+    membership = get_object_or_404(selectors.membership_list(tenant=request.tenant), pk=membership_id)
+    try:
+        if request.POST.get("action") == "remove":
+            services.membership_remove(membership=membership, actor=request.user)
+            messages.success(request, f"{membership.user.email} removed.")
+        else:
+            form = RoleForm(request.POST)
+            if not form.is_valid():
+                raise ApplicationError("Choose a valid role.")
+            services.membership_change_role(
+                membership=membership, role=form.cleaned_data["role"], actor=request.user
+            )
+            messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("/")
+
+
+def invitation_accept(request, token):
+    try:
+        invitation = services.invitation_get(tenant=request.tenant, token=token)
+    except ApplicationError:
+        raise Http404
+    form = AcceptInvitationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            membership = services.invitation_accept(
+                tenant=request.tenant, token=token, **form.cleaned_data
+            )
+        except ApplicationError as exc:
+            apply_application_error(form, exc)
+        else:
+            login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome to {request.tenant.name}.")
+            return redirect("/")
+    return render(request, "portal/invitation_accept.html", {"form": form, "invitation": invitation})

@@ -1,0 +1,55 @@
+"""Creates the AWS resources the broker needs, idempotently: the DynamoDB config table,
+the central dead-letter queue and the shared delivery queues.
+
+Works unchanged against real AWS (default credential chain) and against the moto server
+(AWS_ENDPOINT_URL)."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from portal import aws
+
+
+def bootstrap_aws(*, stdout=None) -> dict:
+    ddb = aws.dynamodb()
+    table = settings.DYNAMODB_CONFIG_TABLE
+    created = []
+    try:
+        ddb.describe_table(TableName=table)
+    except ddb.exceptions.ResourceNotFoundException:
+        ddb.create_table(
+            TableName=table,
+            AttributeDefinitions=[
+                {"AttributeName": "PK", "AttributeType": "S"},
+                {"AttributeName": "SK", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "PK", "KeyType": "HASH"},
+                {"AttributeName": "SK", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1})
+        created.append(f"dynamodb:{table}")
+    ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        ddb.update_time_to_live(
+            TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+        )
+    dlq_url = aws.queue_create(name=aws.central_dlq_name())
+    delivery = [
+        aws.queue_create(name=name, dead_letter_url=dlq_url)
+        for name in aws.shared_delivery_queue_names()
+    ]
+    return {"table": table, "dlq": dlq_url, "delivery_queues": delivery, "created": created}
+
+
+class Command(BaseCommand):
+    help = "Create the DynamoDB config table, the central DLQ and the shared delivery queues."
+
+    def handle(self, *args, **options):
+        result = bootstrap_aws()
+        self.stdout.write(
+            f"AWS ready: table {result['table']}, DLQ {result['dlq']}, "
+            f"{len(result['delivery_queues'])} shared delivery queues"
+        )

@@ -1,0 +1,27 @@
+from django.db.models import Count, Q
+
+from .models import Membership, Tenant, TenantStatus
+
+
+def tenant_list():
+    """Every onboarded tenant (never the public schema's row), with what lists show."""
+    return (
+        Tenant.objects.exclude(schema_name="public")
+        .select_related("tier")
+        .prefetch_related("domains")
+        .annotate(member_count=Count("memberships", distinct=True))
+    )
+
+
+def tenant_get(*, tenant_id) -> Tenant | None:
+    return tenant_list().filter(pk=tenant_id).first()
+
+
+def membership_list(*, tenant):
+    return Membership.objects.filter(tenant=tenant).select_related("user").order_by("created_at", "id")
+
+
+def live_tenants():
+    return tenant_list().filter(Q(status=TenantStatus.ACTIVE) | Q(status=TenantStatus.SUSPENDED))
+
+
