@@ -67,13 +67,17 @@ def _actor(user):
     return user if user is not None and getattr(user, "is_authenticated", False) else None
 
 
-def _transition(tenant: Tenant, to: str, *, action: str, actor=None, detail=None) -> None:
+def check_transition(src: str, dst: str, *, action: str) -> None:
     """The one place that decides which status changes are legal."""
-    if to not in TRANSITIONS[tenant.status]:
+    if dst not in TRANSITIONS[src]:
         raise ApplicationError(
-            f"Cannot {action.replace('_', ' ')} a tenant whose status is {tenant.status}.",
+            f"Cannot {action.replace('_', ' ')} a tenant whose status is {src}.",
             code="invalid_transition",
         )
+
+
+def _transition(tenant: Tenant, to: str, *, action: str, actor=None, detail=None) -> None:
+    check_transition(tenant.status, to, action=action)
     TenantEvent.objects.create(
         tenant=tenant,
         action=action,

@@ -11,7 +11,7 @@ def tenant_provision_task(tenant_id: str) -> None:
     services.tenant_provision(tenant_id=tenant_id)
 
 
-@shared_task(acks_late=True, time_limit=600)
+@shared_task(acks_late=True, time_limit=600, soft_time_limit=540)
 def tenant_offboard_task(tenant_id: str) -> None:
     services.tenant_offboard_run(tenant_id=tenant_id)
 
@@ -23,6 +23,7 @@ def tenant_offboard_task(tenant_id: str) -> None:
     retry_backoff_max=60,
     max_retries=8,
     time_limit=60,
+    soft_time_limit=50,
 )
 def tenant_sync_item_task(tenant_id: str) -> None:
     services.tenant_sync_item(tenant_id=tenant_id)

@@ -1,0 +1,144 @@
+"""Shared fixtures.
+
+Real PostgreSQL and Redis (from DATABASE_URL / REDIS_URL, started by `make test`); AWS is moto
+in-process for the whole session. Tenants are created once per session (schema creation is
+slow) and committed; each test runs in a transaction that is rolled back.
+"""
+
+import os
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+
+import pytest  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+from moto import mock_aws  # noqa: E402
+from rest_framework.test import APIClient  # noqa: E402
+
+PASSWORD = "Correct-Horse-2026!"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_moto():
+    """moto in-process for the session, with the resources `bootstrap_aws` creates."""
+    from portal import aws
+
+    saved = settings.AWS_ENDPOINT_URL
+    settings.AWS_ENDPOINT_URL = None
+    aws.reset_clients()
+    with mock_aws():
+        from tenants.management.commands.bootstrap_aws import bootstrap_aws
+
+        bootstrap_aws()
+        yield
+    settings.AWS_ENDPOINT_URL = saved
+    aws.reset_clients()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def celery_eager():
+    """Tasks run inline when enqueued (on commit). Tests of real workers start their own."""
+    from portal.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture(autouse=True)
+def _public_schema():
+    connection.set_schema_to_public()
+    yield
+    connection.set_schema_to_public()
+
+
+def make_user(email, *, platform_role="", password=PASSWORD, **extra):
+    from tenants.models import User
+
+    return User.objects.create_user(
+        email, password, platform_role=platform_role, is_staff=platform_role == "operator",
+        is_superuser=platform_role == "operator", **extra
+    )
+
+
+def onboard(slug, tier="standard", admin_email=None):
+    """Onboards and provisions a tenant through the services (tasks run eagerly)."""
+    from tenants import services
+    from tenants.models import Tenant
+
+    from django.test import TestCase
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        tenant = services.tenant_onboard(
+            name=slug.title(), slug=slug, tier=tier, admin_email=admin_email or f"admin@{slug}.test"
+        )
+    return Tenant.objects.select_related("tier").get(pk=tenant.pk)
+
+
+class World:
+    """Two active tenants (a, b) and one user per role, created once per session."""
+
+
+@pytest.fixture(scope="session")
+def world(django_db_setup, django_db_blocker, aws_moto, celery_eager):
+    from tenants.models import Membership
+
+    with django_db_blocker.unblock():
+        w = World()
+        w.a = onboard("tenant-a")
+        w.b = onboard("tenant-b")
+        w.operator = make_user("op@platform.test", platform_role="operator")
+        w.support = make_user("support@platform.test", platform_role="support")
+        w.admin_a = make_user("admin@a.test")
+        w.developer_a = make_user("dev@a.test")
+        w.viewer_a = make_user("viewer@a.test")
+        w.admin_b = make_user("admin@b.test")
+        w.outsider = make_user("nobody@x.test")
+        for user, tenant, role in [
+            (w.admin_a, w.a, "admin"),
+            (w.developer_a, w.a, "developer"),
+            (w.viewer_a, w.a, "viewer"),
+            (w.admin_b, w.b, "admin"),
+        ]:
+            Membership.objects.create(user=user, tenant=tenant, role=role)
+        connection.set_schema_to_public()
+    return w
+
+
+def host_of(tenant=None) -> str:
+    return f"{tenant.slug}.{settings.PORTAL_BASE_DOMAIN}" if tenant else settings.PORTAL_BASE_DOMAIN
+
+
+class HostClient(APIClient):
+    """An API client pinned to one host (Python's resolver knows no *.localhost)."""
+
+    def __init__(self, host, token=None, **kwargs):
+        super().__init__(**kwargs)
+        self.host = host
+        if token:
+            self.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    def generic(self, method, path, data="", content_type="application/octet-stream", secure=False, **extra):
+        extra.setdefault("HTTP_HOST", self.host)
+        return super().generic(method, path, data, content_type, secure=secure, **extra)
+
+
+def token_for(user, tenant=None) -> str:
+    response = HostClient(host_of(tenant)).post(
+        "/api/v1/auth/token/", {"email": user.email, "password": PASSWORD}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    return response.json()["access"]
+
+
+@pytest.fixture
+def api(db):
+    """api(user, tenant=None) → a client on that tenant's host (or the public host) as user."""
+
+    def make(user=None, tenant=None):
+        return HostClient(host_of(tenant), token_for(user, tenant) if user else None)
+
+    return make
