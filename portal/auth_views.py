@@ -1,5 +1,6 @@
 """Token endpoints (every host): tokens carry the host's scope and the tenant's claims."""
 
+from django.contrib.auth import authenticate
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, serializers
 from rest_framework_simplejwt.serializers import TokenObtainSerializer, TokenRefreshSerializer
@@ -30,12 +31,28 @@ def token_claims(request, user) -> dict:
     return claims
 
 
+class LockedOut(exceptions.APIException):
+    status_code = 429
+    default_detail = "Too many failed sign-in attempts; try again later."
+    default_code = "locked_out"
+
+
 class PortalTokenObtainSerializer(TokenObtainSerializer):
     token_class = RefreshToken
 
     def validate(self, attrs):
-        super().validate(attrs)  # authenticates through django-axes; sets self.user
         request = self.context["request"]
+        # django-axes counts failures through this call and flags the Django request when
+        # the account is locked (Django's authenticate() swallows the backend's refusal).
+        self.user = authenticate(
+            request._request, username=attrs["email"].lower(), password=attrs["password"]
+        )
+        if getattr(request._request, "axes_locked_out", False):
+            raise LockedOut()
+        if self.user is None or not self.user.is_active:
+            raise exceptions.AuthenticationFailed(
+                "No active account found with the given credentials", code="no_active_account"
+            )
         request._request.user = self.user
         refresh = self.get_token(self.user)
         for key, value in token_claims(request, self.user).items():
@@ -80,3 +97,15 @@ class TenantJWTScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+
+
+def lockout_response(request, credentials=None, *args, **kwargs):
+    """django-axes' answer to a locked-out sign-in: the API error shape, or the login page."""
+    from django.http import JsonResponse
+    from django.shortcuts import render
+
+    from portal.exceptions import error_body
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body(LockedOut.default_code, str(LockedOut.default_detail)), status=429)
+    return render(request, "portal/locked_out.html", status=429)

@@ -2,6 +2,7 @@
 
 import logging
 
+from axes.exceptions import AxesBackendPermissionDenied
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
@@ -50,6 +51,11 @@ def api_exception_handler(exc, context):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {}
         message = "; ".join(exc.messages) if not fields else "Invalid input."
         return Response(error_body("invalid", message, fields), status=400)
+    if isinstance(exc, AxesBackendPermissionDenied):
+        return Response(
+            error_body("locked_out", "Too many failed sign-in attempts; try again later."),
+            status=429,
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

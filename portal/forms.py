@@ -20,7 +20,7 @@ class LoginForm(forms.Form):
         if self.errors:
             return data
         # django-axes counts failures and locks out through this call.
-        user = authenticate(self.request, email=data["email"].lower(), password=data["password"])
+        user = authenticate(self.request, username=data["email"].lower(), password=data["password"])
         if user is None:
             raise forms.ValidationError("Wrong email or password.", code="invalid_login")
         self.request.user = user

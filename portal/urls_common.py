@@ -1,7 +1,8 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from portal import auth_views, health, views
+from portal.schema import HostSchemaView
 
 # Served on every host: the public one and each tenant's.
 urlpatterns = [
@@ -10,6 +11,6 @@ urlpatterns = [
     path("logout/", views.logout_view, name="logout"),
     path("api/v1/auth/token/", auth_views.TokenObtainView.as_view(), name="token_obtain"),
     path("api/v1/auth/token/refresh/", auth_views.TokenRefreshHostView.as_view(), name="token_refresh"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", HostSchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -358,7 +358,10 @@ def tenant_resume(*, tenant: Tenant, actor=None) -> Tenant:
 @transaction.atomic
 def tenant_update_quotas(*, tenant: Tenant, overrides: dict, actor=None) -> Tenant:
     """Merges quota overrides; a null value removes that override."""
-    validate_quota_overrides(overrides)
+    try:
+        validate_quota_overrides(overrides)
+    except ApplicationError as exc:
+        raise ApplicationError(exc.message, fields={"quota_overrides": exc.fields})
     tenant = _locked(tenant.pk)
     merged = dict(tenant.quota_overrides)
     for name, value in overrides.items():

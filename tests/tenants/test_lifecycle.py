@@ -182,4 +182,4 @@ def test_quota_overrides_merge_over_the_tier_and_reach_dynamodb(django_capture_o
     assert tenant.quota_overrides == {}
     with pytest.raises(ApplicationError) as exc:
         services.tenant_update_quotas(tenant=tenant, overrides={"max_unicorns": 3})
-    assert "max_unicorns" in exc.value.fields
+    assert "max_unicorns" in exc.value.fields["quota_overrides"]
