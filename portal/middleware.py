@@ -28,7 +28,13 @@ class TenantHostMiddleware(TenantMainMiddleware):
         connection.set_schema_to_public()
         hostname = remove_www(request.get_host().split(":")[0]).lower()
         if hostname in settings.PORTAL_PUBLIC_HOSTS:
-            tenant = get_tenant_model().objects.get(schema_name=get_public_schema_name())
+            public = get_public_schema_name()
+            model = get_tenant_model()
+            # The row comes from a data migration; an unsaved stand-in keeps the public host
+            # up if it is missing (it only carries the schema name).
+            tenant = model.objects.filter(schema_name=public).first() or model(
+                schema_name=public, name="Platform", slug="public", status="active"
+            )
         else:
             tenant = (
                 get_tenant_model()

@@ -17,6 +17,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("console/tenants/<uuid:tenant_id>/<slug:action>/", views.console_tenant_action,
          name="console-tenant-action"),
+    # One sign-in page for everyone (with django-axes and the role check): the admin's too.
+    path("admin/login/", views.admin_login_redirect),
     path("admin/", admin.site.urls),
     path("api/v1/", include(router.urls)),
     path("tenants", seed_api.SeedTenantsView.as_view(), name="seed-tenants"),

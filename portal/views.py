@@ -54,6 +54,11 @@ def login_view(request):
     return render(request, "portal/login.html", {"form": form}, status=200)
 
 
+def admin_login_redirect(request):
+    query = request.META.get("QUERY_STRING", "")
+    return redirect(f"/login/?{query}" if query else "/login/")
+
+
 @require_POST
 def logout_view(request):
     logout(request)

@@ -192,8 +192,8 @@ class TenantAdmin(OperatorAdmin):
             # meanwhile). The admin has no way back to the form from here, so report it.
             messages.error(request, f"{exc.message} {exc.fields or ''}")
 
-    def save_related(self, request, form, formsets, change):
-        return None
+    def get_inlines(self, request, obj):
+        return [] if obj is None else self.inlines
 
     def has_delete_permission(self, request, obj=None):
         return False  # deletion is offboarding, an action with a report

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# `make run`: local development stack. Starts PostgreSQL, Redis and the moto server (unless
+# DATABASE_URL / REDIS_URL / AWS_ENDPOINT_URL point elsewhere), migrates, bootstraps the AWS
+# resources, seeds a demo tenant, then runs web + Celery worker + beat until Ctrl-C.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$PROJECT_ROOT"
+install_cleanup_trap
+
+ensure_packages
+ensure_venv
+
+# Refuse to start on a port that is already taken (e.g. a web server left from another run).
+if _http_ok "http://127.0.0.1:$WEB_PORT/" || { command -v ss >/dev/null 2>&1 &&
+    ss -Hltn "sport = :$WEB_PORT" 2>/dev/null | grep -q .; }; then
+    die "port $WEB_PORT is already in use: stop that process or set WEB_PORT"
+fi
+
+start_postgres
+start_redis
+start_moto
+
+export WEB_PORT WEB_HOST
+export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
+export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-dev-only-insecure-key}"
+export EMAIL_BACKEND="${EMAIL_BACKEND:-django.core.mail.backends.filebased.EmailBackend}"
+
+PY="$VENV/bin/python"
+log "migrating (migrate_schemas)"
+"$PY" manage.py migrate_schemas --noinput
+log "bootstrapping AWS resources"
+"$PY" manage.py bootstrap_aws
+log "seeding demo data"
+"$PY" manage.py seed_demo
+
+log "starting web, worker and beat (logs in var/log/)"
+: >"$LOG_DIR/web.log"; : >"$LOG_DIR/worker.log"; : >"$LOG_DIR/beat.log"
+start_bg web "$LOG_DIR/web.log" \
+    "$PY" manage.py runserver "$WEB_HOST:$WEB_PORT" --noreload
+start_bg worker "$LOG_DIR/worker.log" \
+    "$VENV/bin/celery" -A portal worker -l info --concurrency 2
+start_bg beat "$LOG_DIR/beat.log" \
+    "$VENV/bin/celery" -A portal beat -l info \
+    --scheduler django_celery_beat.schedulers:DatabaseScheduler --pidfile=
+
+# Wait for the web server to answer /healthz (200 once PostgreSQL, Redis and AWS answer).
+web_pid="${APP_PIDS[0]}"
+case "$WEB_HOST" in
+    0.0.0.0 | :: | "[::]" | localhost | 127.0.0.1) health_url="http://127.0.0.1:$WEB_PORT/healthz" ;;
+    *) health_url="http://$WEB_HOST:$WEB_PORT/healthz" ;;
+esac
+tries=600
+until _http_ok "$health_url"; do
+    if ! _pid_alive "$web_pid"; then
+        tail -n 30 "$LOG_DIR/web.log" >&2 || true
+        die "the web server exited during startup, see var/log/web.log"
+    fi
+    if ((tries-- <= 0)); then
+        warn "$health_url did not answer 200 within 60 s (see var/log/web.log)"
+        break
+    fi
+    sleep 0.1
+done
+
+base="http://$PORTAL_BASE_DOMAIN:$WEB_PORT"
+cat <<BANNER
+
+${_C_B}================================================================================${_C_0}
+ ${_C_B}Event broker portal is running${_C_0}
+
+   Operator console   $base/
+   Django admin       $base/admin/
+   API docs           $base/api/docs/
+   Demo tenant        http://demo.$PORTAL_BASE_DOMAIN:$WEB_PORT/
+   Health             $base/healthz
+
+   PostgreSQL         ${DATABASE_URL}
+   Redis              ${REDIS_URL}
+   AWS (moto)         ${AWS_ENDPOINT_URL}  (dashboard: ${AWS_ENDPOINT_URL}/moto-api/)
+
+   Logs               $LOG_DIR/{web,worker,beat,moto,postgres,redis}.log
+   Outgoing e-mail    $EMAIL_FILE_PATH/
+   Offboard exports   $OFFBOARD_EXPORT_DIR/
+
+   Logins: printed by seed_demo above.        ${_C_B}Ctrl-C to stop.${_C_0}
+${_C_B}================================================================================${_C_0}
+
+BANNER
+
+# Run until one of the processes exits (or Ctrl-C, handled by the trap).
+while :; do
+    died="" status=0
+    wait -n -p died "${APP_PIDS[@]}" || status=$?
+    if [[ -n "$died" ]]; then
+        name="${APP_NAMES[$died]:-pid $died}"
+        printf '\n' >&2
+        tail -n 20 "$LOG_DIR/$name.log" >&2 2>/dev/null || true
+        die "$name (pid $died) exited with status $status, see var/log/$name.log; stopping everything"
+    fi
+    # wait returned without a pid: nothing left to wait for.
+    ((${#APP_PIDS[@]})) || break
+    for pid in "${APP_PIDS[@]}"; do
+        _pid_alive "$pid" && continue 2
+    done
+    die "all application processes exited"
+done
