@@ -18,9 +18,7 @@ class StrictSerializer(serializers.Serializer):
             writable = {name for name, f in self.fields.items() if not f.read_only}
             unknown = sorted(set(data) - writable)
             if unknown:
-                raise serializers.ValidationError(
-                    {name: ["Unknown field."] for name in unknown}
-                )
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
 
 

@@ -107,5 +107,7 @@ def lockout_response(request, credentials=None, *args, **kwargs):
     from portal.exceptions import error_body
 
     if request.path.startswith("/api/"):
-        return JsonResponse(error_body(LockedOut.default_code, str(LockedOut.default_detail)), status=429)
+        return JsonResponse(
+            error_body(LockedOut.default_code, str(LockedOut.default_detail)), status=429
+        )
     return render(request, "portal/locked_out.html", status=429)

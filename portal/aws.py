@@ -11,7 +11,9 @@ import boto3
 from botocore.config import Config
 from django.conf import settings
 
-_CONFIG = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+_CONFIG = Config(
+    retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=10
+)
 
 
 @functools.lru_cache(maxsize=16)
@@ -73,7 +75,10 @@ def queue_create(*, name: str, dead_letter_url: str | None = None, max_receive_c
     attributes = {"VisibilityTimeout": "60", "MessageRetentionPeriod": "345600"}
     if dead_letter_url:
         attributes["RedrivePolicy"] = json.dumps(
-            {"deadLetterTargetArn": queue_arn(dead_letter_url), "maxReceiveCount": str(max_receive_count)}
+            {
+                "deadLetterTargetArn": queue_arn(dead_letter_url),
+                "maxReceiveCount": str(max_receive_count),
+            }
         )
     return sqs().create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
 

@@ -10,5 +10,7 @@ def portal(request):
     return {
         "portal_tenant": None if is_public else tenant,
         "portal_is_public": is_public,
-        "portal_role": resolve_role(request) if user is not None and user.is_authenticated else None,
+        "portal_role": resolve_role(request)
+        if user is not None and user.is_authenticated
+        else None,
     }

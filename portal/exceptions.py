@@ -31,9 +31,7 @@ def _fields_from(detail) -> dict:
             if isinstance(value, dict):
                 out[key] = _fields_from(value)
             elif isinstance(value, list):
-                out[key] = [
-                    _fields_from(v) if isinstance(v, dict) else str(v) for v in value
-                ]
+                out[key] = [_fields_from(v) if isinstance(v, dict) else str(v) for v in value]
             else:
                 out[key] = [str(value)]
         return out
@@ -84,5 +82,3 @@ def api_exception_handler(exc, context):
         body = error_body(code, message)
     response.data = body
     return response
-
-

@@ -7,8 +7,12 @@ from tenants.models import TenantRole, Tier
 
 
 class LoginForm(forms.Form):
-    email = forms.EmailField(widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}))
-    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    email = forms.EmailField(
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
 
     def __init__(self, request, *args, **kwargs):
         self.request = request
@@ -67,5 +71,3 @@ class OnboardForm(forms.Form):
     slug = forms.CharField(max_length=50, help_text="Becomes <slug>.<portal domain>.")
     tier = forms.ModelChoiceField(queryset=Tier.objects.all(), to_field_name="name")
     admin_email = forms.EmailField()
-
-

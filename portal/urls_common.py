@@ -10,7 +10,11 @@ urlpatterns = [
     path("login/", views.login_view, name="login"),
     path("logout/", views.logout_view, name="logout"),
     path("api/v1/auth/token/", auth_views.TokenObtainView.as_view(), name="token_obtain"),
-    path("api/v1/auth/token/refresh/", auth_views.TokenRefreshHostView.as_view(), name="token_refresh"),
+    path(
+        "api/v1/auth/token/refresh/",
+        auth_views.TokenRefreshHostView.as_view(),
+        name="token_refresh",
+    ),
     path("api/schema/", HostSchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -15,8 +15,11 @@ router.register("tenants", api.TenantViewSet, basename="tenant")
 urlpatterns = [
     *common,
     path("", views.home, name="home"),
-    path("console/tenants/<uuid:tenant_id>/<slug:action>/", views.console_tenant_action,
-         name="console-tenant-action"),
+    path(
+        "console/tenants/<uuid:tenant_id>/<slug:action>/",
+        views.console_tenant_action,
+        name="console-tenant-action",
+    ),
     # One sign-in page for everyone (with django-axes and the role check): the admin's too.
     path("admin/login/", views.admin_login_redirect),
     path("admin/", admin.site.urls),

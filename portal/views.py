@@ -95,7 +95,10 @@ def console(request):
             except ApplicationError as exc:
                 apply_application_error(form, exc)
             else:
-                messages.success(request, f"Onboarding {tenant.slug}: an invitation goes to {tenant.admin_email}.")
+                messages.success(
+                    request,
+                    f"Onboarding {tenant.slug}: an invitation goes to {tenant.admin_email}.",
+                )
                 return redirect("/")
     status_filter = request.GET.get("status", "")
     tenants = selectors.tenant_list().order_by("created_at")
@@ -104,8 +107,13 @@ def console(request):
     return render(
         request,
         "portal/console.html",
-        {"tenants": tenants, "form": form, "can_write": can_write,
-         "statuses": TenantStatus.values, "status_filter": status_filter},
+        {
+            "tenants": tenants,
+            "form": form,
+            "can_write": can_write,
+            "statuses": TenantStatus.values,
+            "status_filter": status_filter,
+        },
     )
 
 
@@ -160,7 +168,9 @@ def member_invite(request):
     form = InviteForm(request.POST)
     if form.is_valid():
         try:
-            services.member_invite(tenant=request.tenant, invited_by=request.user, **form.cleaned_data)
+            services.member_invite(
+                tenant=request.tenant, invited_by=request.user, **form.cleaned_data
+            )
         except ApplicationError as exc:
             apply_application_error(form, exc)
         else:
@@ -175,7 +185,9 @@ def member_invite(request):
 @require_POST
 @role_required(roles.ADMIN)
 def member_change(request, membership_id):
-    membership = get_object_or_404(selectors.membership_list(tenant=request.tenant), pk=membership_id)
+    membership = get_object_or_404(
+        selectors.membership_list(tenant=request.tenant), pk=membership_id
+    )
     try:
         if request.POST.get("action") == "remove":
             services.membership_remove(membership=membership, actor=request.user)
@@ -187,7 +199,9 @@ def member_change(request, membership_id):
             services.membership_change_role(
                 membership=membership, role=form.cleaned_data["role"], actor=request.user
             )
-            messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
+            messages.success(
+                request, f"{membership.user.email} is now {form.cleaned_data['role']}."
+            )
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("/")
@@ -210,4 +224,6 @@ def invitation_accept(request, token):
             login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, f"Welcome to {request.tenant.name}.")
             return redirect("/")
-    return render(request, "portal/invitation_accept.html", {"form": form, "invitation": invitation})
+    return render(
+        request, "portal/invitation_accept.html", {"form": form, "invitation": invitation}
+    )

@@ -58,7 +58,9 @@ class TierAdmin(OperatorAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        quotas = {name: form.cleaned_data[name] for name in QUOTA_FIELDS if name in form.changed_data}
+        quotas = {
+            name: form.cleaned_data[name] for name in QUOTA_FIELDS if name in form.changed_data
+        }
         fresh = Tier.objects.get(pk=obj.pk)
         services.tier_update(tier=fresh, quotas=quotas, actor=request.user)
 
@@ -162,9 +164,22 @@ class TenantAdmin(OperatorAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["name", "slug", "tier", "admin_email"]
-        return ["name", "slug", "tier", "status", "admin_email", "schema_name", "quota_overrides",
-                "provisioning_error", "delivery_queues", "silo_queue_url", "version",
-                "synced_version", "offboarding_report", "created_at"]
+        return [
+            "name",
+            "slug",
+            "tier",
+            "status",
+            "admin_email",
+            "schema_name",
+            "quota_overrides",
+            "provisioning_error",
+            "delivery_queues",
+            "silo_queue_url",
+            "version",
+            "synced_version",
+            "offboarding_report",
+            "created_at",
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -211,7 +226,12 @@ class UserAdmin(OperatorAdmin, BaseUserAdmin):
         ("Access", {"fields": ["platform_role", "is_active", "is_staff", "is_superuser"]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
-    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2", "platform_role"]})]
+    add_fieldsets = [
+        (
+            None,
+            {"classes": ["wide"], "fields": ["email", "password1", "password2", "platform_role"]},
+        )
+    ]
     filter_horizontal = []
     form = UserChangeForm
     add_form = UserCreationForm
@@ -228,11 +248,27 @@ class MembershipAdmin(OperatorAdmin):
 
 @admin.register(Invitation)
 class InvitationAdmin(OperatorAdmin):
-    list_display = ["email", "tenant", "role", "created_at", "expires_at", "accepted_at", "revoked_at"]
+    list_display = [
+        "email",
+        "tenant",
+        "role",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    ]
     list_select_related = ["tenant"]
     exclude = ["token_hash"]
-    readonly_fields = ["tenant", "email", "role", "invited_by", "created_at", "expires_at",
-                       "accepted_at", "revoked_at"]
+    readonly_fields = [
+        "tenant",
+        "email",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    ]
 
     def has_add_permission(self, request):
         return False

@@ -16,14 +16,23 @@ from .models import QUOTA_FIELDS, Invitation, Tenant, TenantRole, TenantStatus, 
 class TierSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tier
-        fields = ["id", "name", "description", "deployment_model", "is_default_for_model",
-                  *QUOTA_FIELDS, "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "deployment_model",
+            "is_default_for_model",
+            *QUOTA_FIELDS,
+            "updated_at",
+        ]
         read_only_fields = fields
 
 
 class TierUpdateSerializer(StrictSerializer):
     def get_fields(self):
-        return {name: serializers.IntegerField(min_value=1, required=False) for name in QUOTA_FIELDS}
+        return {
+            name: serializers.IntegerField(min_value=1, required=False) for name in QUOTA_FIELDS
+        }
 
 
 class TierViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -54,11 +63,29 @@ class TenantSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Tenant
-        fields = ["id", "name", "slug", "status", "tier", "deployment_model", "admin_email",
-                  "schema_name", "domains", "provisioning_error", "delivery_queues",
-                  "silo_queue_url", "quota_overrides", "effective_quotas", "version",
-                  "synced_version", "in_sync", "member_count", "offboarding_report",
-                  "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "status",
+            "tier",
+            "deployment_model",
+            "admin_email",
+            "schema_name",
+            "domains",
+            "provisioning_error",
+            "delivery_queues",
+            "silo_queue_url",
+            "quota_overrides",
+            "effective_quotas",
+            "version",
+            "synced_version",
+            "in_sync",
+            "member_count",
+            "offboarding_report",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     def get_domains(self, obj) -> list[str]:
@@ -117,7 +144,9 @@ class InviteSerializer(StrictSerializer):
     role = serializers.ChoiceField(choices=TenantRole.choices)
 
 
-class TenantViewSet(SafeLookupMixin, viewsets.GenericViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+class TenantViewSet(
+    SafeLookupMixin, viewsets.GenericViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin
+):
     """Tenants. Create onboards; lifecycle actions are POSTs on the tenant."""
 
     permission_classes = [IsOperatorOrSupportReadOnly]
@@ -130,7 +159,9 @@ class TenantViewSet(SafeLookupMixin, viewsets.GenericViewSet, mixins.ListModelMi
         return selectors.tenant_list()
 
     def _respond(self, tenant, code=status.HTTP_200_OK):
-        return Response(TenantSerializer(selectors.tenant_get(tenant_id=tenant.pk)).data, status=code)
+        return Response(
+            TenantSerializer(selectors.tenant_get(tenant_id=tenant.pk)).data, status=code
+        )
 
     @extend_schema(request=OnboardSerializer, responses={202: TenantSerializer})
     def create(self, request):
@@ -172,7 +203,9 @@ class TenantViewSet(SafeLookupMixin, viewsets.GenericViewSet, mixins.ListModelMi
         return self._respond(tenant, status.HTTP_202_ACCEPTED)
 
     @extend_schema(methods=["GET"], responses=MemberSerializer(many=True))
-    @extend_schema(methods=["POST"], request=InviteSerializer, responses={201: InvitationSerializer})
+    @extend_schema(
+        methods=["POST"], request=InviteSerializer, responses={201: InvitationSerializer}
+    )
     @action(detail=True, methods=["get", "post"])
     def members(self, request, pk=None):
         tenant = self.get_object()
@@ -185,5 +218,3 @@ class TenantViewSet(SafeLookupMixin, viewsets.GenericViewSet, mixins.ListModelMi
             return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
         page = self.paginate_queryset(selectors.membership_list(tenant=tenant))
         return self.get_paginated_response(MemberSerializer(page, many=True).data)
-
-

@@ -139,6 +139,9 @@ class TenantEvent(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
 
+    def __str__(self):
+        return f"{self.action} ({self.from_status or '-'} → {self.to_status or '-'})"
+
 
 class UserManager(BaseUserManager):
     use_in_migrations = True
@@ -222,8 +225,13 @@ class Invitation(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
 
+    def __str__(self):
+        return f"{self.email} → {self.tenant_id} ({self.role})"
+
     @property
     def is_pending(self) -> bool:
         return (
-            self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+            self.accepted_at is None
+            and self.revoked_at is None
+            and self.expires_at > timezone.now()
         )

@@ -23,6 +23,7 @@ from .models import DeploymentModel, Tier
 
 SEED_STATUS = {"active": "running"}
 
+
 class SeedTenant(serializers.Serializer):
     tenantName = serializers.CharField()  # noqa: N815 (the seed's field names)
     status = serializers.CharField()
@@ -136,8 +137,12 @@ def _resource(logical, physical, rtype, rstatus, when, drift="NOT_CHECKED") -> d
 
 def tenant_resources(tenant) -> list[dict]:
     """What provisioning created for the tenant, as CloudFormation stack resources."""
-    done = {"provisioning": "CREATE_IN_PROGRESS", "failed": "CREATE_FAILED",
-            "offboarding": "DELETE_IN_PROGRESS", "deleted": "DELETE_COMPLETE"}
+    done = {
+        "provisioning": "CREATE_IN_PROGRESS",
+        "failed": "CREATE_FAILED",
+        "offboarding": "DELETE_IN_PROGRESS",
+        "deleted": "DELETE_COMPLETE",
+    }
     rstatus = done.get(tenant.status, "CREATE_COMPLETE")
     when = tenant.updated_at
     out = [
@@ -158,7 +163,9 @@ def tenant_resources(tenant) -> list[dict]:
             out.append(_resource("SiloDeliveryQueue", url, "AWS::SQS::Queue", rstatus, when))
         else:
             out.append(
-                _resource(f"SharedDeliveryQueue{i}", url, "Custom::SharedQueueAssignment", rstatus, when)
+                _resource(
+                    f"SharedDeliveryQueue{i}", url, "Custom::SharedQueueAssignment", rstatus, when
+                )
             )
     return out
 

@@ -18,10 +18,10 @@ def tenant_get(*, tenant_id) -> Tenant | None:
 
 
 def membership_list(*, tenant):
-    return Membership.objects.filter(tenant=tenant).select_related("user").order_by("created_at", "id")
+    return (
+        Membership.objects.filter(tenant=tenant).select_related("user").order_by("created_at", "id")
+    )
 
 
 def live_tenants():
     return tenant_list().filter(Q(status=TenantStatus.ACTIVE) | Q(status=TenantStatus.SUSPENDED))
-
-

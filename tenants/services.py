@@ -97,7 +97,8 @@ def _locked(tenant_id) -> Tenant:
 def validate_quota_overrides(overrides) -> dict[str, int]:
     if not isinstance(overrides, dict):
         raise ApplicationError(
-            "Quota overrides must be an object.", fields={"quota_overrides": ["Expected an object."]}
+            "Quota overrides must be an object.",
+            fields={"quota_overrides": ["Expected an object."]},
         )
     errors = {}
     for name, value in overrides.items():
@@ -263,7 +264,9 @@ def _provision_queues(tenant: Tenant) -> tuple[list[str], str]:
 @contextlib.contextmanager
 def _exclusive(name: str, key):
     """A PostgreSQL advisory lock: yields False when someone else holds it."""
-    lock_id = int.from_bytes(hashlib.sha256(f"{name}:{key}".encode()).digest()[:8], "big", signed=True)
+    lock_id = int.from_bytes(
+        hashlib.sha256(f"{name}:{key}".encode()).digest()[:8], "big", signed=True
+    )
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_id])
         acquired = cursor.fetchone()[0]
@@ -438,7 +441,9 @@ def _export_tenant_data(tenant: Tenant) -> str:
     if schema_exists(tenant.schema_name):
         with schema_context(tenant.schema_name):
             for model in apps.get_app_config("broker").get_models():
-                objects.extend(json.loads(django_serializers.serialize("json", model.objects.all())))
+                objects.extend(
+                    json.loads(django_serializers.serialize("json", model.objects.all()))
+                )
     data["objects"] = objects
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str))
@@ -453,7 +458,9 @@ def _tombstone_tenant_items(tenant: Tenant) -> int:
     for item in sorted(items, key=lambda i: i["SK"] == "TENANT"):
         if item.get("deleted"):
             continue
-        version = max(int(item.get("version", 0)) + 1, tenant.version if item["SK"] == "TENANT" else 0)
+        version = max(
+            int(item.get("version", 0)) + 1, tenant.version if item["SK"] == "TENANT" else 0
+        )
         if dynamo.put_versioned(contract.tombstone(pk=item["PK"], sk=item["SK"], version=version)):
             count += 1
     return count
@@ -564,7 +571,8 @@ def member_invite(*, tenant: Tenant, email: str, role: str, invited_by=None):
         raise ApplicationError("Invalid invitation.", fields=errors)
     if Membership.objects.filter(tenant=tenant, user__email=email).exists():
         raise ApplicationError(
-            "This person is already a member.", code="already_member",
+            "This person is already a member.",
+            code="already_member",
             fields={"email": ["Already a member of this tenant."]},
         )
     Invitation.objects.filter(
@@ -574,8 +582,12 @@ def member_invite(*, tenant: Tenant, email: str, role: str, invited_by=None):
         tenant=tenant, email=email, role=role, invited_by=invited_by
     )
     _audit_in_tenant(
-        tenant, actor=invited_by, action="member.invite", object_type="invitation",
-        object_id=invitation.pk, after={"email": email, "role": role},
+        tenant,
+        actor=invited_by,
+        action="member.invite",
+        object_type="invitation",
+        object_id=invitation.pk,
+        after={"email": email, "role": role},
     )
     return invitation
 
@@ -584,19 +596,24 @@ def invitation_get(*, tenant: Tenant, token: str) -> Invitation:
     invitation = Invitation.objects.filter(tenant=tenant, token_hash=_token_hash(token)).first()
     if invitation is None or not invitation.is_pending:
         raise ApplicationError(
-            "This invitation is invalid, used or expired.", code="invalid_invitation",
+            "This invitation is invalid, used or expired.",
+            code="invalid_invitation",
             status_code=404,
         )
     return invitation
 
 
 @transaction.atomic
-def invitation_accept(*, tenant: Tenant, token: str, password: str, full_name: str = "") -> Membership:
+def invitation_accept(
+    *, tenant: Tenant, token: str, password: str, full_name: str = ""
+) -> Membership:
     """Accepts an invitation. A new user sets a password; an existing user proves theirs."""
     invitation = invitation_get(tenant=tenant, token=token)
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if not invitation.is_pending:
-        raise ApplicationError("This invitation is invalid, used or expired.", code="invalid_invitation")
+        raise ApplicationError(
+            "This invitation is invalid, used or expired.", code="invalid_invitation"
+        )
     user = User.objects.filter(email=invitation.email).first()
     if user is None:
         try:
@@ -615,8 +632,12 @@ def invitation_accept(*, tenant: Tenant, token: str, password: str, full_name: s
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
     _audit_in_tenant(
-        tenant, actor=user, action="member.join", object_type="membership",
-        object_id=membership.pk, after={"email": user.email, "role": membership.role},
+        tenant,
+        actor=user,
+        action="member.join",
+        object_type="membership",
+        object_id=membership.pk,
+        after={"email": user.email, "role": membership.role},
     )
     return membership
 
@@ -629,7 +650,8 @@ def _guard_last_admin(membership: Membership, *, new_role: str | None) -> None:
     )
     if len(admins.values_list("pk", flat=True)) <= 1:
         raise ApplicationError(
-            "A tenant must keep at least one admin.", code="last_admin",
+            "A tenant must keep at least one admin.",
+            code="last_admin",
         )
 
 
@@ -637,30 +659,44 @@ def _guard_last_admin(membership: Membership, *, new_role: str | None) -> None:
 def membership_change_role(*, membership: Membership, role: str, actor=None) -> Membership:
     if role not in TenantRole.values:
         raise ApplicationError(
-            "Unknown role.", fields={"role": [f"Unknown role. Roles: {', '.join(TenantRole.values)}."]}
+            "Unknown role.",
+            fields={"role": [f"Unknown role. Roles: {', '.join(TenantRole.values)}."]},
         )
-    membership = Membership.objects.select_for_update().select_related("tenant", "user").get(
-        pk=membership.pk
+    membership = (
+        Membership.objects.select_for_update()
+        .select_related("tenant", "user")
+        .get(pk=membership.pk)
     )
     _guard_last_admin(membership, new_role=role)
     before = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
     _audit_in_tenant(
-        membership.tenant, actor=actor, action="member.change_role", object_type="membership",
-        object_id=membership.pk, before={"role": before}, after={"role": role},
+        membership.tenant,
+        actor=actor,
+        action="member.change_role",
+        object_type="membership",
+        object_id=membership.pk,
+        before={"role": before},
+        after={"role": role},
     )
     return membership
 
 
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor=None) -> None:
-    membership = Membership.objects.select_for_update().select_related("tenant", "user").get(
-        pk=membership.pk
+    membership = (
+        Membership.objects.select_for_update()
+        .select_related("tenant", "user")
+        .get(pk=membership.pk)
     )
     _guard_last_admin(membership, new_role=None)
     _audit_in_tenant(
-        membership.tenant, actor=actor, action="member.remove", object_type="membership",
-        object_id=membership.pk, before={"email": membership.user.email, "role": membership.role},
+        membership.tenant,
+        actor=actor,
+        action="member.remove",
+        object_type="membership",
+        object_id=membership.pk,
+        before={"email": membership.user.email, "role": membership.role},
     )
     membership.delete()

@@ -59,17 +59,21 @@ def make_user(email, *, platform_role="", password=PASSWORD, **extra):
     from tenants.models import User
 
     return User.objects.create_user(
-        email, password, platform_role=platform_role, is_staff=platform_role == "operator",
-        is_superuser=platform_role == "operator", **extra
+        email,
+        password,
+        platform_role=platform_role,
+        is_staff=platform_role == "operator",
+        is_superuser=platform_role == "operator",
+        **extra,
     )
 
 
 def onboard(slug, tier="standard", admin_email=None):
     """Onboards and provisions a tenant through the services (tasks run eagerly)."""
+    from django.test import TestCase
+
     from tenants import services
     from tenants.models import Tenant
-
-    from django.test import TestCase
 
     with TestCase.captureOnCommitCallbacks(execute=True):
         tenant = services.tenant_onboard(
@@ -121,7 +125,9 @@ class HostClient(APIClient):
         if token:
             self.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
 
-    def generic(self, method, path, data="", content_type="application/octet-stream", secure=False, **extra):
+    def generic(
+        self, method, path, data="", content_type="application/octet-stream", secure=False, **extra
+    ):
         extra.setdefault("HTTP_HOST", self.host)
         return super().generic(method, path, data, content_type, secure=secure, **extra)
 

@@ -36,7 +36,9 @@ def test_a_task_enqueued_in_tenant_a_runs_in_a_schema_and_not_in_b():
     a, b = onboard("celery-a"), onboard("celery-b")
     app.conf.task_always_eager = False
     try:
-        with start_worker(app, pool="solo", perform_ping_check=False, queues=[QUEUE], shutdown_timeout=10):
+        with start_worker(
+            app, pool="solo", perform_ping_check=False, queues=[QUEUE], shutdown_timeout=10
+        ):
             connection.set_tenant(a)
             record_schema_probe.apply_async(args=["from-a"], queue=QUEUE)
             connection.set_tenant(b)

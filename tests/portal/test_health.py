@@ -27,7 +27,9 @@ def test_the_api_schema_and_offline_swagger_ui_are_served(client):
     assert schema.status_code == 200 and b"/api/v1/tenants/" in schema.content
     docs = client.get("/api/docs/", HTTP_HOST="localhost")
     assert docs.status_code == 200
-    assert b"cdn" not in docs.content.lower() and b"/static/drf_spectacular_sidecar/" in docs.content
+    assert (
+        b"cdn" not in docs.content.lower() and b"/static/drf_spectacular_sidecar/" in docs.content
+    )
 
 
 def test_each_host_documents_its_own_api(world, client):

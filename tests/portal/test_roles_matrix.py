@@ -24,7 +24,12 @@ def public_endpoints(w):
         ("POST", f"/api/v1/tenants/{a}/offboard/", None, {"operator"}),
         ("POST", f"/api/v1/tenants/{a}/retry-provisioning/", None, {"operator"}),
         ("GET", f"/api/v1/tenants/{a}/members/", None, {"operator", "support"}),
-        ("POST", f"/api/v1/tenants/{a}/members/", {"email": "z@a.test", "role": "viewer"}, {"operator"}),
+        (
+            "POST",
+            f"/api/v1/tenants/{a}/members/",
+            {"email": "z@a.test", "role": "viewer"},
+            {"operator"},
+        ),
         ("GET", "/tenants", None, {"operator", "support"}),
         ("POST", "/onboarding", {"tenantName": "matrix_y", "deploymentType": "pool"}, {"operator"}),
         ("POST", "/delete", {"tenantName": w.a.name, "tenantId": str(a)}, {"operator"}),
@@ -45,7 +50,12 @@ def tenant_endpoints(w, viewer_membership_id):
 
 
 def call(client, method, path, body):
-    return client.generic(method, path, "" if body is None else __import__("json").dumps(body), content_type="application/json")
+    return client.generic(
+        method,
+        path,
+        "" if body is None else __import__("json").dumps(body),
+        content_type="application/json",
+    )
 
 
 @pytest.mark.parametrize("role", ["operator", "support", None])
@@ -78,7 +88,9 @@ def test_tenant_endpoints_answer_only_the_roles_allowed(world, role):
 @pytest.mark.parametrize("who", ["admin_a", "outsider"])
 def test_people_without_a_platform_role_get_no_token_on_the_public_host(world, who):
     response = HostClient(host_of()).post(
-        "/api/v1/auth/token/", {"email": getattr(world, who).email, "password": "Correct-Horse-2026!"}, format="json"
+        "/api/v1/auth/token/",
+        {"email": getattr(world, who).email, "password": "Correct-Horse-2026!"},
+        format="json",
     )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "no_access"
@@ -87,6 +99,8 @@ def test_people_without_a_platform_role_get_no_token_on_the_public_host(world, w
 @pytest.mark.parametrize("who", ["operator", "admin_b", "outsider"])
 def test_non_members_get_no_token_on_a_tenant_host(world, who):
     response = HostClient(host_of(world.a)).post(
-        "/api/v1/auth/token/", {"email": getattr(world, who).email, "password": "Correct-Horse-2026!"}, format="json"
+        "/api/v1/auth/token/",
+        {"email": getattr(world, who).email, "password": "Correct-Horse-2026!"},
+        format="json",
     )
     assert response.status_code == 401

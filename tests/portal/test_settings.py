@@ -9,8 +9,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_manage(*args, **env):
     base = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env},
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -22,7 +26,10 @@ def test_production_refuses_to_start_without_a_secret_key():
 
 def test_production_settings_pass_the_deploy_checklist():
     result = run_manage(
-        "check", "--deploy", "--fail-level", "WARNING",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
         DJANGO_SECRET_KEY="x" * 20 + "-a-long-random-production-secret-" + "y" * 20,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -14,28 +14,50 @@ def test_a_token_for_tenant_a_is_rejected_on_tenant_b_host(world):
 
 
 def test_a_tenant_token_is_rejected_on_the_public_host_and_an_operator_token_on_tenant_hosts(world):
-    assert HostClient(host_of(), token_for(world.admin_a, world.a)).get("/api/v1/tenants/").status_code == 401
-    assert HostClient(host_of(world.a), token_for(world.operator)).get("/api/v1/me/").status_code == 401
+    assert (
+        HostClient(host_of(), token_for(world.admin_a, world.a)).get("/api/v1/tenants/").status_code
+        == 401
+    )
+    assert (
+        HostClient(host_of(world.a), token_for(world.operator)).get("/api/v1/me/").status_code
+        == 401
+    )
 
 
 def test_a_refresh_token_only_refreshes_on_its_own_host(world):
-    pair = HostClient(host_of(world.a)).post(
-        "/api/v1/auth/token/", {"email": world.admin_a.email, "password": PASSWORD}, format="json"
-    ).json()
-    other = HostClient(host_of(world.b)).post("/api/v1/auth/token/refresh/", {"refresh": pair["refresh"]}, format="json")
+    pair = (
+        HostClient(host_of(world.a))
+        .post(
+            "/api/v1/auth/token/",
+            {"email": world.admin_a.email, "password": PASSWORD},
+            format="json",
+        )
+        .json()
+    )
+    other = HostClient(host_of(world.b)).post(
+        "/api/v1/auth/token/refresh/", {"refresh": pair["refresh"]}, format="json"
+    )
     assert other.status_code == 401
-    same = HostClient(host_of(world.a)).post("/api/v1/auth/token/refresh/", {"refresh": pair["refresh"]}, format="json")
+    same = HostClient(host_of(world.a)).post(
+        "/api/v1/auth/token/refresh/", {"refresh": pair["refresh"]}, format="json"
+    )
     assert same.status_code == 200
     assert HostClient(host_of(world.a), same.json()["access"]).get("/api/v1/me/").status_code == 200
 
 
 def test_a_spoofed_tenant_header_or_body_field_never_selects_a_tenant(world):
     client = HostClient(host_of(world.a), token_for(world.admin_a, world.a))
-    me = client.get("/api/v1/me/", HTTP_X_TENANT_ID=str(world.b.pk), HTTP_X_TENANT=world.b.slug).json()
+    me = client.get(
+        "/api/v1/me/", HTTP_X_TENANT_ID=str(world.b.pk), HTTP_X_TENANT=world.b.slug
+    ).json()
     assert me["tenant"]["id"] == str(world.a.pk)
     members = client.get("/api/v1/members/", HTTP_X_TENANT_ID=str(world.b.pk)).json()["results"]
     assert "admin@b.test" not in {m["email"] for m in members}
-    response = client.post("/api/v1/members/", {"email": "x@y.test", "role": "viewer", "tenant": str(world.b.pk)}, format="json")
+    response = client.post(
+        "/api/v1/members/",
+        {"email": "x@y.test", "role": "viewer", "tenant": str(world.b.pk)},
+        format="json",
+    )
     assert response.status_code == 400 and "tenant" in response.json()["error"]["fields"]
 
 
@@ -43,7 +65,12 @@ def test_another_tenants_member_id_is_404_and_nothing_changes(world):
     a_viewer = Membership.objects.get(user=world.viewer_a, tenant=world.a)
     client = HostClient(host_of(world.b), token_for(world.admin_b, world.b))
     assert client.get(f"/api/v1/members/{a_viewer.pk}/").status_code == 404
-    assert client.patch(f"/api/v1/members/{a_viewer.pk}/", {"role": "admin"}, format="json").status_code == 404
+    assert (
+        client.patch(
+            f"/api/v1/members/{a_viewer.pk}/", {"role": "admin"}, format="json"
+        ).status_code
+        == 404
+    )
     assert client.delete(f"/api/v1/members/{a_viewer.pk}/").status_code == 404
     a_viewer.refresh_from_db()
     assert a_viewer.role == "viewer"
@@ -76,10 +103,18 @@ def test_an_unknown_host_is_a_404_page_not_a_500(client):
 def test_repeated_failed_logins_lock_the_account_out(world, settings):
     client = HostClient(host_of(world.a))
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
-        bad = client.post("/api/v1/auth/token/", {"email": world.admin_a.email, "password": "wrong"}, format="json")
+        bad = client.post(
+            "/api/v1/auth/token/",
+            {"email": world.admin_a.email, "password": "wrong"},
+            format="json",
+        )
         assert bad.status_code == 401
-    last = client.post("/api/v1/auth/token/", {"email": world.admin_a.email, "password": "wrong"}, format="json")
+    last = client.post(
+        "/api/v1/auth/token/", {"email": world.admin_a.email, "password": "wrong"}, format="json"
+    )
     assert last.status_code == 429
-    locked = client.post("/api/v1/auth/token/", {"email": world.admin_a.email, "password": PASSWORD}, format="json")
+    locked = client.post(
+        "/api/v1/auth/token/", {"email": world.admin_a.email, "password": PASSWORD}, format="json"
+    )
     assert locked.status_code == 429
     assert locked.json()["error"]["code"] == "locked_out"

@@ -6,7 +6,7 @@ from broker.sync import contract, dynamo
 from portal import aws
 from portal.exceptions import ApplicationError
 from tenants import services
-from tenants.models import Tenant, TenantEvent, TenantStatus
+from tenants.models import Tenant, TenantStatus
 from tests.conftest import onboard
 
 pytestmark = pytest.mark.django_db
@@ -14,9 +14,15 @@ pytestmark = pytest.mark.django_db
 S = TenantStatus
 ALL = list(S.values)
 LEGAL = {
-    (S.PROVISIONING, S.ACTIVE), (S.PROVISIONING, S.FAILED), (S.FAILED, S.PROVISIONING),
-    (S.FAILED, S.OFFBOARDING), (S.ACTIVE, S.SUSPENDED), (S.ACTIVE, S.OFFBOARDING),
-    (S.SUSPENDED, S.ACTIVE), (S.SUSPENDED, S.OFFBOARDING), (S.OFFBOARDING, S.DELETED),
+    (S.PROVISIONING, S.ACTIVE),
+    (S.PROVISIONING, S.FAILED),
+    (S.FAILED, S.PROVISIONING),
+    (S.FAILED, S.OFFBOARDING),
+    (S.ACTIVE, S.SUSPENDED),
+    (S.ACTIVE, S.OFFBOARDING),
+    (S.SUSPENDED, S.ACTIVE),
+    (S.SUSPENDED, S.OFFBOARDING),
+    (S.OFFBOARDING, S.DELETED),
 }
 
 
@@ -35,9 +41,13 @@ def test_the_transition_table_allows_exactly_the_documented_moves(src, dst):
         assert exc.value.code == "invalid_transition"
 
 
-def test_onboarding_a_pool_tenant_creates_schema_shard_item_and_invitation(mailoutbox, django_capture_on_commit_callbacks):
+def test_onboarding_a_pool_tenant_creates_schema_shard_item_and_invitation(
+    mailoutbox, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
-        tenant = services.tenant_onboard(name="Acme", slug="acme", tier="basic", admin_email="Boss@Acme.test")
+        tenant = services.tenant_onboard(
+            name="Acme", slug="acme", tier="basic", admin_email="Boss@Acme.test"
+        )
     tenant.refresh_from_db()
     assert tenant.status == S.ACTIVE
     assert schema_exists(tenant.schema_name)
@@ -54,9 +64,13 @@ def test_onboarding_a_pool_tenant_creates_schema_shard_item_and_invitation(mailo
     assert list(tenant.events.values_list("action", flat=True)) == ["onboard", "provisioned"]
 
 
-def test_onboarding_a_silo_tenant_creates_one_queue_redriving_to_the_central_dlq(django_capture_on_commit_callbacks):
+def test_onboarding_a_silo_tenant_creates_one_queue_redriving_to_the_central_dlq(
+    django_capture_on_commit_callbacks,
+):
     with django_capture_on_commit_callbacks(execute=True):
-        tenant = services.tenant_onboard(name="Big", slug="big", tier="dedicated", admin_email="a@big.test")
+        tenant = services.tenant_onboard(
+            name="Big", slug="big", tier="dedicated", admin_email="a@big.test"
+        )
     tenant.refresh_from_db()
     assert tenant.status == S.ACTIVE
     assert tenant.delivery_queues == [tenant.silo_queue_url]
@@ -64,7 +78,9 @@ def test_onboarding_a_silo_tenant_creates_one_queue_redriving_to_the_central_dlq
     assert aws.central_dlq_name() in attrs["Attributes"]["RedrivePolicy"]
 
 
-def test_a_failure_at_the_aws_call_marks_failed_and_a_retry_ends_active_with_one_queue(monkeypatch, django_capture_on_commit_callbacks):
+def test_a_failure_at_the_aws_call_marks_failed_and_a_retry_ends_active_with_one_queue(
+    monkeypatch, django_capture_on_commit_callbacks
+):
     real_put = dynamo.put_versioned
     calls = {"n": 0}
 
@@ -78,7 +94,9 @@ def test_a_failure_at_the_aws_call_marks_failed_and_a_retry_ends_active_with_one
 
     monkeypatch.setattr(dynamo, "put_versioned", flaky_put)
     with django_capture_on_commit_callbacks(execute=True):
-        tenant = services.tenant_onboard(name="Flaky", slug="flaky", tier="dedicated", admin_email="a@flaky.test")
+        tenant = services.tenant_onboard(
+            name="Flaky", slug="flaky", tier="dedicated", admin_email="a@flaky.test"
+        )
     tenant.refresh_from_db()
     assert tenant.status == S.FAILED
     assert "table gone" in tenant.provisioning_error
@@ -92,11 +110,16 @@ def test_a_failure_at_the_aws_call_marks_failed_and_a_retry_ends_active_with_one
     assert urls == [tenant.silo_queue_url]
     assert tenant_item(tenant)["status"] == "active"
     assert list(tenant.events.values_list("action", flat=True)) == [
-        "onboard", "provisioning_failed", "retry_provisioning", "provisioned"
+        "onboard",
+        "provisioning_failed",
+        "retry_provisioning",
+        "provisioned",
     ]
 
 
-def test_suspend_and_resume_change_the_dynamodb_item_with_a_higher_version(django_capture_on_commit_callbacks):
+def test_suspend_and_resume_change_the_dynamodb_item_with_a_higher_version(
+    django_capture_on_commit_callbacks,
+):
     tenant = onboard("pausable")
     v0 = tenant_item(tenant)["version"]
     with django_capture_on_commit_callbacks(execute=True):
@@ -119,13 +142,15 @@ def test_an_older_write_never_overwrites_a_newer_tenant_item():
     assert tenant_item(tenant)["status"] == "active"
 
 
-def test_offboarding_removes_queues_items_schema_and_keeps_a_report(tmp_path, settings, django_capture_on_commit_callbacks):
+def test_offboarding_removes_queues_items_schema_and_keeps_a_report(
+    tmp_path, settings, django_capture_on_commit_callbacks
+):
     settings.OFFBOARD_EXPORT_DIR = str(tmp_path)
     tenant = onboard("leaving", tier="dedicated")
     with connection.cursor():
         pass
-    from tests.conftest import make_user
     from tenants.models import Membership
+    from tests.conftest import make_user
 
     Membership.objects.create(user=make_user("m@leaving.test"), tenant=tenant, role="admin")
     with django_capture_on_commit_callbacks(execute=True):
@@ -133,7 +158,10 @@ def test_offboarding_removes_queues_items_schema_and_keeps_a_report(tmp_path, se
     tenant.refresh_from_db()
     assert tenant.status == S.DELETED
     assert not schema_exists(tenant.schema_name)
-    assert aws.sqs().list_queues(QueueNamePrefix=aws.silo_queue_name(tenant.pk)).get("QueueUrls", []) == []
+    assert (
+        aws.sqs().list_queues(QueueNamePrefix=aws.silo_queue_name(tenant.pk)).get("QueueUrls", [])
+        == []
+    )
     item = tenant_item(tenant)
     assert item["deleted"] is True and "ttl" in item
     report = tenant.offboarding_report
@@ -147,7 +175,9 @@ def test_offboarding_removes_queues_items_schema_and_keeps_a_report(tmp_path, se
     assert not tenant.domains.exists()
 
 
-def test_a_late_write_cannot_resurrect_an_offboarded_tenant(settings, tmp_path, django_capture_on_commit_callbacks):
+def test_a_late_write_cannot_resurrect_an_offboarded_tenant(
+    settings, tmp_path, django_capture_on_commit_callbacks
+):
     settings.OFFBOARD_EXPORT_DIR = str(tmp_path)
     tenant = onboard("ghost")
     before = contract.tenant_item(Tenant.objects.select_related("tier").get(pk=tenant.pk))
@@ -158,7 +188,9 @@ def test_a_late_write_cannot_resurrect_an_offboarded_tenant(settings, tmp_path, 
     assert services.tenant_sync_item(tenant_id=tenant.pk) is False
 
 
-def test_tier_quota_change_reaches_every_live_tenant_on_the_tier(django_capture_on_commit_callbacks):
+def test_tier_quota_change_reaches_every_live_tenant_on_the_tier(
+    django_capture_on_commit_callbacks,
+):
     from tenants.models import Tier
 
     t1, t2 = onboard("premium-one", tier="premium"), onboard("premium-two", tier="premium")

@@ -12,10 +12,14 @@ def invitation_token(mail) -> str:
     return mail.body.split("/invitations/")[1].split("/")[0]
 
 
-def test_a_tenant_admin_invites_a_member_who_accepts_and_signs_in(world, mailoutbox, django_capture_on_commit_callbacks):
+def test_a_tenant_admin_invites_a_member_who_accepts_and_signs_in(
+    world, mailoutbox, django_capture_on_commit_callbacks
+):
     admin = HostClient(host_of(world.a), token_for(world.admin_a, world.a))
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin.post("/api/v1/members/", {"email": "New.Person@A.test", "role": "developer"}, format="json")
+        response = admin.post(
+            "/api/v1/members/", {"email": "New.Person@A.test", "role": "developer"}, format="json"
+        )
     assert response.status_code == 201
     assert mailoutbox[-1].to == ["new.person@a.test"]
     token = invitation_token(mailoutbox[-1])
@@ -32,25 +36,33 @@ def test_a_tenant_admin_invites_a_member_who_accepts_and_signs_in(world, mailout
     assert HostClient(host_of(world.a)).get(f"/invitations/{token}/").status_code == 404  # used
 
     me = HostClient(host_of(world.a)).post(
-        "/api/v1/auth/token/", {"email": "new.person@a.test", "password": "Another-Horse-77"}, format="json"
+        "/api/v1/auth/token/",
+        {"email": "new.person@a.test", "password": "Another-Horse-77"},
+        format="json",
     )
     assert me.status_code == 200
 
 
-def test_an_invitation_link_does_not_work_on_another_tenants_host(world, mailoutbox, django_capture_on_commit_callbacks):
+def test_an_invitation_link_does_not_work_on_another_tenants_host(
+    world, mailoutbox, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         services.member_invite(tenant=world.a, email="x@a.test", role="viewer")
     token = invitation_token(mailoutbox[-1])
     assert HostClient(host_of(world.b)).get(f"/invitations/{token}/").status_code == 404
 
 
-def test_an_existing_user_joins_another_tenant_with_their_own_password(world, mailoutbox, django_capture_on_commit_callbacks):
+def test_an_existing_user_joins_another_tenant_with_their_own_password(
+    world, mailoutbox, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         services.member_invite(tenant=world.b, email=world.viewer_a.email, role="viewer")
     token = invitation_token(mailoutbox[-1])
     with pytest.raises(ApplicationError):
         services.invitation_accept(tenant=world.b, token=token, password="not-their-password")
-    membership = services.invitation_accept(tenant=world.b, token=token, password="Correct-Horse-2026!")
+    membership = services.invitation_accept(
+        tenant=world.b, token=token, password="Correct-Horse-2026!"
+    )
     assert membership.user == world.viewer_a and membership.tenant == world.b
 
 
@@ -81,10 +93,17 @@ def test_role_changes_and_removals_are_audited_in_the_tenant_schema(world):
 
     viewer = Membership.objects.get(user=world.viewer_a, tenant=world.a)
     admin = HostClient(host_of(world.a), token_for(world.admin_a, world.a))
-    assert admin.patch(f"/api/v1/members/{viewer.pk}/", {"role": "developer"}, format="json").json()["role"] == "developer"
+    assert (
+        admin.patch(f"/api/v1/members/{viewer.pk}/", {"role": "developer"}, format="json").json()[
+            "role"
+        ]
+        == "developer"
+    )
     assert admin.delete(f"/api/v1/members/{viewer.pk}/").status_code == 204
     with schema_context(world.a.schema_name):
-        actions = list(AuditEvent.objects.filter(object_id=str(viewer.pk)).values_list("action", "actor_email"))
+        actions = list(
+            AuditEvent.objects.filter(object_id=str(viewer.pk)).values_list("action", "actor_email")
+        )
     assert ("member.change_role", "admin@a.test") in actions
     assert ("member.remove", "admin@a.test") in actions
     with schema_context(world.b.schema_name):

@@ -6,16 +6,27 @@ pytestmark = pytest.mark.django_db
 
 
 def counts():
-    return (Tenant.objects.count(), Domain.objects.count(), TenantEvent.objects.count(),
-            Invitation.objects.count())
+    return (
+        Tenant.objects.count(),
+        Domain.objects.count(),
+        TenantEvent.objects.count(),
+        Invitation.objects.count(),
+    )
 
 
-def test_an_operator_onboards_a_tenant_through_the_api(world, api, mailoutbox, django_capture_on_commit_callbacks):
+def test_an_operator_onboards_a_tenant_through_the_api(
+    world, api, mailoutbox, django_capture_on_commit_callbacks
+):
     client = api(world.operator)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             "/api/v1/tenants/",
-            {"name": "Globex", "slug": "globex", "tier": "premium", "admin_email": "hank@globex.test"},
+            {
+                "name": "Globex",
+                "slug": "globex",
+                "tier": "premium",
+                "admin_email": "hank@globex.test",
+            },
             format="json",
         )
     assert response.status_code == 202, response.json()
@@ -41,14 +52,32 @@ def test_an_operator_onboards_a_tenant_through_the_api(world, api, mailoutbox, d
         ({"name": "X", "slug": "tenant-a", "tier": "basic", "admin_email": "a@x.test"}, "slug"),
         ({"name": "X", "slug": "fine", "tier": "gold", "admin_email": "a@x.test"}, "tier"),
         ({"name": "X", "slug": "fine", "tier": "basic", "admin_email": "nope"}, "admin_email"),
-        ({"name": "X", "slug": "fine", "tier": "basic", "admin_email": "a@x.test",
-          "quota_overrides": {"max_unicorns": 1}}, "quota_overrides"),
-        ({"name": "X", "slug": "fine", "tier": "basic", "admin_email": "a@x.test",
-          "tenant_id": "spoof"}, "tenant_id"),
+        (
+            {
+                "name": "X",
+                "slug": "fine",
+                "tier": "basic",
+                "admin_email": "a@x.test",
+                "quota_overrides": {"max_unicorns": 1},
+            },
+            "quota_overrides",
+        ),
+        (
+            {
+                "name": "X",
+                "slug": "fine",
+                "tier": "basic",
+                "admin_email": "a@x.test",
+                "tenant_id": "spoof",
+            },
+            "tenant_id",
+        ),
         ({"slug": "fine", "tier": "basic", "admin_email": "a@x.test"}, "name"),
     ],
 )
-def test_bad_onboarding_input_is_a_400_naming_the_field_and_creates_nothing(world, api, body, field):
+def test_bad_onboarding_input_is_a_400_naming_the_field_and_creates_nothing(
+    world, api, body, field
+):
     client = api(world.operator)
     before = counts()
     response = client.post("/api/v1/tenants/", body, format="json")
@@ -62,7 +91,9 @@ def test_bad_onboarding_input_is_a_400_naming_the_field_and_creates_nothing(worl
 def test_malformed_json_is_a_400_with_the_error_shape(world, api):
     client = api(world.operator)
     before = counts()
-    response = client.generic("POST", "/api/v1/tenants/", '{"name": ', content_type="application/json")
+    response = client.generic(
+        "POST", "/api/v1/tenants/", '{"name": ', content_type="application/json"
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "parse_error"
     assert counts() == before
@@ -70,13 +101,18 @@ def test_malformed_json_is_a_400_with_the_error_shape(world, api):
 
 def test_the_tenant_list_filters_by_status_and_tier(world, api):
     client = api(world.support)
-    slugs = {t["slug"] for t in client.get("/api/v1/tenants/?status=active&tier=standard").json()["results"]}
+    slugs = {
+        t["slug"]
+        for t in client.get("/api/v1/tenants/?status=active&tier=standard").json()["results"]
+    }
     assert {"tenant-a", "tenant-b"} <= slugs
     assert client.get("/api/v1/tenants/?status=suspended&slug=tenant-a").json()["count"] == 0
     assert client.get("/api/v1/tenants/?tier=dedicated&slug=tenant-").json()["count"] == 0
 
 
-def test_lifecycle_actions_through_the_api_and_illegal_ones_are_400(world, api, django_capture_on_commit_callbacks):
+def test_lifecycle_actions_through_the_api_and_illegal_ones_are_400(
+    world, api, django_capture_on_commit_callbacks
+):
     from tests.conftest import onboard
 
     tenant = onboard("api-cycle")
@@ -95,16 +131,25 @@ def test_lifecycle_actions_through_the_api_and_illegal_ones_are_400(world, api, 
     assert client.get(f"{url}/").json()["status"] == "deleted"
 
 
-def test_quota_overrides_and_tier_updates_through_the_api(world, api, django_capture_on_commit_callbacks):
+def test_quota_overrides_and_tier_updates_through_the_api(
+    world, api, django_capture_on_commit_callbacks
+):
     from tests.conftest import onboard
 
     tenant = onboard("api-quota")
     client = api(world.operator)
-    response = client.patch(f"/api/v1/tenants/{tenant.pk}/", {"quota_overrides": {"max_consumers": 9}}, format="json")
+    response = client.patch(
+        f"/api/v1/tenants/{tenant.pk}/", {"quota_overrides": {"max_consumers": 9}}, format="json"
+    )
     assert response.status_code == 200
     assert response.json()["effective_quotas"]["max_consumers"] == 9
-    response = client.patch(f"/api/v1/tenants/{tenant.pk}/", {"quota_overrides": {"nope": 9}}, format="json")
-    assert response.status_code == 400 and "nope" in response.json()["error"]["fields"]["quota_overrides"]
+    response = client.patch(
+        f"/api/v1/tenants/{tenant.pk}/", {"quota_overrides": {"nope": 9}}, format="json"
+    )
+    assert (
+        response.status_code == 400
+        and "nope" in response.json()["error"]["fields"]["quota_overrides"]
+    )
     response = client.patch("/api/v1/tiers/basic/", {"max_producers": 6}, format="json")
     assert response.status_code == 200 and response.json()["max_producers"] == 6
     response = client.patch("/api/v1/tiers/basic/", {"max_producers": 0}, format="json")
@@ -117,7 +162,11 @@ def test_operators_see_and_invite_members_of_a_tenant(world, api):
     client = api(world.operator)
     members = client.get(f"/api/v1/tenants/{world.a.pk}/members/").json()["results"]
     assert {m["email"] for m in members} == {"admin@a.test", "dev@a.test", "viewer@a.test"}
-    response = client.post(f"/api/v1/tenants/{world.a.pk}/members/", {"email": "new@a.test", "role": "viewer"}, format="json")
+    response = client.post(
+        f"/api/v1/tenants/{world.a.pk}/members/",
+        {"email": "new@a.test", "role": "viewer"},
+        format="json",
+    )
     assert response.status_code == 201 and response.json()["email"] == "new@a.test"
 
 
