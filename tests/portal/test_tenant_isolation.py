@@ -118,3 +118,33 @@ def test_repeated_failed_logins_lock_the_account_out(world, settings):
     )
     assert locked.status_code == 429
     assert locked.json()["error"]["code"] == "locked_out"
+
+
+def test_a_tenant_api_is_throttled_at_its_requests_per_minute_quota(
+    world, django_capture_on_commit_callbacks
+):
+    from tenants import services
+    from tests.conftest import make_user, onboard
+
+    tenant = onboard("throttled")
+    services.tenant_update_quotas(tenant=tenant, overrides={"api_requests_per_minute": 3})
+    user = make_user("dev@throttled.test")
+    Membership.objects.create(user=user, tenant=tenant, role="developer")
+    client = HostClient(host_of(tenant), token_for(user, tenant))
+    try:
+        assert [client.get("/api/v1/me/").status_code for _ in range(3)] == [200, 200, 200]
+        limited = client.get("/api/v1/me/")
+        assert limited.status_code == 429 and limited.json()["error"]["code"] == "throttled"
+        # Other tenants keep their own budget.
+        assert (
+            HostClient(host_of(world.a), token_for(world.admin_a, world.a))
+            .get("/api/v1/me/")
+            .status_code
+            == 200
+        )
+    finally:
+        from django.core.cache import cache
+        from django_tenants.utils import schema_context
+
+        with schema_context(tenant.schema_name):  # cache keys carry the tenant schema
+            cache.delete(f"throttle:tenant-api:{tenant.pk}")
