@@ -38,6 +38,7 @@ PORTAL_PORT = env("PORTAL_PORT", default=env("WEB_PORT", default=""))
 SHARED_APPS = [
     "django_tenants",  # first: its migrate command replaces Django's
     "tenants",
+    "broker.sync",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -203,6 +204,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several fields are called `kind`: name each choice set.
+    "ENUM_NAME_OVERRIDES": {
+        "EndpointKindEnum": "broker.models.Kind",
+        "SyncJobKindEnum": "broker.sync.models.SyncJobKind",
+        "ConsumerAuthEnum": "broker.models.ConsumerAuth",
+    },
 }
 
 # --- Celery ---
@@ -218,6 +225,24 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Periodic jobs (django-celery-beat installs them in its tables on start). The relay also runs
+# after every commit; this run catches what a crash between commit and enqueue would lose.
+CELERY_BEAT_SCHEDULE = {
+    "relay-outbox": {
+        "task": "broker.sync.tasks.relay_tick",
+        "schedule": env.float("RELAY_INTERVAL_SECONDS", default=10.0),
+        "kwargs": {"jitter_seconds": env.float("RELAY_JITTER_SECONDS", default=3.0)},
+    },
+    "reconcile-all": {
+        "task": "broker.sync.tasks.reconcile_tick",
+        "schedule": env.float("RECONCILE_INTERVAL_SECONDS", default=3600.0),
+        "kwargs": {"jitter_seconds": 300},
+    },
+    "expire-api-keys": {
+        "task": "broker.sync.tasks.expire_api_keys",
+        "schedule": 60.0,
+    },
+}
 
 # --- AWS (moto server in development, the default credential chain in production) ---
 AWS_ENDPOINT_URL = env("AWS_ENDPOINT_URL", default=None) or None
@@ -230,6 +255,24 @@ SHARED_DELIVERY_QUEUES = env.int("SHARED_DELIVERY_QUEUES", default=8)
 SHUFFLE_SHARD_SIZE = env.int("SHUFFLE_SHARD_SIZE", default=2)
 # Tombstones stay in DynamoDB this long before DynamoDB's TTL removes them.
 TOMBSTONE_TTL = timedelta(days=env.int("TOMBSTONE_TTL_DAYS", default=30))
+
+# A relay write that failed is retried after an exponential backoff capped at this.
+SYNC_RELAY_MAX_BACKOFF_SECONDS = env.float("SYNC_RELAY_MAX_BACKOFF_SECONDS", default=300.0)
+
+# Broker configuration.
+# How long a POST's Idempotency-Key is remembered (portal/idempotency.py).
+IDEMPOTENCY_TTL_SECONDS = env.int("IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
+# Secrets at rest (broker/secrets.py): KMS envelope encryption when a key id is set, else
+# Fernet with these keys (comma-separated, first one encrypts) or a key derived from SECRET_KEY.
+SECRETS_KMS_KEY_ID = env("SECRETS_KMS_KEY_ID", default="")
+SECRETS_FERNET_KEYS = env.list("SECRETS_FERNET_KEYS", default=[])
+# A rotated producer API key (and a consumer signing secret) stays valid this long.
+API_KEY_ROTATION_GRACE_SECONDS = env.int("API_KEY_ROTATION_GRACE_SECONDS", default=24 * 3600)
+SIGNING_SECRET_ROTATION_GRACE_SECONDS = env.int(
+    "SIGNING_SECRET_ROTATION_GRACE_SECONDS", default=24 * 3600
+)
+# Consumer URLs must be https; these hosts may use plain http (development receivers only).
+CONSUMER_HTTP_ALLOWED_HOSTS = frozenset(env.list("CONSUMER_HTTP_ALLOWED_HOSTS", default=[]))
 OFFBOARD_EXPORT_DIR = env("OFFBOARD_EXPORT_DIR", default=str(BASE_DIR / "var" / "exports"))
 
 LOGGING = {

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
+from broker.sync import api as sync_api
 from portal import views
 from portal.urls_common import urlpatterns as common
 from tenants import api, seed_api
@@ -23,6 +24,9 @@ urlpatterns = [
     # One sign-in page for everyone (with django-axes and the role check): the admin's too.
     path("admin/login/", views.admin_login_redirect),
     path("admin/", admin.site.urls),
+    path("api/v1/sync/", sync_api.PlatformSyncView.as_view(), name="sync"),
+    path("api/v1/sync/resync/", sync_api.ResyncView.as_view(), name="sync-resync"),
+    path("api/v1/sync/jobs/<uuid:job_id>/", sync_api.SyncJobView.as_view(), name="sync-job"),
     path("api/v1/", include(router.urls)),
     path("tenants", seed_api.SeedTenantsView.as_view(), name="seed-tenants"),
     path("onboarding", seed_api.SeedOnboardingView.as_view(), name="seed-onboarding"),

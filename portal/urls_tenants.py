@@ -3,12 +3,19 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
+from broker import api as broker_api
+from broker.sync import api as sync_api
 from portal import views
 from portal.urls_common import urlpatterns as common
 from tenants import api_members
 
 router = SimpleRouter()
 router.register("members", api_members.MemberViewSet, basename="member")
+router.register("producers", broker_api.ProducerViewSet, basename="producer")
+router.register("consumers", broker_api.ConsumerViewSet, basename="consumer")
+router.register("subscriptions", broker_api.SubscriptionViewSet, basename="subscription")
+router.register("event-types", broker_api.EventTypeViewSet, basename="event-type")
+router.register("audit-events", broker_api.AuditEventViewSet, basename="audit-event")
 
 urlpatterns = [
     *common,
@@ -17,5 +24,6 @@ urlpatterns = [
     path("members/<int:membership_id>/", views.member_change, name="member-change"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
     path("api/v1/me/", api_members.MeView.as_view(), name="me"),
+    path("api/v1/sync-status/", sync_api.TenantSyncStatusView.as_view(), name="sync-status"),
     path("api/v1/", include(router.urls)),
 ]

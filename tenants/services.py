@@ -452,9 +452,22 @@ def _export_tenant_data(tenant: Tenant) -> str:
 
 
 def _tombstone_tenant_items(tenant: Tenant) -> int:
-    """Tombstones every live item of the tenant's partition, the TENANT item last."""
+    """Tombstones every live item of the tenant (its partition and its APIKEY items), the
+    TENANT item last, holding the tenant's writer lock so no relay writes meanwhile."""
+    from broker.sync import locks
+    from broker.sync.models import OutboxEntry
+
+    with locks.exclusive(tenant.pk):
+        # Nothing of this tenant is to be mirrored any more (the relay skips it from now on).
+        OutboxEntry.objects.filter(tenant=tenant).delete()
+        return _tombstone_items(tenant)
+
+
+def _tombstone_items(tenant: Tenant) -> int:
     count = 0
     items = dynamo.query_partition(contract.tenant_pk(tenant.pk))
+    key_items = dynamo.query_index("apikeys-by-tenant", "apikey_tenant_id", str(tenant.pk))
+    items.extend(dynamo.batch_get(key_items))
     for item in sorted(items, key=lambda i: i["SK"] == "TENANT"):
         if item.get("deleted"):
             continue

@@ -18,6 +18,7 @@ from moto import mock_aws  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 PASSWORD = "Correct-Horse-2026!"
+_MOCK = {}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,10 +29,11 @@ def aws_moto():
     saved = settings.AWS_ENDPOINT_URL
     settings.AWS_ENDPOINT_URL = None
     aws.reset_clients()
-    with mock_aws():
+    with mock_aws() as mock:
         from tenants.management.commands.bootstrap_aws import bootstrap_aws
 
         bootstrap_aws()
+        _MOCK["aws"] = mock
         yield
     settings.AWS_ENDPOINT_URL = saved
     aws.reset_clients()
@@ -148,3 +150,60 @@ def api(db):
         return HostClient(host_of(tenant), token_for(user, tenant) if user else None)
 
     return make
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A moto server of our own, for tests where other processes (workers) use AWS too."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)  # noqa: S310
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("the moto server did not start") from None
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def live_aws(moto_server):
+    """Switches this process from in-process moto to the moto server (state of each kept)."""
+    from portal import aws
+    from tenants.management.commands.bootstrap_aws import bootstrap_aws
+
+    mock = _MOCK["aws"]
+    mock.stop(remove_data=False)
+    settings.AWS_ENDPOINT_URL = moto_server
+    aws.reset_clients()
+    try:
+        bootstrap_aws()
+        yield moto_server
+    finally:
+        settings.AWS_ENDPOINT_URL = None
+        aws.reset_clients()
+        mock.start(reset=False)

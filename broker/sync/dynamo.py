@@ -1,5 +1,7 @@
 """Versioned, conditional writes to the config table."""
 
+import time
+
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from django.conf import settings
 
@@ -60,4 +62,74 @@ def query_partition(pk: str) -> list[dict]:
         items.extend(deserialize(i) for i in page["Items"])
         if "LastEvaluatedKey" not in page:
             return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+BATCH_WRITE_LIMIT = 25  # BatchWriteItem takes at most 25 requests
+BATCH_GET_LIMIT = 100
+
+
+def batch_write(items: list[dict], *, max_rounds: int = 8) -> int:
+    """Unconditional writes, 25 per call, re-sending what DynamoDB left unprocessed.
+
+    No version condition: only for callers that hold the tenant's exclusive writer lock and
+    compared versions themselves (resync and reconcile)."""
+    client = aws.dynamodb()
+    table = settings.DYNAMODB_CONFIG_TABLE
+    written = 0
+    for start in range(0, len(items), BATCH_WRITE_LIMIT):
+        requests = [
+            {"PutRequest": {"Item": serialize(i)}} for i in items[start : start + BATCH_WRITE_LIMIT]
+        ]
+        for attempt in range(max_rounds):
+            out = client.batch_write_item(RequestItems={table: requests})
+            left = out.get("UnprocessedItems", {}).get(table, [])
+            written += len(requests) - len(left)
+            if not left:
+                break
+            requests = left
+            time.sleep(min(1.0, 0.05 * 2**attempt))
+        else:
+            raise RuntimeError(f"DynamoDB left {len(requests)} items unprocessed")
+    return written
+
+
+def batch_get(keys: list[tuple[str, str]], *, projection: str | None = None) -> list[dict]:
+    client = aws.dynamodb()
+    table = settings.DYNAMODB_CONFIG_TABLE
+    found = []
+    for start in range(0, len(keys), BATCH_GET_LIMIT):
+        request = {
+            "Keys": [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in keys[start : start + 100]],
+            "ConsistentRead": True,
+        }
+        if projection:
+            request["ProjectionExpression"] = projection
+        pending = {table: request}
+        for attempt in range(8):
+            out = client.batch_get_item(RequestItems=pending)
+            found.extend(deserialize(i) for i in out["Responses"].get(table, []))
+            pending = out.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            time.sleep(min(1.0, 0.05 * 2**attempt))
+    return found
+
+
+def query_index(index: str, key_name: str, value: str) -> list[tuple[str, str]]:
+    """Keys of the items of a sparse index (KEYS_ONLY projection)."""
+    client = aws.dynamodb()
+    keys, kwargs = [], {}
+    while True:
+        page = client.query(
+            TableName=settings.DYNAMODB_CONFIG_TABLE,
+            IndexName=index,
+            KeyConditionExpression="#k = :v",
+            ExpressionAttributeNames={"#k": key_name},
+            ExpressionAttributeValues={":v": {"S": value}},
+            **kwargs,
+        )
+        keys.extend((i["PK"]["S"], i["SK"]["S"]) for i in page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return keys
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

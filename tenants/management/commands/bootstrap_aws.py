@@ -9,6 +9,15 @@ from django.core.management.base import BaseCommand
 
 from portal import aws
 
+# Sparse index over APIKEY items only (they live outside the tenant's partition): lets the
+# reconciler and offboarding find every key item of a tenant without a scan.
+APIKEY_INDEX_KEY = "apikey_tenant_id"
+APIKEY_INDEX = {
+    "IndexName": "apikeys-by-tenant",
+    "KeySchema": [{"AttributeName": APIKEY_INDEX_KEY, "KeyType": "HASH"}],
+    "Projection": {"ProjectionType": "KEYS_ONLY"},
+}
+
 
 def bootstrap_aws(*, stdout=None) -> dict:
     ddb = aws.dynamodb()
@@ -22,15 +31,25 @@ def bootstrap_aws(*, stdout=None) -> dict:
             AttributeDefinitions=[
                 {"AttributeName": "PK", "AttributeType": "S"},
                 {"AttributeName": "SK", "AttributeType": "S"},
+                {"AttributeName": APIKEY_INDEX_KEY, "AttributeType": "S"},
             ],
             KeySchema=[
                 {"AttributeName": "PK", "KeyType": "HASH"},
                 {"AttributeName": "SK", "KeyType": "RANGE"},
             ],
+            GlobalSecondaryIndexes=[APIKEY_INDEX],
             BillingMode="PAY_PER_REQUEST",
         )
         ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1})
         created.append(f"dynamodb:{table}")
+    indexes = ddb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+    if not any(i["IndexName"] == APIKEY_INDEX["IndexName"] for i in indexes):
+        ddb.update_table(
+            TableName=table,
+            AttributeDefinitions=[{"AttributeName": APIKEY_INDEX_KEY, "AttributeType": "S"}],
+            GlobalSecondaryIndexUpdates=[{"Create": APIKEY_INDEX}],
+        )
+        created.append(f"dynamodb:{table}/{APIKEY_INDEX['IndexName']}")
     ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
         ddb.update_time_to_live(

@@ -1,0 +1,244 @@
+"""Event type names and patterns, and EventBridge-style payload filters.
+
+Event types are lowercase dotted names (`order.created`). A pattern is a name, `prefix.*`
+(any type below `prefix`, at any depth) or `*` (every type).
+
+A filter is a JSON object shaped like the events it matches (the semantics of Amazon
+EventBridge content filtering): nested objects descend into the event; a leaf is a non-empty
+array of matchers, any of which may match (OR), and every field of the filter must match
+(AND). If the event's value is an array, one matching element is enough. Matchers:
+exact values (string, number, boolean, null), `{"prefix": s}`, `{"suffix": s}`,
+`{"equals-ignore-case": s}`, `{"anything-but": value | [values] | {"prefix"|"suffix": s}}`,
+`{"numeric": [op, n]}` or `[op, n, op, n]` with op in `= < <= > >=`, `{"exists": bool}`.
+`{}` matches every event.
+"""
+
+import re
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$")
+MAX_NAME = 200
+MAX_DEPTH = 10
+MAX_MATCHERS = 256
+NUMERIC_OPS = ("=", "<", "<=", ">", ">=")
+MISSING = object()
+
+
+class PatternError(ValueError):
+    def __init__(self, message: str, path=None):
+        super().__init__(message)
+        self.path = list(path or [])
+
+
+# --- event types -------------------------------------------------------------------------
+
+
+def validate_event_type_name(name: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise PatternError("An event type name is required.")
+    if len(name) > MAX_NAME:
+        raise PatternError(f"At most {MAX_NAME} characters.")
+    if not NAME_RE.match(name):
+        raise PatternError(
+            "Lowercase dotted segments of letters, digits, '_' and '-' (order.created)."
+        )
+
+
+def validate_event_type_pattern(pattern: str) -> None:
+    if pattern == "*":
+        return
+    if isinstance(pattern, str) and pattern.endswith(".*"):
+        try:
+            validate_event_type_name(pattern[:-2])
+        except PatternError as exc:
+            raise PatternError(f"{exc} A '*' may only end a pattern (order.*).") from None
+        return
+    if isinstance(pattern, str) and "*" in pattern:
+        raise PatternError("A '*' may only be a whole last segment (order.*) or alone.")
+    validate_event_type_name(pattern)
+
+
+def event_type_matches(pattern: str, event_type: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.endswith(".*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
+# --- filters: validation ------------------------------------------------------------------
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_scalar(value) -> bool:
+    return value is None or isinstance(value, (str, bool, int, float))
+
+
+def validate_filter(pattern) -> None:
+    if not isinstance(pattern, dict):
+        raise PatternError("A filter is a JSON object.")
+    count = [0]
+    _validate_object(pattern, [], count)
+
+
+def _validate_object(node: dict, path: list, count: list) -> None:
+    if len(path) >= MAX_DEPTH:
+        raise PatternError(f"Filters nest at most {MAX_DEPTH} levels.", path)
+    for key, value in node.items():
+        here = [*path, key]
+        if isinstance(value, dict):
+            if not value:
+                raise PatternError("An empty object matches nothing; remove it.", here)
+            _validate_object(value, here, count)
+        elif isinstance(value, list):
+            if not value:
+                raise PatternError("A list of matchers may not be empty.", here)
+            for matcher in value:
+                count[0] += 1
+                if count[0] > MAX_MATCHERS:
+                    raise PatternError(f"At most {MAX_MATCHERS} matchers in a filter.", here)
+                _validate_matcher(matcher, here)
+        else:
+            raise PatternError(
+                'A leaf is a list of matchers, e.g. ["EUR"] or [{"prefix": "a"}].', here
+            )
+
+
+def _validate_matcher(matcher, path: list) -> None:
+    if _is_scalar(matcher):
+        return
+    if not isinstance(matcher, dict) or len(matcher) != 1:
+        raise PatternError("A matcher is a value or an object with one operator.", path)
+    ((op, arg),) = matcher.items()
+    if op in ("prefix", "suffix", "equals-ignore-case"):
+        if not isinstance(arg, str):
+            raise PatternError(f"'{op}' takes a string.", path)
+    elif op == "exists":
+        if not isinstance(arg, bool):
+            raise PatternError("'exists' takes true or false.", path)
+    elif op == "anything-but":
+        if isinstance(arg, dict):
+            if (
+                len(arg) != 1
+                or next(iter(arg)) not in ("prefix", "suffix")
+                or not isinstance(next(iter(arg.values())), str)
+            ):
+                raise PatternError(
+                    "'anything-but' takes a value, a list of values, or {\"prefix\": s}.", path
+                )
+        elif isinstance(arg, list):
+            if not arg or not all(_is_scalar(v) for v in arg):
+                raise PatternError("'anything-but' takes a non-empty list of values.", path)
+        elif not _is_scalar(arg):
+            raise PatternError("'anything-but' takes a value or a list of values.", path)
+    elif op == "numeric":
+        if not isinstance(arg, list) or len(arg) not in (2, 4):
+            raise PatternError("'numeric' takes [op, n] or [op, n, op, n].", path)
+        for i in range(0, len(arg), 2):
+            if arg[i] not in NUMERIC_OPS or not _is_number(arg[i + 1]):
+                raise PatternError(
+                    f"'numeric': operators are {' '.join(NUMERIC_OPS)}, each followed by a number.",
+                    path,
+                )
+    else:
+        raise PatternError(f"Unknown operator {op!r}.", path)
+
+
+# --- filters: matching --------------------------------------------------------------------
+
+
+def _compare(op: str, value, bound) -> bool:
+    return {
+        "=": value == bound,
+        "<": value < bound,
+        "<=": value <= bound,
+        ">": value > bound,
+        ">=": value >= bound,
+    }[op]
+
+
+def _matches_value(matcher, value) -> bool:
+    if not isinstance(matcher, dict):
+        if matcher is None or isinstance(matcher, bool) or value is None or isinstance(value, bool):
+            return matcher is value or (matcher == value and type(matcher) is type(value))
+        if _is_number(matcher):
+            return _is_number(value) and matcher == value
+        return matcher == value
+    ((op, arg),) = matcher.items()
+    if op == "prefix":
+        return isinstance(value, str) and value.startswith(arg)
+    if op == "suffix":
+        return isinstance(value, str) and value.endswith(arg)
+    if op == "equals-ignore-case":
+        return isinstance(value, str) and value.lower() == arg.lower()
+    if op == "numeric":
+        if not _is_number(value):
+            return False
+        return all(_compare(arg[i], value, arg[i + 1]) for i in range(0, len(arg), 2))
+    if op == "anything-but":
+        if isinstance(arg, dict):
+            ((kind, text),) = arg.items()
+            if not isinstance(value, str):
+                return True
+            return not (value.startswith(text) if kind == "prefix" else value.endswith(text))
+        excluded = arg if isinstance(arg, list) else [arg]
+        return not any(_matches_value(v, value) for v in excluded)
+    return False
+
+
+def _match_leaf(matchers: list, value) -> bool:
+    for matcher in matchers:
+        if isinstance(matcher, dict) and "exists" in matcher:
+            if matcher["exists"] == (value is not MISSING):
+                return True
+            continue
+        if value is MISSING:
+            continue
+        values = value if isinstance(value, list) else [value]
+        if any(_matches_value(matcher, v) for v in values):
+            return True
+    return False
+
+
+def _walk(pattern: dict, event, path: list, reasons: list) -> bool:
+    ok = True
+    for key, sub in pattern.items():
+        here = [*path, key]
+        value = event.get(key, MISSING) if isinstance(event, dict) else MISSING
+        if isinstance(sub, dict):
+            if isinstance(value, dict):
+                matched = _walk(sub, value, here, reasons)
+            else:
+                matched = False
+                reasons.append(
+                    {
+                        "path": ".".join(map(str, here)),
+                        "matched": False,
+                        "detail": "missing" if value is MISSING else "not an object",
+                    }
+                )
+        else:
+            matched = _match_leaf(sub, value)
+            shown = "missing" if value is MISSING else repr(value)
+            verb = "matches" if matched else "does not match"
+            reasons.append(
+                {
+                    "path": ".".join(map(str, here)),
+                    "matched": matched,
+                    "detail": f"{shown} {verb} any of {sub!r}",
+                }
+            )
+        ok = ok and matched
+    return ok
+
+
+def filter_matches(pattern: dict, event: dict) -> bool:
+    return _walk(pattern or {}, event, [], [])
+
+
+def explain(pattern: dict, event: dict) -> dict:
+    reasons: list = []
+    matched = _walk(pattern or {}, event, [], reasons)
+    return {"matches": matched, "reasons": reasons}

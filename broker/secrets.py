@@ -1,0 +1,114 @@
+"""Encryption at rest for consumer credentials and signing secrets.
+
+With `SECRETS_KMS_KEY_ID` set: envelope encryption. Each secret gets a fresh AES-256 data key
+from KMS GenerateDataKey with the encryption context {"tenant_id": …}; the secret is sealed
+with AES-GCM (the tenant id as associated data) and the token keeps the KMS-encrypted data key,
+the nonce and the ciphertext: `kms1:<base64 JSON>`. Decrypting needs KMS Decrypt with the same
+tenant id, so a token copied to another tenant's row is useless.
+
+Without a KMS key (development, or a deployment that chooses it): Fernet, keyed from
+`SECRETS_FERNET_KEYS` (comma-separated; the first encrypts, all decrypt, for rotation) or, if
+unset, derived from SECRET_KEY with HKDF: `fernet1:<tenant id>:<token>`.
+
+The token itself is what DynamoDB items carry as a secret reference: it is useless without
+KMS (or the Fernet key) and the right tenant id.
+"""
+
+import base64
+import json
+import os
+import secrets as pysecrets
+
+from cryptography.exceptions import InvalidTag
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+
+from portal import aws
+
+MASK = "********"
+
+
+class SecretError(Exception):
+    """A token could not be decrypted (wrong tenant, tampered, unknown key)."""
+
+
+def _fernet() -> MultiFernet:
+    keys = [k.strip() for k in settings.SECRETS_FERNET_KEYS if k.strip()]
+    if not keys:
+        derived = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"broker-secrets-fernet-v1"
+        ).derive(settings.SECRET_KEY.encode())
+        keys = [base64.urlsafe_b64encode(derived).decode()]
+    return MultiFernet([Fernet(k) for k in keys])
+
+
+def encrypt(*, tenant_id: str, plaintext: str) -> str:
+    tenant_id = str(tenant_id)
+    if settings.SECRETS_KMS_KEY_ID:
+        data_key = aws.client("kms").generate_data_key(
+            KeyId=settings.SECRETS_KMS_KEY_ID,
+            KeySpec="AES_256",
+            EncryptionContext={"tenant_id": tenant_id},
+        )
+        nonce = os.urandom(12)
+        sealed = AESGCM(data_key["Plaintext"]).encrypt(
+            nonce, plaintext.encode(), tenant_id.encode()
+        )
+        body = {
+            "k": base64.b64encode(data_key["CiphertextBlob"]).decode(),
+            "n": base64.b64encode(nonce).decode(),
+            "c": base64.b64encode(sealed).decode(),
+        }
+        return "kms1:" + base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
+    # Fernet has no associated data: the tenant id goes inside, checked on the way out.
+    token = _fernet().encrypt(json.dumps({"t": tenant_id, "v": plaintext}).encode())
+    return "fernet1:" + token.decode()
+
+
+def decrypt(*, tenant_id: str, token: str) -> str:
+    tenant_id = str(tenant_id)
+    try:
+        if token.startswith("kms1:"):
+            body = json.loads(base64.urlsafe_b64decode(token[5:]))
+            key = aws.client("kms").decrypt(
+                CiphertextBlob=base64.b64decode(body["k"]),
+                EncryptionContext={"tenant_id": tenant_id},
+            )["Plaintext"]
+            return (
+                AESGCM(key)
+                .decrypt(
+                    base64.b64decode(body["n"]), base64.b64decode(body["c"]), tenant_id.encode()
+                )
+                .decode()
+            )
+        if token.startswith("fernet1:"):
+            body = json.loads(_fernet().decrypt(token[8:].encode()))
+            if body.get("t") != tenant_id:
+                raise SecretError("This secret belongs to another tenant.")
+            return body["v"]
+    except SecretError:
+        raise
+    except (InvalidToken, InvalidTag, ValueError, KeyError, TypeError) as exc:
+        raise SecretError(f"Cannot decrypt: {type(exc).__name__}") from None
+    except Exception as exc:  # KMS refused (wrong context, unknown key)
+        if type(exc).__name__ in ("InvalidCiphertextException", "ClientError"):
+            raise SecretError(f"Cannot decrypt: {type(exc).__name__}") from None
+        raise
+    raise SecretError("Unknown secret token format.")
+
+
+def reference(token: str) -> str:
+    """What a DynamoDB item carries for a secret: the encrypted token (see the module doc)."""
+    return token
+
+
+def mask(value) -> str:
+    return MASK if value else ""
+
+
+def generate_signing_secret() -> str:
+    """A Standard Webhooks / Svix style secret: `whsec_` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(pysecrets.token_bytes(32)).decode()

@@ -1,0 +1,125 @@
+"""What every configuration service does: lock, check limits, audit, outbox."""
+
+import hashlib
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from broker.audit import audit_record
+from broker.sync import contract
+from broker.sync.models import OutboxEntry
+from portal.exceptions import ApplicationError
+
+
+def current_tenant():
+    """The tenant whose schema is active (services always run inside one)."""
+    from tenants.models import Tenant
+
+    tenant = getattr(connection, "tenant", None)
+    if isinstance(tenant, Tenant) and tenant.tier_id:
+        return tenant
+    schema = connection.schema_name
+    found = Tenant.objects.select_related("tier").filter(schema_name=schema).first()
+    if found is None or found.tier_id is None:
+        raise RuntimeError(f"broker services need a tenant schema, not {schema!r}")
+    return found
+
+
+def quotas() -> dict[str, int]:
+    """The tenant's quotas as they are now (the request's tenant object may be older)."""
+    from tenants.models import Tenant
+
+    return Tenant.objects.select_related("tier").get(pk=current_tenant().pk).effective_quotas()
+
+
+def lock(name: str) -> None:
+    """A transaction-scoped advisory lock per tenant: serialises count-then-insert limit checks."""
+    key = f"{name}:{connection.schema_name}".encode()
+    lock_id = int.from_bytes(hashlib.sha256(key).digest()[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+
+
+def check_limit(*, model, quota: str, label: str) -> None:
+    limit = quotas()[quota]
+    if model.objects.count() >= limit:
+        raise ApplicationError(
+            f"Your plan allows at most {limit} {label} ({quota}).",
+            code="limit_exceeded",
+            fields={"non_field_errors": [f"Limit of {limit} {label} reached ({quota})."]},
+        )
+
+
+def check_at_most(*, field: str, value, quota: str, errors: dict) -> None:
+    if value is None:
+        return
+    limit = quotas()[quota]
+    if value > limit:
+        errors.setdefault(field, []).append(f"At most {limit} on your plan ({quota}).")
+
+
+def raise_if(errors: dict, message: str = "Invalid input.") -> None:
+    if errors:
+        raise ApplicationError(message, fields=errors)
+
+
+def snapshot(obj, fields) -> dict:
+    out = {}
+    for name in fields:
+        value = getattr(obj, name)
+        if hasattr(value, "isoformat"):
+            value = value.isoformat()
+        elif hasattr(value, "hex") and not isinstance(value, (str, bytes)):
+            value = str(value)
+        out[name] = value
+    return out
+
+
+def record_change(
+    *,
+    actor,
+    action: str,
+    object_type: str,
+    obj,
+    before: dict | None,
+    after: dict | None,
+    deleted: bool = False,
+    stale_keys=(),
+    audit: bool = True,
+) -> OutboxEntry:
+    """Audit row (in the tenant schema) and outbox row (shared), in the caller's transaction."""
+    assert transaction.get_connection().in_atomic_block, "call inside the change's transaction"
+    if audit:
+        audit_record(
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=obj.pk,
+            before=before,
+            after=after,
+        )
+    entry = OutboxEntry.objects.create(
+        tenant_id=current_tenant().pk,
+        object_type=object_type,
+        object_id=str(obj.pk),
+        version=obj.version,
+        deleted=deleted,
+        stale_keys=[list(k) for k in stale_keys],
+    )
+    transaction.on_commit(_kick_relay)
+    return entry
+
+
+def keys_of(object_type: str, obj) -> list[tuple[str, str]]:
+    return contract.item_keys(object_type, obj, tenant_id=current_tenant().pk)
+
+
+def bump(obj) -> None:
+    obj.version += 1
+    obj.updated_at = timezone.now()
+
+
+def _kick_relay() -> None:
+    from broker.sync import tasks
+
+    tasks.kick_relay()

@@ -1,0 +1,322 @@
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from broker import arn, patterns
+from broker.models import ApiKey, Kind, Producer
+from broker.sync.contract import APIKEY, PRODUCER
+from portal.exceptions import ApplicationError
+
+from ._common import (
+    bump,
+    check_at_most,
+    check_limit,
+    keys_of,
+    lock,
+    raise_if,
+    record_change,
+    snapshot,
+)
+
+FIELDS = (
+    "name",
+    "kind",
+    "enabled",
+    "allowed_event_types",
+    "ingest_rate_per_second",
+    "ingest_burst",
+    "source_queue_arn",
+    "description",
+)
+KEY_PREFIX = "ebk_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _validate(producer: Producer, errors: dict) -> None:
+    if not producer.name.strip():
+        errors.setdefault("name", []).append("This field is required.")
+    elif Producer.objects.filter(name=producer.name).exclude(pk=producer.pk).exists():
+        errors.setdefault("name", []).append("A producer with this name already exists.")
+    if producer.kind not in Kind.values:
+        errors.setdefault("kind", []).append(f"One of: {', '.join(Kind.values)}.")
+    types = producer.allowed_event_types
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        errors.setdefault("allowed_event_types", []).append("A list of event type patterns.")
+    else:
+        for value in types:
+            try:
+                patterns.validate_event_type_pattern(value)
+            except patterns.PatternError as exc:
+                errors.setdefault("allowed_event_types", []).append(f"{value!r}: {exc}")
+    check_at_most(
+        field="ingest_rate_per_second",
+        value=producer.ingest_rate_per_second,
+        quota="ingest_rate_per_second",
+        errors=errors,
+    )
+    check_at_most(
+        field="ingest_burst", value=producer.ingest_burst, quota="ingest_burst", errors=errors
+    )
+    if producer.kind == Kind.SQS:
+        if not producer.source_queue_arn:
+            errors.setdefault("source_queue_arn", []).append("Required for an sqs producer.")
+        else:
+            try:
+                arn.parse_sqs_arn(producer.source_queue_arn)
+            except arn.ArnError as exc:
+                errors.setdefault("source_queue_arn", []).append(str(exc))
+    elif producer.source_queue_arn:
+        errors.setdefault("source_queue_arn", []).append("Only sqs producers have a source queue.")
+
+
+def _new_key(*, producer: Producer, actor) -> tuple[ApiKey, str]:
+    raw = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(producer=producer, prefix=raw[:12], key_hash=hash_key(raw))
+    record_change(
+        actor=actor,
+        action="apikey.create",
+        object_type=APIKEY,
+        obj=key,
+        before=None,
+        after={"producer": str(producer.pk), "prefix": key.prefix},
+        audit=False,  # the producer's action is the audit event
+    )
+    return key, raw
+
+
+@transaction.atomic
+def producer_create(
+    *,
+    actor,
+    name: str,
+    kind: str,
+    enabled: bool = True,
+    allowed_event_types=None,
+    ingest_rate_per_second: int | None = None,
+    ingest_burst: int | None = None,
+    source_queue_arn: str = "",
+    description: str = "",
+) -> tuple[Producer, str | None]:
+    """Creates a producer; an https producer gets its first API key, returned once."""
+    lock("producer")
+    check_limit(model=Producer, quota="max_producers", label="producers")
+    producer = Producer(
+        name=(name or "").strip(),
+        kind=kind,
+        enabled=enabled,
+        allowed_event_types=allowed_event_types if allowed_event_types is not None else [],
+        ingest_rate_per_second=ingest_rate_per_second,
+        ingest_burst=ingest_burst,
+        source_queue_arn=(source_queue_arn or "").strip(),
+        description=description or "",
+    )
+    errors: dict = {}
+    _validate(producer, errors)
+    raise_if(errors)
+    try:
+        with transaction.atomic():
+            producer.save()
+    except IntegrityError:
+        raise ApplicationError(
+            "Invalid input.", fields={"name": ["A producer with this name already exists."]}
+        )
+    record_change(
+        actor=actor,
+        action="producer.create",
+        object_type=PRODUCER,
+        obj=producer,
+        before=None,
+        after=snapshot(producer, FIELDS),
+    )
+    raw = None
+    if producer.kind == Kind.HTTPS:
+        _, raw = _new_key(producer=producer, actor=actor)
+    return producer, raw
+
+
+@transaction.atomic
+def producer_update(*, actor, producer: Producer, **changes) -> Producer:
+    """Changes any of FIELDS except `kind` (an https producer cannot become an sqs one)."""
+    unknown = set(changes) - set(FIELDS)
+    if unknown:
+        raise ApplicationError(
+            "Invalid input.", fields={k: ["Unknown field."] for k in sorted(unknown)}
+        )
+    producer = Producer.objects.select_for_update().get(pk=producer.pk)
+    if "kind" in changes and changes["kind"] != producer.kind:
+        raise ApplicationError(
+            "Invalid input.", fields={"kind": ["The kind of a producer cannot change."]}
+        )
+    before = snapshot(producer, FIELDS)
+    for name, value in changes.items():
+        if name in ("name", "source_queue_arn", "description") and value is not None:
+            value = value.strip() if name != "description" else value
+        setattr(producer, name, value)
+    after = snapshot(producer, FIELDS)
+    if after == before:
+        return producer
+    errors: dict = {}
+    _validate(producer, errors)
+    raise_if(errors)
+    bump(producer)
+    producer.save()
+    record_change(
+        actor=actor,
+        action="producer.update",
+        object_type=PRODUCER,
+        obj=producer,
+        before=before,
+        after=after,
+    )
+    return producer
+
+
+@transaction.atomic
+def producer_delete(*, actor, producer: Producer) -> None:
+    """Deletes the producer and its keys; refused while subscriptions are restricted to it."""
+    producer = Producer.objects.select_for_update().get(pk=producer.pk)
+    restricted = producer.subscriptions.count()
+    if restricted:
+        raise ApplicationError(
+            f"{restricted} subscription(s) are restricted to this producer; change or delete "
+            "them first.",
+            code="in_use",
+        )
+    for key in producer.api_keys.select_for_update():
+        keys = keys_of(APIKEY, key)
+        bump(key)
+        record_change(
+            actor=actor,
+            action="apikey.delete",
+            object_type=APIKEY,
+            obj=key,
+            before=None,
+            after=None,
+            deleted=True,
+            stale_keys=keys,
+            audit=False,
+        )
+    keys = keys_of(PRODUCER, producer)
+    before = snapshot(producer, FIELDS)
+    bump(producer)
+    record_change(
+        actor=actor,
+        action="producer.delete",
+        object_type=PRODUCER,
+        obj=producer,
+        before=before,
+        after=None,
+        deleted=True,
+        stale_keys=keys,
+    )
+    producer.delete()
+
+
+def _require_https(producer: Producer) -> None:
+    if producer.kind != Kind.HTTPS:
+        raise ApplicationError(
+            "Only https producers have API keys; sqs producers read from their queue.",
+            code="not_applicable",
+        )
+
+
+@transaction.atomic
+def producer_rotate_key(
+    *, actor, producer: Producer, grace_seconds: int | None = None
+) -> tuple[ApiKey, str]:
+    """Issues a new key; the keys in use stay valid for the grace period, then expire."""
+    producer = Producer.objects.select_for_update().get(pk=producer.pk)
+    _require_https(producer)
+    grace = timedelta(
+        seconds=settings.API_KEY_ROTATION_GRACE_SECONDS if grace_seconds is None else grace_seconds
+    )
+    now = timezone.now()
+    expires = now + grace
+    for old in producer.api_keys.select_for_update().filter(revoked_at__isnull=True):
+        if old.expires_at is not None and old.expires_at <= expires:
+            continue  # already on its way out, sooner
+        old.expires_at = expires
+        bump(old)
+        old.save(update_fields=["expires_at", "version", "updated_at"])
+        record_change(
+            actor=actor,
+            action="apikey.expire",
+            object_type=APIKEY,
+            obj=old,
+            before=None,
+            after=None,
+            audit=False,
+        )
+    key, raw = _new_key(producer=producer, actor=actor)
+    from broker.audit import audit_record
+
+    audit_record(
+        actor=actor,
+        action="producer.rotate_key",
+        object_type=PRODUCER,
+        object_id=producer.pk,
+        before=None,
+        after={"new_key": key.prefix, "old_keys_expire_at": expires.isoformat()},
+    )
+    return key, raw
+
+
+@transaction.atomic
+def producer_revoke_key(*, actor, producer: Producer, key_id) -> ApiKey:
+    """Ends a key at once (no grace period)."""
+    _require_https(producer)
+    key = producer.api_keys.select_for_update().filter(pk=key_id).first()
+    if key is None:
+        raise ApplicationError(
+            "Invalid input.", fields={"key_id": ["No such key for this producer."]}
+        )
+    if key.revoked_at is not None:
+        return key
+    key.revoked_at = timezone.now()
+    bump(key)
+    key.save(update_fields=["revoked_at", "version", "updated_at"])
+    record_change(
+        actor=actor,
+        action="producer.revoke_key",
+        object_type=APIKEY,
+        obj=key,
+        before={"status": "active"},
+        after={"status": "revoked", "prefix": key.prefix, "producer": str(producer.pk)},
+    )
+    return key
+
+
+@transaction.atomic
+def api_keys_expire(*, now=None) -> int:
+    """Removes the active tenant's keys whose grace period ended; their items get tombstones.
+
+    The ingress also refuses a key past its `expires_at`, so correctness does not depend on
+    how soon this runs."""
+    now = now or timezone.now()
+    expired = list(
+        ApiKey.objects.select_for_update(skip_locked=True).filter(
+            expires_at__lte=now, revoked_at__isnull=True
+        )
+    )
+    for key in expired:
+        keys = keys_of(APIKEY, key)
+        bump(key)
+        record_change(
+            actor=None,
+            action="apikey.expire",
+            object_type=APIKEY,
+            obj=key,
+            before={"prefix": key.prefix, "producer": str(key.producer_id)},
+            after=None,
+            deleted=True,
+            stale_keys=keys,
+        )
+        key.delete()
+    return len(expired)

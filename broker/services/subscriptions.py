@@ -1,0 +1,128 @@
+from django.db import transaction
+
+from broker import patterns
+from broker.models import Consumer, Producer, Subscription
+from broker.sync.contract import SUBSCRIPTION
+from portal.exceptions import ApplicationError
+
+from ._common import bump, check_limit, keys_of, lock, raise_if, record_change, snapshot
+
+FIELDS = ("consumer_id", "event_type", "producer_id", "filter", "enabled", "description")
+UPDATABLE = ("consumer", "event_type", "producer", "filter", "enabled", "description")
+
+
+def _validate(sub: Subscription, errors: dict) -> None:
+    try:
+        patterns.validate_event_type_pattern(sub.event_type or "")
+    except patterns.PatternError as exc:
+        errors.setdefault("event_type", []).append(str(exc))
+    try:
+        patterns.validate_filter(sub.filter if sub.filter is not None else {})
+    except patterns.PatternError as exc:
+        path = ".".join(str(p) for p in getattr(exc, "path", []) or [])
+        errors.setdefault("filter", []).append(f"{path}: {exc}" if path else str(exc))
+    if sub.consumer_id is None:
+        errors.setdefault("consumer", []).append("This field is required.")
+
+
+def _check_refs(consumer, producer, errors: dict) -> None:
+    # Objects come from the active schema only: an id of another tenant is simply unknown.
+    if consumer is not None and not isinstance(consumer, Consumer):
+        errors.setdefault("consumer", []).append("Unknown consumer.")
+    if producer is not None and not isinstance(producer, Producer):
+        errors.setdefault("producer", []).append("Unknown producer.")
+
+
+@transaction.atomic
+def subscription_create(
+    *,
+    actor,
+    consumer: Consumer,
+    event_type: str,
+    producer: Producer | None = None,
+    filter: dict | None = None,
+    enabled: bool = True,
+    description: str = "",
+) -> Subscription:
+    lock("subscription")
+    check_limit(model=Subscription, quota="max_subscriptions", label="subscriptions")
+    errors: dict = {}
+    _check_refs(consumer, producer, errors)
+    raise_if(errors)
+    sub = Subscription(
+        consumer=consumer,
+        event_type=(event_type or "").strip(),
+        producer=producer,
+        filter=filter if filter is not None else {},
+        enabled=enabled,
+        description=description or "",
+    )
+    _validate(sub, errors)
+    raise_if(errors)
+    sub.save()
+    record_change(
+        actor=actor,
+        action="subscription.create",
+        object_type=SUBSCRIPTION,
+        obj=sub,
+        before=None,
+        after=snapshot(sub, FIELDS),
+    )
+    return sub
+
+
+@transaction.atomic
+def subscription_update(*, actor, subscription: Subscription, **changes) -> Subscription:
+    unknown = set(changes) - set(UPDATABLE)
+    if unknown:
+        raise ApplicationError(
+            "Invalid input.", fields={k: ["Unknown field."] for k in sorted(unknown)}
+        )
+    sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    errors: dict = {}
+    _check_refs(changes.get("consumer"), changes.get("producer"), errors)
+    raise_if(errors)
+    before = snapshot(sub, FIELDS)
+    old_keys = keys_of(SUBSCRIPTION, sub)
+    for name, value in changes.items():
+        if name == "event_type":
+            value = (value or "").strip()
+        setattr(sub, name, value)
+    after = snapshot(sub, FIELDS)
+    if after == before:
+        return sub
+    _validate(sub, errors)
+    raise_if(errors)
+    bump(sub)
+    sub.save()
+    new_keys = keys_of(SUBSCRIPTION, sub)
+    record_change(
+        actor=actor,
+        action="subscription.update",
+        object_type=SUBSCRIPTION,
+        obj=sub,
+        before=before,
+        after=after,
+        # A new event type moves the route to another key: the old one gets a tombstone.
+        stale_keys=[k for k in old_keys if k not in new_keys],
+    )
+    return sub
+
+
+@transaction.atomic
+def subscription_delete(*, actor, subscription: Subscription) -> None:
+    sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    keys = keys_of(SUBSCRIPTION, sub)
+    before = snapshot(sub, FIELDS)
+    bump(sub)
+    record_change(
+        actor=actor,
+        action="subscription.delete",
+        object_type=SUBSCRIPTION,
+        obj=sub,
+        before=before,
+        after=None,
+        deleted=True,
+        stale_keys=keys,
+    )
+    sub.delete()

@@ -1,0 +1,230 @@
+"""Reconciler and full resync: make DynamoDB match PostgreSQL for a tenant, and count drift.
+
+Both hold the tenant's exclusive writer lock (relays wait), read what DynamoDB holds (the
+tenant's partition and, through a sparse index, its APIKEY items), walk PostgreSQL in chunks,
+and write only what differs, in BatchWriteItem calls of 25:
+
+- missing: no item, or an item older than the object's version → written;
+- altered: same version, different content (someone edited the table) → the object's version
+  is bumped in PostgreSQL and the item written at the new version, so that later relay writes
+  (newer versions) still pass their condition;
+- ahead: the table holds a newer version than PostgreSQL (a restored database) → same repair;
+- extra: a live item no object stands for → tombstoned at its version + 1.
+
+The per-item version condition is enforced here, against what was read under the lock,
+instead of by DynamoDB: a conditional write costs one call per item (TransactWriteItems is
+all-or-nothing and copies the table per call on the emulator), a batch write 1/25th of one.
+The TENANT item is written with a DynamoDB condition, as tenant services write it unlocked.
+"""
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from decimal import Decimal
+
+from django.db.models import F
+from django.utils import timezone
+from django_tenants.utils import get_public_schema_name, schema_context
+
+from . import contract, dynamo, locks
+from .models import SyncJob, SyncState
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 500
+LIVE_TENANT_STATUSES = ("active", "suspended")
+
+
+def _plain(value):
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(type(value))
+
+
+def fingerprint(item: dict) -> bytes:
+    """Content of an item as DynamoDB stores it, without `updated_at`."""
+    stored = dynamo.deserialize(dynamo.serialize(item))
+    stored.pop("updated_at", None)
+    text = json.dumps(stored, sort_keys=True, default=_plain)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def _read_actual(tenant) -> dict:
+    """(PK, SK) → (version, fingerprint, deleted) of what the table holds for the tenant."""
+    actual = {}
+    items = dynamo.query_partition(contract.tenant_pk(tenant.pk))
+    key_items = dynamo.query_index("apikeys-by-tenant", "apikey_tenant_id", str(tenant.pk))
+    items.extend(dynamo.batch_get(key_items))
+    for item in items:
+        actual[(item["PK"], item["SK"])] = (
+            int(item.get("version", 0)),
+            fingerprint(item),
+            bool(item.get("deleted")),
+        )
+    return actual
+
+
+def _models():
+    from .relay import _models as relay_models
+
+    return relay_models()
+
+
+def sync_tenant(tenant, *, job: SyncJob | None = None) -> Counter:
+    """Repairs one tenant's items; returns drift counts. Safe to run at any time, repeatedly."""
+    from tenants.models import Tenant
+
+    counts = Counter()
+    with locks.exclusive(tenant.pk):
+        tenant = Tenant.objects.select_related("tier").get(pk=tenant.pk)
+        if tenant.status not in LIVE_TENANT_STATUSES:
+            counts["skipped_tenants"] += 1
+            return counts
+        actual = _read_actual(tenant)
+        seen = set()
+
+        # The TENANT item, conditionally.
+        want = contract.tenant_item(tenant)
+        key = (want["PK"], want["SK"])
+        seen.add(key)
+        have = actual.get(key)
+        kind = _classify(want, have)
+        if kind in ("altered", "ahead"):
+            new_version = max(tenant.version, have[0]) + 1
+            Tenant.objects.filter(pk=tenant.pk).update(version=new_version)
+            tenant.version = new_version
+            want = contract.tenant_item(tenant)
+        if kind:
+            counts[kind] += 1
+            dynamo.put_versioned(want)
+            Tenant.objects.filter(pk=tenant.pk, synced_version__lt=tenant.version).update(
+                synced_version=tenant.version
+            )
+        counts["objects"] += 1
+
+        pending: list[dict] = []
+        states: list[SyncState] = []
+
+        def flush():
+            if pending:
+                counts["written"] += dynamo.batch_write(pending)
+            if states:
+                _save_states(states)
+            if job is not None:
+                SyncJob.objects.filter(pk=job.pk).update(done=F("done") + len(states))
+            pending.clear()
+            states.clear()
+
+        with schema_context(tenant.schema_name):
+            for object_type, model in _models().items():
+                builder = contract.BUILDERS[object_type]
+                for obj in model.objects.order_by("pk").iterator(chunk_size=CHUNK):
+                    want = builder(obj, tenant=tenant)
+                    key = (want["PK"], want["SK"])
+                    seen.add(key)
+                    have = actual.get(key)
+                    kind = _classify(want, have)
+                    if kind in ("altered", "ahead"):
+                        obj.version = max(obj.version, have[0]) + 1
+                        model.objects.filter(pk=obj.pk).update(version=obj.version)
+                        want = builder(obj, tenant=tenant)
+                    if kind:
+                        counts[kind] += 1
+                        pending.append(want)
+                    counts["objects"] += 1
+                    states.append(
+                        SyncState(
+                            tenant_id=tenant.pk,
+                            object_type=object_type,
+                            object_id=str(obj.pk),
+                            version=obj.version,
+                            synced_version=obj.version,
+                            synced_at=timezone.now(),
+                            item_keys=[] if want.get("deleted") else [list(key)],
+                        )
+                    )
+                    if len(states) >= CHUNK:
+                        flush()
+        for key, (version, _, deleted) in actual.items():
+            if key not in seen and not deleted:
+                counts["extra"] += 1
+                pending.append(contract.tombstone(pk=key[0], sk=key[1], version=version + 1))
+                if len(pending) >= CHUNK:
+                    flush()
+        flush()
+    counts["drift"] = sum(counts[k] for k in ("missing", "stale", "altered", "ahead", "extra"))
+    logger.info("sync of tenant %s: %s", tenant.pk, dict(counts))
+    return counts
+
+
+def _classify(want: dict, have) -> str | None:
+    """What is wrong with the stored item (None: nothing)."""
+    if have is None:
+        return None if want.get("deleted") else "missing"
+    version, stored, _ = have
+    if version < want["version"]:
+        return "stale"
+    if version > want["version"]:
+        return "ahead"
+    if stored != fingerprint(want):
+        return "altered"
+    return None
+
+
+def _save_states(states: list[SyncState]) -> None:
+    SyncState.objects.bulk_create(
+        states,
+        update_conflicts=True,
+        unique_fields=["tenant", "object_type", "object_id"],
+        update_fields=[
+            "version",
+            "synced_version",
+            "synced_at",
+            "item_keys",
+            "last_error",
+            "attempts",
+            "updated_at",
+        ],
+    )
+
+
+def run_job(job_id) -> SyncJob | None:
+    """Runs a resync or reconcile job to its end; a redelivered job starts over (harmless)."""
+    from tenants.models import Tenant
+
+    job = SyncJob.objects.filter(pk=job_id).first()
+    if job is None or job.status in ("done", "failed"):
+        return job
+    tenants = list(
+        Tenant.objects.select_related("tier")
+        .filter(status__in=LIVE_TENANT_STATUSES, tier__isnull=False)
+        .exclude(schema_name=get_public_schema_name())
+        .filter(**({"pk": job.tenant_id} if job.tenant_id else {}))
+        .order_by("created_at")
+    )
+    total = 0
+    for tenant in tenants:
+        with schema_context(tenant.schema_name):
+            total += sum(m.objects.count() for m in _models().values())
+    SyncJob.objects.filter(pk=job.pk).update(
+        status="running", total=total, done=0, started_at=timezone.now(), counts={}, error=""
+    )
+    counts, errors = Counter(), []
+    for tenant in tenants:
+        try:
+            counts.update(sync_tenant(tenant, job=job))
+        except Exception as exc:  # one tenant's failure does not stop the others
+            logger.exception("sync job %s: tenant %s failed", job.pk, tenant.pk)
+            counts["failed_tenants"] += 1
+            errors.append(f"{tenant.slug}: {type(exc).__name__}: {exc}")
+        counts["tenants"] += 1
+        SyncJob.objects.filter(pk=job.pk).update(counts=dict(counts))
+    SyncJob.objects.filter(pk=job.pk).update(
+        status="failed" if errors else "done",
+        error="\n".join(errors)[:5000],
+        counts=dict(counts),
+        finished_at=timezone.now(),
+    )
+    job.refresh_from_db()
+    return job

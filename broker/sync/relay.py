@@ -1,0 +1,199 @@
+"""The outbox relay: mirrors committed configuration changes into DynamoDB.
+
+Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of relays drain the outbox
+together without waiting on each other. Each object is written from its current state (a late
+relay writes the newest version, never the payload of the change that queued it) with the
+condition `attribute_not_exists(PK) OR version < :v`. A failed write leaves its rows in the
+outbox with a backoff (`available_at`) and never holds up other objects or tenants.
+"""
+
+import logging
+import random
+from collections import defaultdict
+from datetime import timedelta
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from . import contract, dynamo, locks
+from .models import OutboxEntry, SyncState
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 100
+# A tenant being resynced or reconciled is written by that job alone; its rows wait this long.
+LOCKED_TENANT_DELAY = timedelta(seconds=2)
+GONE = ("offboarding", "deleted")
+
+
+def _models():
+    from broker.models import ApiKey, Consumer, EventType, Producer, Subscription
+
+    return {
+        contract.PRODUCER: Producer,
+        contract.APIKEY: ApiKey,
+        contract.CONSUMER: Consumer,
+        contract.SUBSCRIPTION: Subscription,
+        contract.EVENT_TYPE: EventType,
+    }
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential with full jitter, capped."""
+    ceiling = min(settings.SYNC_RELAY_MAX_BACKOFF_SECONDS, 2 ** min(attempts, 16))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))  # noqa: S311
+
+
+def build_items(tenant, object_type: str, object_id: str, rows) -> list[dict]:
+    """The items that make DynamoDB match the object's current state (inside its schema).
+
+    The object's item at its current version when it exists; tombstones for the keys the
+    queued changes made obsolete (a deleted object, a route whose event type changed), each
+    at the version of the change that made it obsolete."""
+    model = _models()[object_type]
+    obj = model.objects.filter(pk=object_id).first()
+    items, current = [], set()
+    if obj is not None:
+        item = contract.BUILDERS[object_type](obj, tenant=tenant)
+        items.append(item)
+        current.add((item["PK"], item["SK"]))
+    stale: dict[tuple[str, str], int] = {}
+    for row in rows:
+        for pk, sk in row.stale_keys:
+            if (pk, sk) not in current:
+                stale[(pk, sk)] = max(stale.get((pk, sk), 0), row.version)
+    items.extend(contract.tombstone(pk=pk, sk=sk, version=v) for (pk, sk), v in stale.items())
+    return items
+
+
+def _record_success(tenant_id, object_type, object_id, version, items, now) -> None:
+    deleted = all(item.get("deleted") for item in items) if items else False
+    state, created = SyncState.objects.get_or_create(
+        tenant_id=tenant_id,
+        object_type=object_type,
+        object_id=object_id,
+        defaults={
+            "version": version,
+            "synced_version": version,
+            "synced_at": now,
+            "item_keys": [[i["PK"], i["SK"]] for i in items if not i.get("deleted")],
+            "deleted": deleted,
+        },
+    )
+    if not created and state.synced_version <= version:
+        state.version = max(state.version, version)
+        state.synced_version = version
+        state.synced_at = now
+        state.last_error = ""
+        state.attempts = 0
+        state.deleted = deleted
+        state.item_keys = [[i["PK"], i["SK"]] for i in items if not i.get("deleted")]
+        state.save()
+
+
+def _record_failure(tenant_id, object_type, object_id, version, error: str) -> None:
+    state, _ = SyncState.objects.get_or_create(
+        tenant_id=tenant_id,
+        object_type=object_type,
+        object_id=object_id,
+        defaults={"version": version},
+    )
+    SyncState.objects.filter(pk=state.pk).update(
+        version=max(state.version, version),
+        last_error=error[:2000],
+        attempts=F("attempts") + 1,
+    )
+
+
+def _sync_group(tenant, object_type, object_id, rows) -> tuple[bool, str]:
+    try:
+        with schema_context(tenant.schema_name):
+            items = build_items(tenant, object_type, object_id, rows)
+        for item in items:
+            dynamo.put_versioned(item)  # False = already newer there: fine
+    except (BotoCoreError, ClientError) as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a bug must not wedge the outbox: back off, show it, go on
+        logger.exception("relay failed to build %s %s", object_type, object_id)
+        return False, f"{type(exc).__name__}: {exc}"
+    now = timezone.now()
+    _record_success(tenant.pk, object_type, object_id, max(r.version for r in rows), items, now)
+    return True, ""
+
+
+def drain_once(*, batch_size: int = BATCH_SIZE) -> dict:
+    """Claims one batch of ready rows and relays them. Returns counts (0 claimed = empty)."""
+    from tenants.models import Tenant
+
+    counts = {"claimed": 0, "synced": 0, "failed": 0, "deferred": 0}
+    with schema_context("public"), transaction.atomic():
+        rows = list(
+            OutboxEntry.objects.select_for_update(skip_locked=True)
+            .filter(available_at__lte=timezone.now())
+            .order_by("id")[:batch_size]
+        )
+        counts["claimed"] = len(rows)
+        if not rows:
+            return counts
+        groups = defaultdict(list)
+        for row in rows:
+            groups[(row.tenant_id, row.object_type, row.object_id)].append(row)
+        tenants = Tenant.objects.select_related("tier").in_bulk({k[0] for k in groups})
+        done, retry = [], []
+        writable: dict = {}
+        for (tenant_id, object_type, object_id), group in groups.items():
+            tenant = tenants.get(tenant_id)
+            if tenant is None or tenant.status in GONE or object_type not in _models():
+                done.extend(r.pk for r in group)  # offboarding tombstones everything
+                continue
+            if tenant_id not in writable:
+                writable[tenant_id] = locks.try_shared_in_transaction(tenant_id)
+            if not writable[tenant_id]:
+                counts["deferred"] += len(group)
+                OutboxEntry.objects.filter(pk__in=[r.pk for r in group]).update(
+                    available_at=timezone.now() + LOCKED_TENANT_DELAY
+                )
+                continue
+            ok, error = _sync_group(tenant, object_type, object_id, group)
+            if ok:
+                counts["synced"] += 1
+                done.extend(r.pk for r in group)
+            else:
+                counts["failed"] += 1
+                retry.append((group, error))
+                _record_failure(
+                    tenant_id, object_type, object_id, max(r.version for r in group), error
+                )
+        OutboxEntry.objects.filter(pk__in=done).delete()
+        now = timezone.now()
+        for group, error in retry:
+            attempts = max(r.attempts for r in group) + 1
+            OutboxEntry.objects.filter(pk__in=[r.pk for r in group]).update(
+                attempts=attempts, last_error=error[:2000], available_at=now + backoff(attempts)
+            )
+            logger.warning(
+                "relay: %s %s of tenant %s failed (attempt %s): %s",
+                group[0].object_type,
+                group[0].object_id,
+                group[0].tenant_id,
+                attempts,
+                error,
+            )
+    return counts
+
+
+def drain(*, max_batches: int = 50, batch_size: int = BATCH_SIZE) -> dict:
+    """Drains until the outbox has no ready rows (or max_batches, to bound one task's time)."""
+    total = defaultdict(int)
+    for _ in range(max_batches):
+        counts = drain_once(batch_size=batch_size)
+        for key, value in counts.items():
+            total[key] += value
+        if counts["claimed"] < batch_size or counts["synced"] == 0:
+            break
+    connection.set_schema_to_public()
+    return dict(total)
