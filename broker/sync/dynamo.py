@@ -1,6 +1,7 @@
 """Versioned, conditional writes to the config table."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from django.conf import settings
@@ -69,29 +70,33 @@ BATCH_WRITE_LIMIT = 25  # BatchWriteItem takes at most 25 requests
 BATCH_GET_LIMIT = 100
 
 
-def batch_write(items: list[dict], *, max_rounds: int = 8) -> int:
-    """Unconditional writes, 25 per call, re-sending what DynamoDB left unprocessed.
+def batch_write(items: list[dict], *, workers: int = 1, max_rounds: int = 8) -> int:
+    """Unconditional writes, 25 per BatchWriteItem call (`workers` calls in flight),
+    re-sending what DynamoDB left unprocessed.
 
     No version condition: only for callers that hold the tenant's exclusive writer lock and
-    compared versions themselves (resync and reconcile)."""
+    know no newer version can be in the table (resync and reconcile)."""
     client = aws.dynamodb()
     table = settings.DYNAMODB_CONFIG_TABLE
-    written = 0
-    for start in range(0, len(items), BATCH_WRITE_LIMIT):
-        requests = [
-            {"PutRequest": {"Item": serialize(i)}} for i in items[start : start + BATCH_WRITE_LIMIT]
-        ]
+
+    def write(chunk: list[dict]) -> int:
+        requests = [{"PutRequest": {"Item": serialize(i)}} for i in chunk]
+        written = 0
         for attempt in range(max_rounds):
             out = client.batch_write_item(RequestItems={table: requests})
             left = out.get("UnprocessedItems", {}).get(table, [])
             written += len(requests) - len(left)
             if not left:
-                break
+                return written
             requests = left
             time.sleep(min(1.0, 0.05 * 2**attempt))
-        else:
-            raise RuntimeError(f"DynamoDB left {len(requests)} items unprocessed")
-    return written
+        raise RuntimeError(f"DynamoDB left {len(requests)} items unprocessed")
+
+    chunks = [items[i : i + BATCH_WRITE_LIMIT] for i in range(0, len(items), BATCH_WRITE_LIMIT)]
+    if workers <= 1 or len(chunks) <= 1:
+        return sum(write(chunk) for chunk in chunks)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return sum(pool.map(write, chunks))
 
 
 def batch_get(keys: list[tuple[str, str]], *, projection: str | None = None) -> list[dict]:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from django.db.models import F
@@ -33,6 +34,8 @@ from .models import SyncJob, SyncState
 logger = logging.getLogger(__name__)
 
 CHUNK = 500
+# BatchWriteItem calls in flight at once (the HTTP round trips overlap).
+WRITERS = 4
 LIVE_TENANT_STATUSES = ("active", "suspended")
 
 
@@ -71,8 +74,15 @@ def _models():
     return relay_models()
 
 
-def sync_tenant(tenant, *, job: SyncJob | None = None) -> Counter:
-    """Repairs one tenant's items; returns drift counts. Safe to run at any time, repeatedly."""
+def sync_tenant(tenant, *, job: SyncJob | None = None, resync: bool = False) -> Counter:
+    """Makes one tenant's items match PostgreSQL; returns drift counts. Safe to run at any
+    time, repeatedly.
+
+    reconcile (default): read the table, compare, write only what differs, tombstone extras.
+    resync: write every object's item without reading first (the fast way to rebuild a
+    partition); under the exclusive lock the table cannot hold a newer version of any of them
+    than PostgreSQL, so this keeps every version guarantee. Extras are left to the reconciler.
+    """
     from tenants.models import Tenant
 
     counts = Counter()
@@ -81,22 +91,23 @@ def sync_tenant(tenant, *, job: SyncJob | None = None) -> Counter:
         if tenant.status not in LIVE_TENANT_STATUSES:
             counts["skipped_tenants"] += 1
             return counts
-        actual = _read_actual(tenant)
+        actual = {} if resync else _read_actual(tenant)
         seen = set()
 
-        # The TENANT item, conditionally.
+        # The TENANT item, with a DynamoDB condition (tenant services write it unlocked).
         want = contract.tenant_item(tenant)
         key = (want["PK"], want["SK"])
         seen.add(key)
         have = actual.get(key)
-        kind = _classify(want, have)
+        kind = "missing" if resync else _classify(want, have)
         if kind in ("altered", "ahead"):
             new_version = max(tenant.version, have[0]) + 1
             Tenant.objects.filter(pk=tenant.pk).update(version=new_version)
             tenant.version = new_version
             want = contract.tenant_item(tenant)
         if kind:
-            counts[kind] += 1
+            if not resync:
+                counts[kind] += 1
             dynamo.put_versioned(want)
             Tenant.objects.filter(pk=tenant.pk, synced_version__lt=tenant.version).update(
                 synced_version=tenant.version
@@ -105,33 +116,34 @@ def sync_tenant(tenant, *, job: SyncJob | None = None) -> Counter:
 
         pending: list[dict] = []
         states: list[SyncState] = []
+        writer = _PipelinedWriter(counts=counts, job=job)
 
         def flush():
-            if pending:
-                counts["written"] += dynamo.batch_write(pending)
-            if states:
-                _save_states(states)
-            if job is not None:
-                SyncJob.objects.filter(pk=job.pk).update(done=F("done") + len(states))
+            writer.submit(list(pending), list(states))
             pending.clear()
             states.clear()
 
+        now = timezone.now()
         with schema_context(tenant.schema_name):
             for object_type, model in _models().items():
                 builder = contract.BUILDERS[object_type]
                 for obj in model.objects.order_by("pk").iterator(chunk_size=CHUNK):
                     want = builder(obj, tenant=tenant)
                     key = (want["PK"], want["SK"])
-                    seen.add(key)
-                    have = actual.get(key)
-                    kind = _classify(want, have)
-                    if kind in ("altered", "ahead"):
-                        obj.version = max(obj.version, have[0]) + 1
-                        model.objects.filter(pk=obj.pk).update(version=obj.version)
-                        want = builder(obj, tenant=tenant)
-                    if kind:
-                        counts[kind] += 1
-                        pending.append(want)
+                    if resync:
+                        if not want.get("deleted"):
+                            pending.append(want)
+                    else:
+                        seen.add(key)
+                        have = actual.get(key)
+                        kind = _classify(want, have)
+                        if kind in ("altered", "ahead"):
+                            obj.version = max(obj.version, have[0]) + 1
+                            model.objects.filter(pk=obj.pk).update(version=obj.version)
+                            want = builder(obj, tenant=tenant)
+                        if kind:
+                            counts[kind] += 1
+                            pending.append(want)
                     counts["objects"] += 1
                     states.append(
                         SyncState(
@@ -140,7 +152,7 @@ def sync_tenant(tenant, *, job: SyncJob | None = None) -> Counter:
                             object_id=str(obj.pk),
                             version=obj.version,
                             synced_version=obj.version,
-                            synced_at=timezone.now(),
+                            synced_at=now,
                             item_keys=[] if want.get("deleted") else [list(key)],
                         )
                     )
@@ -153,9 +165,43 @@ def sync_tenant(tenant, *, job: SyncJob | None = None) -> Counter:
                 if len(pending) >= CHUNK:
                     flush()
         flush()
+        writer.finish()
     counts["drift"] = sum(counts[k] for k in ("missing", "stale", "altered", "ahead", "extra"))
-    logger.info("sync of tenant %s: %s", tenant.pk, dict(counts))
+    logger.info("%s of tenant %s: %s", "resync" if resync else "reconcile", tenant.pk, dict(counts))
     return counts
+
+
+class _PipelinedWriter:
+    """Writes one chunk's items (WRITERS BatchWriteItem calls in flight) while the caller
+    reads and builds the next chunk from PostgreSQL; a chunk's sync states are saved once its
+    items are written. At most two chunks are in memory."""
+
+    def __init__(self, *, counts: Counter, job):
+        self.counts, self.job = counts, job
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.in_flight = None  # (future, states)
+
+    def submit(self, items: list[dict], states: list) -> None:
+        self._settle()
+        future = self.pool.submit(dynamo.batch_write, items, workers=WRITERS)
+        self.in_flight = (future, states)
+
+    def _settle(self) -> None:
+        if self.in_flight is None:
+            return
+        future, states = self.in_flight
+        self.in_flight = None
+        self.counts["written"] += future.result()  # a failed write fails the run here
+        if states:
+            _save_states(states)
+        if self.job is not None:
+            SyncJob.objects.filter(pk=self.job.pk).update(done=F("done") + len(states))
+
+    def finish(self) -> None:
+        try:
+            self._settle()
+        finally:
+            self.pool.shutdown(wait=True)
 
 
 def _classify(want: dict, have) -> str | None:
@@ -213,7 +259,7 @@ def run_job(job_id) -> SyncJob | None:
     counts, errors = Counter(), []
     for tenant in tenants:
         try:
-            counts.update(sync_tenant(tenant, job=job))
+            counts.update(sync_tenant(tenant, job=job, resync=job.kind == "resync"))
         except Exception as exc:  # one tenant's failure does not stop the others
             logger.exception("sync job %s: tenant %s failed", job.pk, tenant.pk)
             counts["failed_tenants"] += 1

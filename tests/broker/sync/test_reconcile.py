@@ -128,10 +128,30 @@ def test_an_operator_resync_reports_progress_and_ends_with_no_drift(world, api, 
 
     assert job["status"] == "done" and job["progress"] == 1.0
     assert job["total"] >= 2 * 3 * 4 and job["done"] == job["total"]
-    assert job["counts"]["missing"] == 6
+    assert job["counts"]["written"] == job["total"]  # a resync rewrites every item
     for tenant in (world.a, world.b):
         assert reconcile.sync_tenant(tenant)["drift"] == 0
     assert SyncJob.objects.count() == 1
+
+
+def test_an_operator_reconcile_job_counts_the_drift_it_repaired(world, api, settings):
+    (producer, _, _), *_ = _configure(world, world.a, n=1)
+    dynamo.aws.dynamodb().delete_item(
+        TableName=settings.DYNAMODB_CONFIG_TABLE,
+        Key={"PK": {"S": f"TENANT#{world.a.pk}"}, "SK": {"S": f"PRODUCER#{producer.pk}"}},
+    )
+    from django.test import TestCase
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = api(world.operator).post(
+            "/api/v1/sync/resync/", {"tenant": str(world.a.pk), "kind": "reconcile"}, format="json"
+        )
+    job = api(world.operator).get(f"/api/v1/sync/jobs/{response.json()['id']}/").json()
+    assert job["status"] == "done" and job["counts"]["missing"] == 1
+    assert job["counts"]["drift"] == 1 and job["counts"]["tenants"] == 1
+    overview = api(world.support).get(f"/api/v1/sync/?tenant={world.a.pk}").json()
+    assert overview["tenants"][0]["queued_changes"] == 0
+    assert overview["jobs"][0]["id"] == job["id"]
 
 
 def test_support_reads_sync_status_but_only_operators_resync(world, api):
