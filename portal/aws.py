@@ -12,7 +12,11 @@ from botocore.config import Config
 from django.conf import settings
 
 _CONFIG = Config(
-    retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=10
+    retries={"max_attempts": 4, "mode": "standard"},
+    connect_timeout=3,
+    read_timeout=10,
+    # Our own code builds every request; botocore's client-side check costs ~1 ms a call.
+    parameter_validation=False,
 )
 
 

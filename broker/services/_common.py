@@ -50,10 +50,10 @@ def check_limit(*, model, quota: str, label: str) -> None:
         )
 
 
-def check_at_most(*, field: str, value, quota: str, errors: dict) -> None:
+def check_at_most(*, field: str, value, quota: str, errors: dict, limits=None) -> None:
     if value is None:
         return
-    limit = quotas()[quota]
+    limit = (limits or quotas())[quota]
     if value > limit:
         errors.setdefault(field, []).append(f"At most {limit} on your plan ({quota}).")
 

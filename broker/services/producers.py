@@ -17,6 +17,7 @@ from ._common import (
     check_limit,
     keys_of,
     lock,
+    quotas,
     raise_if,
     record_change,
     snapshot,
@@ -55,15 +56,22 @@ def _validate(producer: Producer, errors: dict) -> None:
                 patterns.validate_event_type_pattern(value)
             except patterns.PatternError as exc:
                 errors.setdefault("allowed_event_types", []).append(f"{value!r}: {exc}")
-    check_at_most(
-        field="ingest_rate_per_second",
-        value=producer.ingest_rate_per_second,
-        quota="ingest_rate_per_second",
-        errors=errors,
-    )
-    check_at_most(
-        field="ingest_burst", value=producer.ingest_burst, quota="ingest_burst", errors=errors
-    )
+    if producer.ingest_rate_per_second is not None or producer.ingest_burst is not None:
+        limits = quotas()
+        check_at_most(
+            field="ingest_rate_per_second",
+            value=producer.ingest_rate_per_second,
+            quota="ingest_rate_per_second",
+            errors=errors,
+            limits=limits,
+        )
+        check_at_most(
+            field="ingest_burst",
+            value=producer.ingest_burst,
+            quota="ingest_burst",
+            errors=errors,
+            limits=limits,
+        )
     if producer.kind == Kind.SQS:
         if not producer.source_queue_arn:
             errors.setdefault("source_queue_arn", []).append("Required for an sqs producer.")

@@ -7,6 +7,7 @@ condition `attribute_not_exists(PK) OR version < :v`. A failed write leaves its 
 outbox with a backoff (`available_at`) and never holds up other objects or tenants.
 """
 
+import json
 import logging
 import random
 from collections import defaultdict
@@ -70,29 +71,38 @@ def build_items(tenant, object_type: str, object_id: str, rows) -> list[dict]:
     return items
 
 
-def _record_success(tenant_id, object_type, object_id, version, items, now) -> None:
-    deleted = all(item.get("deleted") for item in items) if items else False
-    state, created = SyncState.objects.get_or_create(
-        tenant_id=tenant_id,
-        object_type=object_type,
-        object_id=object_id,
-        defaults={
-            "version": version,
-            "synced_version": version,
-            "synced_at": now,
-            "item_keys": [[i["PK"], i["SK"]] for i in items if not i.get("deleted")],
-            "deleted": deleted,
-        },
-    )
-    if not created and state.synced_version <= version:
-        state.version = max(state.version, version)
-        state.synced_version = version
-        state.synced_at = now
-        state.last_error = ""
-        state.attempts = 0
-        state.deleted = deleted
-        state.item_keys = [[i["PK"], i["SK"]] for i in items if not i.get("deleted")]
-        state.save()
+def _record_successes(successes: list[tuple]) -> None:
+    """One upsert for the batch: (tenant_id, object_type, object_id, version, items).
+
+    A state never goes back: an older success (a slow relay) does not overwrite a newer one."""
+    if not successes:
+        return
+    table = SyncState._meta.db_table
+    now = timezone.now()
+    values, params = [], []
+    for tenant_id, object_type, object_id, version, items in successes:
+        live = [[i["PK"], i["SK"]] for i in items if not i.get("deleted")]
+        deleted = bool(items) and not live
+        values.append("(%s, %s, %s, %s, %s, %s, %s::jsonb, %s, '', 0, %s)")
+        params += [tenant_id, object_type, object_id, version, version, now]
+        params += [json.dumps(live), deleted, now]
+    sql = f"""
+        INSERT INTO {table} (tenant_id, object_type, object_id, version, synced_version,
+            synced_at, item_keys, deleted, last_error, attempts, updated_at)
+        VALUES {", ".join(values)}
+        ON CONFLICT (tenant_id, object_type, object_id) DO UPDATE SET
+            version = GREATEST({table}.version, EXCLUDED.version),
+            synced_version = EXCLUDED.synced_version,
+            synced_at = EXCLUDED.synced_at,
+            item_keys = EXCLUDED.item_keys,
+            deleted = EXCLUDED.deleted,
+            last_error = '',
+            attempts = 0,
+            updated_at = EXCLUDED.updated_at
+        WHERE {table}.synced_version <= EXCLUDED.synced_version
+    """  # noqa: S608 (the table name is ours; values are parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _record_failure(tenant_id, object_type, object_id, version, error: str) -> None:
@@ -109,30 +119,27 @@ def _record_failure(tenant_id, object_type, object_id, version, error: str) -> N
     )
 
 
-def _sync_group(tenant, object_type, object_id, rows) -> tuple[bool, str]:
+def _sync_group(tenant, object_type, object_id, rows) -> tuple[list | None, str]:
     try:
         with schema_context(tenant.schema_name):
             items = build_items(tenant, object_type, object_id, rows)
         for item in items:
             dynamo.put_versioned(item)  # False = already newer there: fine
     except (BotoCoreError, ClientError) as exc:
-        return False, f"{type(exc).__name__}: {exc}"
+        return None, f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a bug must not wedge the outbox: back off, show it, go on
         logger.exception("relay failed to build %s %s", object_type, object_id)
-        return False, f"{type(exc).__name__}: {exc}"
-    now = timezone.now()
-    _record_success(tenant.pk, object_type, object_id, max(r.version for r in rows), items, now)
-    return True, ""
+        return None, f"{type(exc).__name__}: {exc}"
+    return items, ""
 
 
 def drain_once(*, batch_size: int = BATCH_SIZE) -> dict:
     """Claims one batch of ready rows and relays them. Returns counts (0 claimed = empty)."""
-    from tenants.models import Tenant
-
     counts = {"claimed": 0, "synced": 0, "failed": 0, "deferred": 0}
     with schema_context("public"), transaction.atomic():
         rows = list(
-            OutboxEntry.objects.select_for_update(skip_locked=True)
+            OutboxEntry.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("tenant__tier")
             .filter(available_at__lte=timezone.now())
             .order_by("id")[:batch_size]
         )
@@ -142,8 +149,8 @@ def drain_once(*, batch_size: int = BATCH_SIZE) -> dict:
         groups = defaultdict(list)
         for row in rows:
             groups[(row.tenant_id, row.object_type, row.object_id)].append(row)
-        tenants = Tenant.objects.select_related("tier").in_bulk({k[0] for k in groups})
-        done, retry = [], []
+        tenants = {row.tenant_id: row.tenant for row in rows}
+        done, retry, successes = [], [], []
         writable: dict = {}
         for (tenant_id, object_type, object_id), group in groups.items():
             tenant = tenants.get(tenant_id)
@@ -158,16 +165,19 @@ def drain_once(*, batch_size: int = BATCH_SIZE) -> dict:
                     available_at=timezone.now() + LOCKED_TENANT_DELAY
                 )
                 continue
-            ok, error = _sync_group(tenant, object_type, object_id, group)
-            if ok:
+            items, error = _sync_group(tenant, object_type, object_id, group)
+            if items is not None:
                 counts["synced"] += 1
                 done.extend(r.pk for r in group)
+                version = max(r.version for r in group)
+                successes.append((tenant_id, object_type, object_id, version, items))
             else:
                 counts["failed"] += 1
                 retry.append((group, error))
                 _record_failure(
                     tenant_id, object_type, object_id, max(r.version for r in group), error
                 )
+        _record_successes(successes)
         OutboxEntry.objects.filter(pk__in=done).delete()
         now = timezone.now()
         for group, error in retry:
