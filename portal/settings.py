@@ -56,6 +56,8 @@ SHARED_APPS = [
 ]
 # Only the broker lives in tenant schemas: every table here is created again per tenant.
 TENANT_APPS = ["broker"]
+# `migrate_schemas --executor=multiprocessing` runs this many schemas at once.
+TENANT_MULTIPROCESSING_MAX_PROCESSES = env.int("TENANT_MIGRATE_PROCESSES", default=2)
 INSTALLED_APPS = SHARED_APPS + [a for a in TENANT_APPS if a not in SHARED_APPS]
 
 TENANT_MODEL = "tenants.Tenant"

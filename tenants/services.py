@@ -38,6 +38,7 @@ from .models import (
     Tier,
     User,
 )
+from .schemas import create_tenant_schema
 from .shuffle_shard import shard_for
 
 logger = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ def _provision(tenant_id) -> Tenant | None:
     if tenant is None or tenant.status != S.PROVISIONING:
         return tenant
     try:
-        tenant.create_schema(check_if_exists=True, verbosity=0)
+        create_tenant_schema(tenant)
         queues, silo_url = _provision_queues(tenant)
         with transaction.atomic():
             tenant = _locked(tenant_id)
