@@ -1,7 +1,7 @@
 # Local development entry points. Each script starts PostgreSQL, Redis and the moto server
 # under var/ when needed and stops what it started on exit (see scripts/lib.sh).
 #   make test ARGS="-k onboarding -x"     extra pytest arguments
-#   make bench ARGS="--tenants 1000"      extra bench/onboarding.py arguments
+#   make bench ARGS="sync --quick"        one benchmark, with its arguments
 
 SHELL := /bin/bash
 ARGS ?=

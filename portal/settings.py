@@ -58,6 +58,8 @@ SHARED_APPS = [
 TENANT_APPS = ["broker"]
 # `migrate_schemas --executor=multiprocessing` runs this many schemas at once.
 TENANT_MULTIPROCESSING_MAX_PROCESSES = env.int("TENANT_MIGRATE_PROCESSES", default=2)
+# The migrate run in each schema: returns at once when the schema has every migration.
+TENANT_BASE_MIGRATE_COMMAND = "tenants.migrate.Command"
 INSTALLED_APPS = SHARED_APPS + [a for a in TENANT_APPS if a not in SHARED_APPS]
 
 TENANT_MODEL = "tenants.Tenant"

@@ -141,6 +141,24 @@ def console_tenant_action(request, tenant_id, action):
 # --- tenant self-service -----------------------------------------------------------------
 
 
+def _broker_overview(tenant) -> dict:
+    """The tenant's broker configuration and where it stands in DynamoDB (read-only here;
+    changes go through the API)."""
+    from broker.models import Consumer, Producer, Subscription
+    from broker.sync.selectors import tenant_sync_status
+
+    summary, objects = tenant_sync_status(tenant)
+    return {
+        "producers": Producer.objects.prefetch_related("api_keys").order_by("name")[:100],
+        "consumers": Consumer.objects.order_by("name")[:100],
+        "subscriptions": Subscription.objects.select_related("consumer", "producer").order_by(
+            "event_type"
+        )[:100],
+        "sync": summary,
+        "unsynced": [o for o in objects if o["status"] != "in_sync"][:20],
+    }
+
+
 @role_required(*roles.TENANT_READ_ROLES)
 def tenant_dashboard(request):
     tenant = request.tenant
@@ -156,6 +174,7 @@ def tenant_dashboard(request):
                 tenant=tenant, accepted_at__isnull=True, revoked_at__isnull=True
             ).order_by("-created_at"),
             "is_admin": role == roles.ADMIN,
+            **_broker_overview(tenant),
             "invite_form": InviteForm(),
             "roles": RoleForm.base_fields["role"].choices,
         },

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make bench`: same services as `make test` (PG_FAST=0 to benchmark with fsync on), then
-# bench/onboarding.py with the given arguments.
+# `make bench`: same services as `make test` (PG_FAST=0 to benchmark with fsync on), then the
+# benchmarks: `make bench` runs all of them; `make bench ARGS="sync --quick"` runs one, with
+# its arguments (see bench/README.md).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PROJECT_ROOT"
@@ -14,6 +15,15 @@ start_moto
 
 export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-bench-only-key}"
 
+export EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend
+benches=(onboarding sync)
+if [[ $# -gt 0 && -f "bench/$1.py" ]]; then
+    benches=("$1")
+    shift
+fi
 rc=0
-"$VENV/bin/python" bench/onboarding.py "$@" || rc=$?
+for name in "${benches[@]}"; do
+    log "bench/$name.py $*"
+    "$VENV/bin/python" "bench/$name.py" "$@" || rc=$?
+done
 exit "$rc"

@@ -98,6 +98,20 @@ def test_operator_onboards_in_the_admin_and_the_tenant_admin_invites_a_member(
 
     admin.reload()
     assert "milton@initech.test" in admin.locator("[data-testid=members]").inner_text()
+    assert "No producers yet." in admin.locator("[data-testid=producers]").inner_text()
+
+    # Configuration made through the API's services shows up, and its sync state with it
+    # (the relay runs on commit, eagerly here).
+    from django_tenants.utils import tenant_context
+
+    from broker import services as broker
+
+    with tenant_context(Tenant.objects.get(slug="initech")):
+        broker.producer_create(actor=None, name="web-shop", kind="https")
+    admin.reload()
+    producers = admin.locator("[data-testid=producers]").inner_text()
+    assert "web-shop" in producers and "(active)" in producers
+    assert "0 pending, 0 failing" in admin.locator("[data-testid=sync-summary]").inner_text()
     admin.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
 
     # A member of initech signing in on the public host gets no console.

@@ -1,5 +1,5 @@
 """Demo data for `make run`: an operator, a support user and one active demo tenant with
-its admin (idempotent)."""
+its admin and a little broker configuration (idempotent)."""
 
 import os
 
@@ -16,6 +16,37 @@ def _user(email, password, **extra):
         user.set_password(password)
         user.save()
     return user
+
+
+def _demo_configuration(tenant, admin) -> None:
+    """A producer, a consumer (an SQS queue: no outbound HTTP needed) and a subscription, made
+    through the services like any change (so they reach DynamoDB through the relay)."""
+    from django_tenants.utils import tenant_context
+
+    from broker import services as broker
+    from broker.models import Consumer, Producer
+
+    with tenant_context(tenant):
+        if not Producer.objects.filter(name="web-shop").exists():
+            broker.producer_create(
+                actor=admin, name="web-shop", kind="https", allowed_event_types=["order.*"]
+            )
+        if not Consumer.objects.filter(name="warehouse").exists():
+            consumer, _ = broker.consumer_create(
+                actor=admin,
+                name="warehouse",
+                kind="sqs",
+                queue_arn="arn:aws:sqs:eu-west-1:123456789012:warehouse-orders",
+            )
+            broker.subscription_create(
+                actor=admin,
+                consumer=consumer,
+                event_type="order.*",
+                filter={"data": {"total": [{"numeric": [">", 0]}]}},
+            )
+            broker.event_type_create(
+                actor=admin, name="order.created", description="An order was placed"
+            )
 
 
 class Command(BaseCommand):
@@ -56,6 +87,8 @@ class Command(BaseCommand):
             tenant = services.tenant_provision(tenant_id=tenant.pk) or Tenant.objects.get(
                 pk=tenant.pk
             )
+        if tenant.status == TenantStatus.ACTIVE:
+            _demo_configuration(tenant, admin)
         from tenants.services import tenant_url
 
         self.stdout.write(
