@@ -32,6 +32,8 @@ log "bootstrapping AWS resources"
 "$PY" manage.py bootstrap_aws
 log "seeding demo data"
 "$PY" manage.py seed_demo
+log "writing the configuration to DynamoDB (the moto server starts empty)"
+"$PY" manage.py sync_dynamodb
 
 log "starting web, worker and beat (logs in var/log/)"
 : >"$LOG_DIR/web.log"; : >"$LOG_DIR/worker.log"; : >"$LOG_DIR/beat.log"
