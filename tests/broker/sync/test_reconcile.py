@@ -175,3 +175,27 @@ def test_the_tenant_sees_what_is_in_sync_pending_and_failing(world, api):
     only = api(world.viewer_a, world.a).get("/api/v1/sync-status/?status=in_sync").json()
     assert {o["status"] for o in only["results"]} == {"in_sync"}
     assert {o["object_type"] for o in only["results"]} >= {"tenant", "producer", "apikey"}
+
+
+def test_the_sync_dynamodb_command_rebuilds_an_emptied_table(world, settings):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    (producer, _, _), *_ = _configure(world, world.a, n=1)
+    client = dynamo.aws.dynamodb()
+    for stored in dynamo.query_partition(f"TENANT#{world.a.pk}"):
+        client.delete_item(
+            TableName=settings.DYNAMODB_CONFIG_TABLE,
+            Key={"PK": {"S": stored["PK"]}, "SK": {"S": stored["SK"]}},
+        )
+
+    out = StringIO()
+    call_command("sync_dynamodb", "--tenant", world.a.slug, stdout=out)
+
+    assert out.getvalue().startswith("resync done")
+    assert dynamo.get_item(f"TENANT#{world.a.pk}", "TENANT")["status"] == "active"
+    assert dynamo.get_item(f"TENANT#{world.a.pk}", f"PRODUCER#{producer.pk}")["version"] == 1
+    assert reconcile.sync_tenant(world.a)["drift"] == 0
+    with pytest.raises(CommandError):
+        call_command("sync_dynamodb", "--tenant", "no-such-tenant")
