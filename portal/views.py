@@ -104,6 +104,12 @@ def console(request):
     tenants = selectors.tenant_list().order_by("created_at")
     if status_filter in TenantStatus.values:
         tenants = tenants.filter(status=status_filter)
+    from broker.sync.selectors import platform_sync_overview
+
+    tenants = list(tenants)
+    sync = {row["tenant_id"]: row for row in platform_sync_overview(tenants)}
+    for tenant in tenants:
+        tenant.sync = sync[str(tenant.pk)]
     return render(
         request,
         "portal/console.html",
@@ -120,12 +126,15 @@ def console(request):
 @require_POST
 @role_required(roles.OPERATOR)
 def console_tenant_action(request, tenant_id, action):
+    from broker.sync.services import sync_job_start
+
     tenant = selectors.tenant_get(tenant_id=tenant_id)
     actions = {
         "suspend": services.tenant_suspend,
         "resume": services.tenant_resume,
         "offboard": services.tenant_offboard,
         "retry-provisioning": services.tenant_retry_provisioning,
+        "resync": lambda tenant, actor: sync_job_start(tenant=tenant, actor=actor),
     }
     if tenant is None or action not in actions:
         raise Http404

@@ -1,6 +1,5 @@
 """Sync status: the tenant's view (tenant host) and the operator's (public host)."""
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -12,6 +11,7 @@ from portal.permissions import IsAnyMember, IsOperator, IsOperatorOrSupportReadO
 
 from . import selectors
 from .models import SyncJob, SyncJobKind
+from .services import sync_job_start
 
 STATUSES = (selectors.IN_SYNC, selectors.PENDING, selectors.FAILING)
 
@@ -142,8 +142,6 @@ class ResyncView(APIView):
     def post(self, request):
         from tenants.models import Tenant
 
-        from .tasks import sync_job_run
-
         body = ResyncSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         tenant = None
@@ -155,15 +153,7 @@ class ResyncView(APIView):
             )
             if tenant is None:
                 raise NotFound()
-        with transaction.atomic():
-            job = SyncJob.objects.create(
-                kind=body.validated_data["kind"], tenant=tenant, requested_by=request.user
-            )
-            transaction.on_commit(
-                lambda: sync_job_run.apply_async(
-                    args=[str(job.pk)], headers={"_schema_name": "public"}
-                )
-            )
+        job = sync_job_start(kind=body.validated_data["kind"], tenant=tenant, actor=request.user)
         job.refresh_from_db()
         return Response(SyncJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
