@@ -5,7 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from broker import api as broker_api
 from broker.sync import api as sync_api
-from portal import views
+from portal import views, views_config
 from portal.urls_common import urlpatterns as common
 from tenants import api_members
 
@@ -23,6 +23,12 @@ urlpatterns = [
     path("members/invite/", views.member_invite, name="member-invite"),
     path("members/<int:membership_id>/", views.member_change, name="member-change"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
+    path("config/", views_config.config_page, name="config"),
+    path(
+        "config/<slug:kind>/<uuid:object_id>/<slug:action>/",
+        views_config.config_action,
+        name="config-action",
+    ),
     path("api/v1/me/", api_members.MeView.as_view(), name="me"),
     path("api/v1/sync-status/", sync_api.TenantSyncStatusView.as_view(), name="sync-status"),
     path("api/v1/", include(router.urls)),

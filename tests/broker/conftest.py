@@ -1,39 +1,14 @@
-import socket
-
 import pytest
 from django.core.cache import cache
 from django_tenants.utils import schema_context, tenant_context
 
-# What the fake resolver answers: hooks.example.com is public, the others are not.
-DNS = {
-    "hooks.example.com": ["93.184.215.14"],
-    "receiver.example.net": ["2606:4700::1111"],
-    "intranet.example.com": ["10.0.0.5"],
-    "mixed.example.com": ["93.184.215.14", "192.168.1.7"],
-}
-PUBLIC_URL = "https://hooks.example.com/events"
+from tests.conftest import DNS, PUBLIC_URL  # noqa: F401 (tests import them from here)
 
 
 @pytest.fixture(autouse=True)
-def fake_dns(monkeypatch):
-    """No network here: consumer hosts resolve from DNS above; IP literals resolve as usual."""
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        name = host.decode() if isinstance(host, bytes) else host
-        if name in DNS:
-            out = []
-            for addr in DNS[name]:
-                family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-                sockaddr = (addr, port or 443, 0, 0) if ":" in addr else (addr, port or 443)
-                out.append((family, socket.SOCK_STREAM, 6, "", sockaddr))
-            return out
-        if name and any(c.isalpha() for c in name.replace("0x", "")) and "." in name:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    return DNS
+def _dns(fake_dns):
+    """No network here: consumer hosts resolve from tests.conftest.DNS."""
+    return fake_dns
 
 
 @pytest.fixture(autouse=True)

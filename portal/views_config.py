@@ -1,0 +1,205 @@
+"""Tenant self-service pages for broker configuration (tenant host, `/config/`).
+
+The same services as the API: every change is versioned, audited and relayed to DynamoDB.
+Viewers see the page; developers and admins change things. One-time secrets (an API key, a
+signing secret) are shown once, on the page that follows the change.
+"""
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from broker import services
+from broker.models import Consumer, ConsumerAuth, Kind, Producer, Subscription
+from portal import roles
+from portal.exceptions import ApplicationError
+from portal.forms import apply_application_error
+from portal.views import role_required
+
+ONE_TIME = "one_time_secret"
+
+
+class ProducerForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    kind = forms.ChoiceField(choices=Kind.choices)
+    allowed_event_types = forms.CharField(
+        required=False, help_text="Comma-separated patterns (order.*); empty: any type."
+    )
+    source_queue_arn = forms.CharField(required=False, max_length=256, label="Source queue ARN")
+
+    def service_kwargs(self) -> dict:
+        data = dict(self.cleaned_data)
+        data["allowed_event_types"] = [
+            t.strip() for t in data["allowed_event_types"].split(",") if t.strip()
+        ]
+        return data
+
+
+class ConsumerForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    kind = forms.ChoiceField(choices=Kind.choices)
+    url = forms.CharField(required=False, max_length=2048, label="URL (https)")
+    queue_arn = forms.CharField(required=False, max_length=256, label="Queue ARN (sqs)")
+    auth_type = forms.ChoiceField(choices=ConsumerAuth.choices, initial=ConsumerAuth.NONE)
+    auth_username = forms.CharField(required=False, label="Header name / user name")
+    auth_secret = forms.CharField(
+        required=False, widget=forms.PasswordInput, label="Header value / password / token"
+    )
+
+    def service_kwargs(self) -> dict:
+        data = dict(self.cleaned_data)
+        data["auth_secret"] = data["auth_secret"] or None
+        return data
+
+
+class SubscriptionForm(forms.Form):
+    consumer = forms.ModelChoiceField(queryset=Consumer.objects.none())
+    event_type = forms.CharField(max_length=200, help_text="order.created, order.* or *")
+    producer = forms.ModelChoiceField(
+        queryset=Producer.objects.none(), required=False, empty_label="any producer"
+    )
+    filter = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="JSON; empty: all"
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Querysets of the active tenant schema only.
+        self.fields["consumer"].queryset = Consumer.objects.order_by("name")
+        self.fields["producer"].queryset = Producer.objects.order_by("name")
+
+    def clean_filter(self):
+        text = self.cleaned_data["filter"].strip()
+        if not text:
+            return {}
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from None
+
+    def service_kwargs(self) -> dict:
+        return dict(self.cleaned_data)
+
+
+FORMS = {
+    "producer": (ProducerForm, services.producer_create),
+    "consumer": (ConsumerForm, services.consumer_create),
+    "subscription": (SubscriptionForm, services.subscription_create),
+}
+
+
+def _can_write(request) -> bool:
+    return roles.resolve_role(request) in roles.TENANT_WRITE_ROLES
+
+
+@role_required(*roles.TENANT_READ_ROLES)
+def config_page(request):
+    bound = {}
+    status = 200
+    if request.method == "POST":
+        if not _can_write(request):
+            raise Http404
+        which = request.POST.get("form")
+        if which not in FORMS:
+            raise Http404
+        form_class, create = FORMS[which]
+        form = form_class(request.POST, prefix=which)
+        bound[which] = form
+        if form.is_valid():
+            try:
+                result = create(actor=request.user, **form.service_kwargs())
+            except ApplicationError as exc:
+                apply_application_error(form, exc)
+            else:
+                obj, secret = result if isinstance(result, tuple) else (result, None)
+                messages.success(request, f"{which.title()} {obj} created.")
+                if secret:
+                    request.session[ONE_TIME] = {"label": str(obj), "value": secret}
+                return redirect("/config/")
+        status = 400
+    one_time = request.session.pop(ONE_TIME, None)
+    forms_ = {name: bound.get(name) or cls(prefix=name) for name, (cls, _) in FORMS.items()}
+    return render(
+        request,
+        "portal/config.html",
+        {
+            "tenant": request.tenant,
+            "can_write": _can_write(request),
+            "forms": forms_,
+            "one_time": one_time,
+            "producers": Producer.objects.prefetch_related("api_keys").order_by("name"),
+            "consumers": Consumer.objects.order_by("name"),
+            "subscriptions": Subscription.objects.select_related("consumer", "producer").order_by(
+                "event_type"
+            ),
+        },
+        status=status,
+    )
+
+
+def _rotate_key(actor, obj):
+    _, raw = services.producer_rotate_key(actor=actor, producer=obj)
+    return raw
+
+
+def _rotate_secret(actor, obj):
+    _, raw = services.consumer_rotate_signing_secret(actor=actor, consumer=obj)
+    return raw
+
+
+ACTIONS = {
+    "producer": (
+        Producer,
+        {
+            "enable": lambda a, o: services.producer_update(actor=a, producer=o, enabled=True),
+            "disable": lambda a, o: services.producer_update(actor=a, producer=o, enabled=False),
+            "rotate-key": _rotate_key,
+            "delete": lambda a, o: services.producer_delete(actor=a, producer=o),
+        },
+    ),
+    "consumer": (
+        Consumer,
+        {
+            "enable": lambda a, o: services.consumer_update(actor=a, consumer=o, enabled=True),
+            "disable": lambda a, o: services.consumer_update(actor=a, consumer=o, enabled=False),
+            "rotate-signing-secret": _rotate_secret,
+            "delete": lambda a, o: services.consumer_delete(actor=a, consumer=o),
+        },
+    ),
+    "subscription": (
+        Subscription,
+        {
+            "enable": lambda a, o: services.subscription_update(
+                actor=a, subscription=o, enabled=True
+            ),
+            "disable": lambda a, o: services.subscription_update(
+                actor=a, subscription=o, enabled=False
+            ),
+            "delete": lambda a, o: services.subscription_delete(actor=a, subscription=o),
+        },
+    ),
+}
+
+
+@require_POST
+@role_required(*roles.TENANT_WRITE_ROLES)
+def config_action(request, kind, object_id, action):
+    if kind not in ACTIONS or action not in ACTIONS[kind][1]:
+        raise Http404
+    model, actions = ACTIONS[kind]
+    obj = model.objects.filter(pk=object_id).first()  # this tenant's schema only
+    if obj is None:
+        raise Http404
+    try:
+        result = actions[action](request.user, obj)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{kind.title()} {obj}: {action.replace('-', ' ')} done.")
+        if action.startswith("rotate"):
+            request.session[ONE_TIME] = {"label": str(obj), "value": result}
+    return redirect("/config/")

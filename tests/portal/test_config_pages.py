@@ -1,0 +1,115 @@
+"""Tenant configuration pages: the same services as the API, with form errors and roles."""
+
+import pytest
+from django.test import Client
+from django_tenants.utils import tenant_context
+
+from broker import services
+from broker.models import Consumer, Producer, Subscription
+from broker.sync.models import OutboxEntry
+from tests.conftest import PUBLIC_URL, host_of
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _dns(fake_dns):
+    return fake_dns
+
+
+def page(user, tenant):
+    client = Client(HTTP_HOST=host_of(tenant))
+    client.force_login(user)
+    return client
+
+
+def test_a_developer_adds_a_producer_and_sees_its_key_once(world):
+    client = page(world.developer_a, world.a)
+    response = client.post(
+        "/config/",
+        {
+            "form": "producer",
+            "producer-name": "shop",
+            "producer-kind": "https",
+            "producer-allowed_event_types": "order.*, invoice.paid",
+        },
+        follow=True,
+    )
+    body = response.content.decode()
+    assert "Producer shop created." in body and 'data-testid="one-time-secret"' in body
+    with tenant_context(world.a):
+        producer = Producer.objects.get(name="shop")
+        assert producer.allowed_event_types == ["order.*", "invoice.paid"]
+        key_prefix = producer.api_keys.get().prefix
+    assert key_prefix in body
+    again = client.get("/config/").content.decode()
+    assert 'data-testid="one-time-secret"' not in again  # shown once
+
+
+def test_an_unsafe_consumer_url_is_a_form_error_and_nothing_is_stored(world):
+    response = page(world.admin_a, world.a).post(
+        "/config/",
+        {
+            "form": "consumer",
+            "consumer-name": "c",
+            "consumer-kind": "https",
+            "consumer-url": "https://169.254.169.254/",
+            "consumer-auth_type": "none",
+        },
+    )
+    assert response.status_code == 400
+    assert "not a public address" in response.content.decode()
+    with tenant_context(world.a):
+        assert not Consumer.objects.exists()
+    assert not OutboxEntry.objects.exists()
+
+
+def test_a_bad_filter_is_a_form_error(world):
+    with tenant_context(world.a):
+        consumer, _ = services.consumer_create(
+            actor=world.admin_a, name="c", kind="https", url=PUBLIC_URL
+        )
+    response = page(world.admin_a, world.a).post(
+        "/config/",
+        {
+            "form": "subscription",
+            "subscription-consumer": str(consumer.pk),
+            "subscription-event_type": "order.*",
+            "subscription-filter": "{not json",
+        },
+    )
+    assert response.status_code == 400 and "Not valid JSON" in response.content.decode()
+    with tenant_context(world.a):
+        assert not Subscription.objects.exists()
+
+
+def test_actions_disable_rotate_and_delete(world):
+    with tenant_context(world.a):
+        consumer, _ = services.consumer_create(
+            actor=world.admin_a, name="c", kind="https", url=PUBLIC_URL
+        )
+    client = page(world.admin_a, world.a)
+    client.post(f"/config/consumer/{consumer.pk}/disable/")
+    rotated = client.post(f"/config/consumer/{consumer.pk}/rotate-signing-secret/", follow=True)
+    assert "whsec_" in rotated.content.decode()
+    with tenant_context(world.a):
+        consumer.refresh_from_db()
+        assert not consumer.enabled and consumer.version == 3
+    client.post(f"/config/consumer/{consumer.pk}/delete/")
+    with tenant_context(world.a):
+        assert not Consumer.objects.exists()
+
+
+def test_viewers_see_but_cannot_change_and_other_tenants_ids_are_404(world):
+    with tenant_context(world.b):
+        other, _ = services.producer_create(actor=world.admin_b, name="b", kind="https")
+    viewer = page(world.viewer_a, world.a)
+    assert viewer.get("/config/").status_code == 200
+    assert "Add producer" not in viewer.get("/config/").content.decode()
+    assert viewer.post("/config/", {"form": "producer"}).status_code == 404
+    assert viewer.post(f"/config/producer/{other.pk}/disable/").status_code == 404
+    admin = page(world.admin_a, world.a)
+    assert admin.post(f"/config/producer/{other.pk}/disable/").status_code == 404
+    with tenant_context(world.b):
+        other.refresh_from_db()
+        assert other.enabled and other.version == 1
