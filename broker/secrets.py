@@ -10,8 +10,8 @@ Without a KMS key (development, or a deployment that chooses it): Fernet, keyed 
 `SECRETS_FERNET_KEYS` (comma-separated; the first encrypts, all decrypt, for rotation) or, if
 unset, derived from SECRET_KEY with HKDF: `fernet1:<tenant id>:<token>`.
 
-The token itself is what DynamoDB items carry as a secret reference: it is useless without
-KMS (or the Fernet key) and the right tenant id.
+The token itself is what DynamoDB items carry as a secret reference (`secret_ref`): it is
+useless without KMS (or the Fernet key) and the right tenant id.
 """
 
 import base64
@@ -27,8 +27,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 
 from portal import aws
-
-MASK = "********"
 
 
 class SecretError(Exception):
@@ -98,15 +96,6 @@ def decrypt(*, tenant_id: str, token: str) -> str:
             raise SecretError(f"Cannot decrypt: {type(exc).__name__}") from None
         raise
     raise SecretError("Unknown secret token format.")
-
-
-def reference(token: str) -> str:
-    """What a DynamoDB item carries for a secret: the encrypted token (see the module doc)."""
-    return token
-
-
-def mask(value) -> str:
-    return MASK if value else ""
 
 
 def generate_signing_secret() -> str:

@@ -23,7 +23,6 @@ class SyncState(models.Model):
     version = models.PositiveBigIntegerField(default=0)
     synced_version = models.PositiveBigIntegerField(default=0)
     synced_at = models.DateTimeField(null=True, blank=True)
-    pending_since = models.DateTimeField(null=True, blank=True)
     item_keys = models.JSONField(default=list, blank=True)
     deleted = models.BooleanField(default=False)
     last_error = models.TextField(blank=True)
