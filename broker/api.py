@@ -484,16 +484,19 @@ class SubscriptionViewSet(ConfigViewSet):
             pattern, event_type = sub.filter, event_type or sub.event_type
         else:
             pattern = data["filter"]
+        errors = {}
         try:
             patterns.validate_filter(pattern)
-            if event_type:
-                patterns.validate_event_type_pattern(event_type)
         except patterns.PatternError as exc:
-            path = ".".join(str(p) for p in getattr(exc, "path", []) or [])
-            field = "event_type" if event_type and not path and "filter" not in data else "filter"
-            raise ApplicationError(
-                "Invalid input.", fields={field: [f"{path}: {exc}" if path else str(exc)]}
-            )
+            path = ".".join(str(p) for p in exc.path)
+            errors["filter"] = [f"{path}: {exc}" if path else str(exc)]
+        if event_type:
+            try:
+                patterns.validate_event_type_pattern(event_type)
+            except patterns.PatternError as exc:
+                errors["event_type"] = [str(exc)]
+        if errors:
+            raise ApplicationError("Invalid input.", fields=errors)
         event = data["event"]
         result = patterns.explain(pattern, event)
         type_ok = None

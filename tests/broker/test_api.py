@@ -143,6 +143,13 @@ def test_testing_a_filter_says_whether_and_why_an_event_matches(world, api):
         format="json",
     )
     assert bad.status_code == 400 and "filter" in bad.json()["error"]["fields"]
+    bad_type = client.post(
+        "/api/v1/subscriptions/test-filter/",
+        {"filter": {}, "event_type": "Not A Type", "event": {}},
+        format="json",
+    )
+    assert bad_type.status_code == 400
+    assert list(bad_type.json()["error"]["fields"]) == ["event_type"]
 
 
 def test_bad_input_answers_400_with_field_errors_and_stores_nothing(world, api, in_a):
