@@ -25,6 +25,16 @@ urlpatterns = [
     path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
     path("config/", views_config.config_page, name="config"),
     path(
+        "config/consumer/<uuid:object_id>/edit/",
+        views_config.consumer_edit,
+        name="config-consumer-edit",
+    ),
+    path(
+        "config/subscription/<uuid:object_id>/edit/",
+        views_config.subscription_edit,
+        name="config-subscription-edit",
+    ),
+    path(
         "config/<slug:kind>/<uuid:object_id>/<slug:action>/",
         views_config.config_action,
         name="config-action",

@@ -203,3 +203,96 @@ def config_action(request, kind, object_id, action):
         if action.startswith("rotate"):
             request.session[ONE_TIME] = {"label": str(obj), "value": result}
     return redirect("/config/")
+
+
+class ConsumerEditForm(forms.Form):
+    url = forms.CharField(required=False, max_length=2048, label="URL (https)")
+    queue_arn = forms.CharField(required=False, max_length=256, label="Queue ARN (sqs)")
+    auth_type = forms.ChoiceField(choices=ConsumerAuth.choices)
+    auth_username = forms.CharField(required=False, label="Header name / user name")
+    auth_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput,
+        label="New header value / password / token",
+        help_text="Empty: keep the stored one.",
+    )
+    timeout_ms = forms.IntegerField(min_value=1, label="Timeout (ms)")
+    delivery_concurrency = forms.IntegerField(
+        required=False, min_value=1, help_text="Empty: the tier's."
+    )
+
+
+class SubscriptionEditForm(forms.Form):
+    event_type = forms.CharField(max_length=200)
+    filter = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+    clean_filter = SubscriptionForm.clean_filter
+
+
+def _edit(request, *, obj, form_class, initial, update, fields):
+    form = form_class(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = {k: form.cleaned_data[k] for k in fields}
+            try:
+                update(data)
+            except ApplicationError as exc:
+                apply_application_error(form, exc)
+            else:
+                messages.success(request, f"{obj} saved.")
+                return redirect("/config/")
+        status = 400
+    return render(request, "portal/config_edit.html", {"form": form, "object": obj}, status=status)
+
+
+@role_required(*roles.TENANT_WRITE_ROLES)
+def consumer_edit(request, object_id):
+    consumer = Consumer.objects.filter(pk=object_id).first()
+    if consumer is None:
+        raise Http404
+
+    def update(data):
+        secret = data.pop("auth_secret") or None
+        services.consumer_update(actor=request.user, consumer=consumer, auth_secret=secret, **data)
+
+    return _edit(
+        request,
+        obj=consumer,
+        form_class=ConsumerEditForm,
+        initial={
+            "url": consumer.url,
+            "queue_arn": consumer.queue_arn,
+            "auth_type": consumer.auth_type,
+            "auth_username": consumer.auth_username,
+            "timeout_ms": consumer.timeout_ms,
+            "delivery_concurrency": consumer.delivery_concurrency,
+        },
+        update=update,
+        fields=[
+            "url",
+            "queue_arn",
+            "auth_type",
+            "auth_username",
+            "auth_secret",
+            "timeout_ms",
+            "delivery_concurrency",
+        ],
+    )
+
+
+@role_required(*roles.TENANT_WRITE_ROLES)
+def subscription_edit(request, object_id):
+    sub = Subscription.objects.filter(pk=object_id).first()
+    if sub is None:
+        raise Http404
+    return _edit(
+        request,
+        obj=sub,
+        form_class=SubscriptionEditForm,
+        initial={"event_type": sub.event_type, "filter": json.dumps(sub.filter)},
+        update=lambda data: services.subscription_update(
+            actor=request.user, subscription=sub, **data
+        ),
+        fields=["event_type", "filter"],
+    )

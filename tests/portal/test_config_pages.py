@@ -113,3 +113,66 @@ def test_viewers_see_but_cannot_change_and_other_tenants_ids_are_404(world):
     with tenant_context(world.b):
         other.refresh_from_db()
         assert other.enabled and other.version == 1
+
+
+def test_editing_a_consumer_keeps_the_stored_secret_unless_a_new_one_is_given(world):
+    with tenant_context(world.a):
+        consumer, _ = services.consumer_create(
+            actor=world.admin_a,
+            name="c",
+            kind="https",
+            url=PUBLIC_URL,
+            auth_type="bearer",
+            auth_secret="first-token",
+        )
+        stored = consumer.auth_secret_encrypted
+    client = page(world.developer_a, world.a)
+    form = client.get(f"/config/consumer/{consumer.pk}/edit/").content.decode()
+    assert PUBLIC_URL in form and "first-token" not in form and stored not in form
+
+    fields = {
+        "url": "https://hooks.example.com/v2",
+        "queue_arn": "",
+        "auth_type": "bearer",
+        "auth_username": "",
+        "auth_secret": "",
+        "timeout_ms": "5000",
+        "delivery_concurrency": "",
+    }
+    assert client.post(f"/config/consumer/{consumer.pk}/edit/", fields).status_code == 302
+    with tenant_context(world.a):
+        consumer.refresh_from_db()
+    assert consumer.url.endswith("/v2") and consumer.timeout_ms == 5000
+    assert consumer.auth_secret_encrypted == stored and consumer.version == 2
+
+    refused = client.post(
+        f"/config/consumer/{consumer.pk}/edit/", {**fields, "url": "https://127.0.0.1/"}
+    )
+    assert refused.status_code == 400 and "not a public address" in refused.content.decode()
+    with tenant_context(world.a):
+        consumer.refresh_from_db()
+    assert consumer.url.endswith("/v2") and consumer.version == 2
+
+
+def test_editing_a_subscription_filter(world):
+    with tenant_context(world.a):
+        consumer, _ = services.consumer_create(
+            actor=world.admin_a, name="c", kind="https", url=PUBLIC_URL
+        )
+        sub = services.subscription_create(actor=world.admin_a, consumer=consumer, event_type="a.b")
+    client = page(world.admin_a, world.a)
+    ok = client.post(
+        f"/config/subscription/{sub.pk}/edit/",
+        {"event_type": "a.*", "filter": '{"data": {"n": [{"numeric": [">", 1]}]}}'},
+    )
+    assert ok.status_code == 302
+    bad = client.post(
+        f"/config/subscription/{sub.pk}/edit/", {"event_type": "a.*", "filter": '{"data": 1}'}
+    )
+    assert bad.status_code == 400
+    with tenant_context(world.a):
+        sub.refresh_from_db()
+    assert sub.event_type == "a.*" and sub.filter == {"data": {"n": [{"numeric": [">", 1]}]}}
+    assert (
+        page(world.viewer_a, world.a).get(f"/config/subscription/{sub.pk}/edit/").status_code == 404
+    )
