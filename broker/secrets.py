@@ -8,10 +8,17 @@ tenant id, so a token copied to another tenant's row is useless.
 
 Without a KMS key (development, or a deployment that chooses it): Fernet, keyed from
 `SECRETS_FERNET_KEYS` (comma-separated; the first encrypts, all decrypt, for rotation) or, if
-unset, derived from SECRET_KEY with HKDF: `fernet1:<tenant id>:<token>`.
+unset, derived from SECRET_KEY with HKDF: `fernet1:<Fernet token>`, the tenant id sealed inside
+next to the value and checked on the way out. The derived key changes with SECRET_KEY: a
+production deployment without KMS should set SECRETS_FERNET_KEYS, so that rotating SECRET_KEY
+does not make every stored secret unreadable.
+
+The prefix says how a token was made, whatever the settings are now: `fernet1:` tokens still
+decrypt after a KMS key is configured (new writes use KMS).
 
 The token itself is what DynamoDB items carry as a secret reference (`secret_ref`): it is
-useless without KMS (or the Fernet key) and the right tenant id.
+useless without KMS (or the Fernet key) and the right tenant id. Neither the clear value nor a
+part of it is ever logged or put into an exception message.
 """
 
 import base64
@@ -19,6 +26,7 @@ import json
 import os
 import secrets as pysecrets
 
+from botocore.exceptions import ClientError
 from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -31,6 +39,19 @@ from portal import aws
 
 class SecretError(Exception):
     """A token could not be decrypted (wrong tenant, tampered, unknown key)."""
+
+
+# KMS Decrypt errors that mean the token is wrong for this tenant or its key is gone. A wrong
+# encryption context (another tenant's token) is InvalidCiphertextException.
+_KMS_REFUSALS = frozenset(
+    {
+        "InvalidCiphertextException",
+        "IncorrectKeyException",
+        "NotFoundException",
+        "DisabledException",
+        "KMSInvalidStateException",
+    }
+)
 
 
 def _fernet() -> MultiFernet:
@@ -91,9 +112,12 @@ def decrypt(*, tenant_id: str, token: str) -> str:
         raise
     except (InvalidToken, InvalidTag, ValueError, KeyError, TypeError) as exc:
         raise SecretError(f"Cannot decrypt: {type(exc).__name__}") from None
-    except Exception as exc:  # KMS refused (wrong context, unknown key)
-        if type(exc).__name__ in ("InvalidCiphertextException", "ClientError"):
-            raise SecretError(f"Cannot decrypt: {type(exc).__name__}") from None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        # Only the answers that say "this token will never decrypt here"; throttling, network
+        # and permission errors are transient or operational and propagate as they are.
+        if code in _KMS_REFUSALS:
+            raise SecretError(f"Cannot decrypt: {code}") from None
         raise
     raise SecretError("Unknown secret token format.")
 

@@ -3,7 +3,10 @@
 The first response to (caller, path, key) is kept in the Redis cache for
 IDEMPOTENCY_TTL_SECONDS (24 h; cache keys carry the tenant schema). The same key with the same
 body answers it again with `Idempotent-Replayed: true`; with another body → 409. While the
-first request runs, a second one → 409. Only responses below 500 are kept.
+first request runs, a second one → 409. Responses below 500 are kept, 4xx errors included (a
+retry of a refused create is refused the same way, even if the state changed in between); a
+500 is not, so a retry runs again. Authentication, permission and throttling errors happen
+before the key is looked at and are never kept.
 
 One-time secrets (a new API key, a signing secret) are removed before the response is
 stored — keeping them in Redis for a day would defeat "shown once" — so a replay answers them
@@ -58,29 +61,23 @@ class IdempotentMixin:
             )
         scope = f"{request.user.pk}|{request.path}|{key}"
         cache_key = "idempotency:" + hashlib.sha256(scope.encode()).hexdigest()
+        lock_key = cache_key + ":lock"
         body = _body_hash(request.data)
         stored = cache.get(cache_key)
         if stored is None:
-            if not cache.add(cache_key + ":lock", 1, timeout=LOCK_SECONDS):
+            if not cache.add(lock_key, 1, timeout=LOCK_SECONDS):
                 return self._conflict(
                     "idempotency_in_progress", "A request with this Idempotency-Key is running."
                 )
-            try:
-                response = handler(request, *args, **kwargs)
-                if response.status_code < 500:
-                    data = json.loads(JSONRenderer().render(response.data) or b"null")
-                    if isinstance(data, dict):
-                        for field in self.idempotency_redact:
-                            if field in data:
-                                data[field] = None
-                    cache.set(
-                        cache_key,
-                        {"body": body, "status": response.status_code, "data": data},
-                        timeout=settings.IDEMPOTENCY_TTL_SECONDS,
-                    )
-                return response
-            finally:
-                cache.delete(cache_key + ":lock")
+            # The first request may have stored its response and released the lock between
+            # our read and our lock: read again, or the handler would run twice.
+            stored = cache.get(cache_key)
+            if stored is None:
+                try:
+                    return self._run_and_store(handler, cache_key, body, request, *args, **kwargs)
+                finally:
+                    cache.delete(lock_key)
+            cache.delete(lock_key)
         if stored["body"] != body:
             return self._conflict(
                 "idempotency_key_reused",
@@ -89,6 +86,26 @@ class IdempotentMixin:
         return Response(
             stored["data"], status=stored["status"], headers={"Idempotent-Replayed": "true"}
         )
+
+    def _run_and_store(self, handler, cache_key: str, body: str, request, *args, **kwargs):
+        try:
+            response = handler(request, *args, **kwargs)
+        except Exception as exc:
+            # A handled error (validation, ApplicationError, 404…) becomes its 4xx response
+            # here so that it is kept like any other answer; anything else is re-raised (500).
+            response = self.handle_exception(exc)
+        if response.status_code < 500:
+            data = json.loads(JSONRenderer().render(response.data) or b"null")
+            if isinstance(data, dict):
+                for field in self.idempotency_redact:
+                    if field in data:
+                        data[field] = None
+            cache.set(
+                cache_key,
+                {"body": body, "status": response.status_code, "data": data},
+                timeout=settings.IDEMPOTENCY_TTL_SECONDS,
+            )
+        return response
 
     def _conflict(self, code: str, message: str) -> Response:
         return Response(error_body(code, message), status=409)
