@@ -10,12 +10,13 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from portal.api import SafeLookupMixin, StrictSerializer
-from portal.exceptions import ApplicationError
-from portal.idempotency import IdempotentMixin
-from portal.permissions import IsAnyMember, IsTenantMember
+from core.api import SafeLookupMixin, StrictSerializer
+from core.errors import ApplicationError
+from core.idempotency import IdempotentMixin
+from tenants.permissions import IsAnyMember, IsTenantMember
 
-from . import patterns, services
+from . import services
+from .functions.shared import patterns
 from .models import (
     ApiKey,
     AuditEvent,

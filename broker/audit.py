@@ -1,4 +1,4 @@
-from portal.middleware import current_request_id
+from core.context import current_request_id
 
 from .models import AuditEvent
 

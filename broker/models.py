@@ -147,7 +147,7 @@ class Subscription(VersionedModel):
     producer = models.ForeignKey(
         Producer, null=True, blank=True, on_delete=models.CASCADE, related_name="subscriptions"
     )
-    # EventBridge-style content filter (broker.patterns); {} matches every event.
+    # EventBridge-style content filter (broker.functions.shared.patterns); {} matches every event.
     filter = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
     description = models.CharField(max_length=500, blank=True)

@@ -7,8 +7,8 @@ from rest_framework_simplejwt.serializers import TokenObtainSerializer, TokenRef
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from portal import roles
 from portal.auth import host_scope
+from tenants import roles
 
 
 def token_claims(request, user) -> dict:
@@ -104,7 +104,7 @@ def lockout_response(request, credentials=None, *args, **kwargs):
     from django.http import JsonResponse
     from django.shortcuts import render
 
-    from portal.exceptions import error_body
+    from core.errors import error_body
 
     if request.path.startswith("/api/"):
         return JsonResponse(

@@ -1,6 +1,6 @@
 from django.db import connection
 
-from portal.roles import resolve_role
+from tenants.roles import resolve_role
 
 
 def portal(request):

@@ -1,8 +1,8 @@
 from django import forms
 from django.contrib.auth import authenticate
 
-from portal import roles
-from portal.exceptions import ApplicationError
+from core.errors import ApplicationError
+from tenants import roles
 from tenants.models import TenantRole, Tier
 
 

@@ -3,7 +3,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 
-from portal import aws
+from core import aws
 
 
 def _check(fn) -> dict:

@@ -1,4 +1,3 @@
-import contextvars
 import re
 import uuid
 
@@ -8,12 +7,9 @@ from django.http import Http404
 from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_public_schema_name, get_tenant_model, remove_www
 
-_request_id = contextvars.ContextVar("request_id", default=None)
+from core.context import reset_request_id, set_request_id
+
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-def current_request_id():
-    return _request_id.get()
 
 
 class TenantHostMiddleware(TenantMainMiddleware):
@@ -57,10 +53,10 @@ class RequestIdMiddleware:
     def __call__(self, request):
         incoming = request.headers.get("X-Request-ID", "")
         request.id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-        token = _request_id.set(request.id)
+        token = set_request_id(request.id)
         try:
             response = self.get_response(request)
         finally:
-            _request_id.reset(token)
+            reset_request_id(token)
         response["X-Request-ID"] = request.id
         return response

@@ -10,8 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_tenants.utils import get_public_schema_name
 
-from portal import roles
-from portal.exceptions import ApplicationError
+from core.errors import ApplicationError
 from portal.forms import (
     AcceptInvitationForm,
     InviteForm,
@@ -20,7 +19,7 @@ from portal.forms import (
     RoleForm,
     apply_application_error,
 )
-from tenants import selectors, services
+from tenants import roles, selectors, services
 from tenants.models import Invitation, TenantStatus
 
 

@@ -15,10 +15,10 @@ from django.views.decorators.http import require_POST
 
 from broker import services
 from broker.models import Consumer, ConsumerAuth, Kind, Producer, Subscription
-from portal import roles
-from portal.exceptions import ApplicationError
+from core.errors import ApplicationError
 from portal.forms import apply_application_error
 from portal.views import role_required
+from tenants import roles
 
 ONE_TIME = "one_time_secret"
 

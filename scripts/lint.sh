@@ -8,6 +8,8 @@ install_cleanup_trap
 ensure_venv
 log "ruff check"
 "$VENV/bin/ruff" check .
+log "import contracts"
+"$VENV/bin/lint-imports"
 log "ruff format --check"
 "$VENV/bin/ruff" format --check .
 

@@ -8,8 +8,8 @@ from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.db import connection
 from django_tenants.utils import get_public_schema_name
 
-from portal import roles
-from portal.exceptions import ApplicationError
+from core.errors import ApplicationError
+from tenants import roles
 
 from . import services
 from .models import QUOTA_FIELDS, Invitation, Membership, Tenant, TenantEvent, Tier, User

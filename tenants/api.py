@@ -6,8 +6,8 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from portal.api import SafeLookupMixin, StrictSerializer
-from portal.permissions import IsOperatorOrSupportReadOnly
+from core.api import SafeLookupMixin, StrictSerializer
+from tenants.permissions import IsOperatorOrSupportReadOnly
 
 from . import selectors, services
 from .models import QUOTA_FIELDS, Invitation, Tenant, TenantRole, TenantStatus, Tier

@@ -5,9 +5,9 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal import roles
-from portal.api import SafeLookupMixin, StrictSerializer
-from portal.permissions import IsAnyMember, IsTenantAdminOrReadOnly
+from core.api import SafeLookupMixin, StrictSerializer
+from tenants import roles
+from tenants.permissions import IsAnyMember, IsTenantAdminOrReadOnly
 
 from . import selectors, services
 from .api import InvitationSerializer, InviteSerializer, MemberSerializer

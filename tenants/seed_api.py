@@ -13,10 +13,10 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal import roles
-from portal.api import StrictSerializer
-from portal.exceptions import ApplicationError
-from portal.permissions import IsOperator, IsOperatorOrSupportReadOnly, _role
+from core.api import StrictSerializer
+from core.errors import ApplicationError
+from tenants import roles
+from tenants.permissions import IsOperator, IsOperatorOrSupportReadOnly, _role
 
 from . import selectors, services
 from .models import DeploymentModel, Tier

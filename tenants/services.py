@@ -22,9 +22,9 @@ from django_tenants.utils import schema_context, schema_exists
 
 from broker.audit import audit_record
 from broker.sync import contract, dynamo
-from portal import aws
-from portal.exceptions import ApplicationError
-from portal.middleware import current_request_id
+from core import aws
+from core.context import current_request_id
+from core.errors import ApplicationError
 
 from .models import (
     QUOTA_FIELDS,

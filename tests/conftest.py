@@ -24,7 +24,7 @@ _MOCK = {}
 @pytest.fixture(scope="session", autouse=True)
 def aws_moto():
     """moto in-process for the session, with the resources `bootstrap_aws` creates."""
-    from portal import aws
+    from core import aws
 
     saved = settings.AWS_ENDPOINT_URL
     settings.AWS_ENDPOINT_URL = None
@@ -193,7 +193,7 @@ def moto_server():
 @pytest.fixture
 def live_aws(moto_server):
     """Switches this process from in-process moto to the moto server (state of each kept)."""
-    from portal import aws
+    from core import aws
     from tenants.management.commands.bootstrap_aws import bootstrap_aws
 
     mock = _MOCK["aws"]

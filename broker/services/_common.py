@@ -8,7 +8,7 @@ from django.utils import timezone
 from broker.audit import audit_record
 from broker.sync import contract
 from broker.sync.models import OutboxEntry
-from portal.exceptions import ApplicationError
+from core.errors import ApplicationError
 
 
 def current_tenant():

@@ -6,10 +6,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from broker import arn, secrets, ssrf
+from broker import secrets
+from broker.functions.shared import arn, ssrf
 from broker.models import Consumer, ConsumerAuth, Kind
 from broker.sync.contract import CONSUMER, SUBSCRIPTION
-from portal.exceptions import ApplicationError
+from core.errors import ApplicationError
 
 from ._common import (
     bump,

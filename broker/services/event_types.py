@@ -1,10 +1,10 @@
 from django.db import IntegrityError, transaction
 from jsonschema import SchemaError, validators
 
-from broker import patterns
+from broker.functions.shared import patterns
 from broker.models import EventType
 from broker.sync.contract import EVENT_TYPE
-from portal.exceptions import ApplicationError
+from core.errors import ApplicationError
 
 from ._common import bump, keys_of, raise_if, record_change, snapshot
 

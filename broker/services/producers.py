@@ -6,10 +6,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from broker import arn, patterns
+from broker.functions.shared import arn, patterns
 from broker.models import ApiKey, Kind, Producer
 from broker.sync.contract import APIKEY, PRODUCER
-from portal.exceptions import ApplicationError
+from core.errors import ApplicationError
 
 from ._common import (
     bump,

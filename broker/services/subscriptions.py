@@ -1,9 +1,9 @@
 from django.db import transaction
 
-from broker import patterns
+from broker.functions.shared import patterns
 from broker.models import Consumer, Producer, Subscription
 from broker.sync.contract import SUBSCRIPTION
-from portal.exceptions import ApplicationError
+from core.errors import ApplicationError
 
 from ._common import bump, check_limit, keys_of, lock, raise_if, record_change, snapshot
 

@@ -6,8 +6,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.api import Pagination, StrictSerializer
-from portal.permissions import IsAnyMember, IsOperator, IsOperatorOrSupportReadOnly
+from core.api import Pagination, StrictSerializer
+from tenants.permissions import IsAnyMember, IsOperator, IsOperatorOrSupportReadOnly
 
 from . import selectors
 from .models import SyncJob, SyncJobKind

@@ -10,11 +10,17 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
-CONTRACT_VERSION = 1
-
-
-def tenant_pk(tenant_id) -> str:
-    return f"TENANT#{tenant_id}"
+from broker.functions.shared.contract import (
+    APIKEY_SK,
+    CONTRACT_VERSION,
+    TENANT_SK,
+    apikey_pk,
+    consumer_sk,
+    event_type_sk,
+    producer_sk,
+    route_sk,
+    tenant_pk,
+)
 
 
 def now_iso() -> str:
@@ -24,7 +30,7 @@ def now_iso() -> str:
 def tenant_item(tenant) -> dict:
     return {
         "PK": tenant_pk(tenant.pk),
-        "SK": "TENANT",
+        "SK": TENANT_SK,
         "type": "tenant",
         "contract": CONTRACT_VERSION,
         "tenant_id": str(tenant.pk),
@@ -74,25 +80,21 @@ def _json(value) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def apikey_pk(key_hash: str) -> str:
-    return f"APIKEY#{key_hash}"
-
-
 def item_keys(object_type: str, obj, *, tenant_id) -> list[tuple[str, str]]:
     """The (PK, SK) of every item an object is mirrored to."""
     pk = tenant_pk(tenant_id)
     if object_type == TENANT:
-        return [(pk, "TENANT")]
+        return [(pk, TENANT_SK)]
     if object_type == PRODUCER:
-        return [(pk, f"PRODUCER#{obj.pk}")]
+        return [(pk, producer_sk(obj.pk))]
     if object_type == APIKEY:
-        return [(apikey_pk(obj.key_hash), "APIKEY")]
+        return [(apikey_pk(obj.key_hash), APIKEY_SK)]
     if object_type == CONSUMER:
-        return [(pk, f"CONSUMER#{obj.pk}")]
+        return [(pk, consumer_sk(obj.pk))]
     if object_type == SUBSCRIPTION:
-        return [(pk, f"ROUTE#{obj.event_type}#{obj.pk}")]
+        return [(pk, route_sk(obj.event_type, obj.pk))]
     if object_type == EVENT_TYPE:
-        return [(pk, f"EVENTTYPE#{obj.name}")]
+        return [(pk, event_type_sk(obj.name))]
     raise ValueError(f"unknown object type {object_type!r}")
 
 

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from django.conf import settings
 
-from portal import aws
+from core import aws
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()

@@ -1,6 +1,6 @@
 import pytest
 
-from broker.arn import ArnError, parse_sqs_arn, queue_url_from_arn
+from broker.functions.shared.arn import ArnError, parse_sqs_arn, queue_url_from_arn
 
 
 def test_a_queue_arn_is_parsed_into_its_parts():

@@ -1,6 +1,6 @@
 import pytest
 
-from broker.patterns import (
+from broker.functions.shared.patterns import (
     PatternError,
     event_type_matches,
     explain,

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from cryptography.fernet import Fernet
 
 from broker import secrets
-from portal import aws
+from core import aws
 
 # Not for the tests themselves: tests/broker/conftest.py's autouse fixtures build the session's
 # tenants, and pytest-django only creates the test database when a collected test asks for it.

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from broker.ssrf import UnsafeURL, check_url
+from broker.functions.shared.ssrf import UnsafeURL, check_url
 
 
 def resolver(*answers):

@@ -16,9 +16,9 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory, force_authenticate
 
 from broker.models import Producer
-from portal import idempotency
-from portal.exceptions import ApplicationError, error_body
-from portal.idempotency import IdempotentMixin
+from core import idempotency
+from core.errors import ApplicationError, error_body
+from core.idempotency import IdempotentMixin
 
 pytestmark = pytest.mark.django_db
 

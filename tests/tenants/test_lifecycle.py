@@ -3,8 +3,8 @@ from django.db import connection
 from django_tenants.utils import schema_exists
 
 from broker.sync import contract, dynamo
-from portal import aws
-from portal.exceptions import ApplicationError
+from core import aws
+from core.errors import ApplicationError
 from tenants import services
 from tenants.models import Tenant, TenantStatus
 from tests.conftest import onboard

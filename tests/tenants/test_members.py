@@ -1,6 +1,6 @@
 import pytest
 
-from portal.exceptions import ApplicationError
+from core.errors import ApplicationError
 from tenants import services
 from tenants.models import Invitation, Membership, User
 from tests.conftest import HostClient, host_of, onboard, token_for

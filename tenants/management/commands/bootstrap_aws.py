@@ -7,7 +7,7 @@ Works unchanged against real AWS (default credential chain) and against the moto
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from portal import aws
+from core import aws
 
 # Sparse index over APIKEY items only (they live outside the tenant's partition): lets the
 # reconciler and offboarding find every key item of a tenant without a scan.

@@ -2,7 +2,7 @@ import pytest
 
 from broker import services
 from broker.models import EventType
-from portal.exceptions import ApplicationError
+from core.errors import ApplicationError
 from tests.broker.conftest import outbox_rows
 
 pytestmark = pytest.mark.django_db

@@ -111,7 +111,7 @@ def test_each_write_leaves_one_audit_event_and_outbox_rows_with_new_versions(obj
     ],
 )
 def test_a_refused_write_leaves_no_audit_event_no_outbox_row_and_no_change(objects, write):
-    from portal.exceptions import ApplicationError
+    from core.errors import ApplicationError
 
     before = {
         "p": Producer.objects.get(pk=objects["p"].pk).version,

@@ -7,7 +7,7 @@ from django.utils import timezone
 from broker import services
 from broker.models import ApiKey, AuditEvent, Producer
 from broker.sync.models import OutboxEntry
-from portal.exceptions import ApplicationError
+from core.errors import ApplicationError
 from tests.broker.conftest import audit_rows, outbox_rows
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,7 @@ import pytest
 from broker import services
 from broker.models import Subscription
 from broker.sync.models import OutboxEntry
-from portal.exceptions import ApplicationError
+from core.errors import ApplicationError
 from tests.broker.conftest import audit_rows, outbox_rows
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,7 @@ import logging
 
 from django.db import connection
 
-from portal.middleware import current_request_id
+from core.context import current_request_id
 
 
 class ContextFilter(logging.Filter):

@@ -21,7 +21,7 @@ from django.core.cache import cache
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from portal.exceptions import ApplicationError, error_body
+from core.errors import ApplicationError, error_body
 
 HEADER = "Idempotency-Key"
 LOCK_SECONDS = 60

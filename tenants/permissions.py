@@ -1,6 +1,6 @@
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from portal import roles
+from tenants import roles
 
 
 def _role(request):

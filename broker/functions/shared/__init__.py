@@ -1,0 +1,1 @@
+"""Pure, Django-free rules shared by the data plane and the portal."""
