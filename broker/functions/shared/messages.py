@@ -1,0 +1,168 @@
+"""Message formats on the data plane's queues (docs/data-plane.md), one definition for all.
+
+Who writes and who reads:
+
+| message | written by | read by |
+|---|---|---|
+| delivery (`kind = "delivery"`) | ingress (routing), egress (retry re-enqueue), portal (replay, test event) | egress |
+| dead letter (`kind = "dead_letter"`) | egress, after the last attempt | portal (DLQ ingest) |
+
+SQS allows 10 message attributes, so the metadata travels in the body's envelope; `tenant_id`
+and `consumer_id` are also attributes (String), for filtering and for operators reading a
+queue by hand. The body is JSON:
+
+    {
+      "v": 1,
+      "kind": "delivery",
+      "delivery": {delivery_id, replay, attempt, tenant_id, producer_id, consumer_id,
+                   subscription_id, event_id, event_type, first_attempt_at, test},
+      "event": {id, type, time, data, source_id},
+      "failure": {attempts, last_status, last_error, error_kind,      # dead letters only
+                  first_attempt_at, last_attempt_at, dead_lettered_at}
+    }
+
+`delivery_id` is stable for a delivery across every retry and every replay (it is the
+Standard Webhooks `webhook-id`); `replay` is 0 for the first life of a delivery and n for its
+n-th replay; `attempt` counts from 1 within one life. Egress idempotency is keyed on
+(delivery_id, replay, attempt), so a duplicated SQS message is absorbed while a retry or a
+replay is not.
+
+Readers accept every version in READABLE_VERSIONS; anything else is `MessageError`.
+"""
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+VERSION = 1
+READABLE_VERSIONS = frozenset({1})
+DELIVERY = "delivery"
+DEAD_LETTER = "dead_letter"
+
+# Error kinds of a failed attempt (the portal groups dead letters by them).
+ERROR_HTTP = "http_status"  # the consumer answered, not 2xx (see last_status)
+ERROR_TIMEOUT = "timeout"
+ERROR_CONNECTION = "connection"  # refused, reset, DNS failure, TLS error
+ERROR_SSRF = "ssrf_refused"  # the target resolved to a refused address at delivery time
+ERROR_CONSUMER_GONE = "consumer_unavailable"  # deleted or disabled consumer
+ERROR_SQS = "sqs_error"  # an SQS consumer's queue refused the message
+ERROR_KINDS = (
+    ERROR_HTTP,
+    ERROR_TIMEOUT,
+    ERROR_CONNECTION,
+    ERROR_SSRF,
+    ERROR_CONSUMER_GONE,
+    ERROR_SQS,
+)
+
+LAST_ERROR_MAX_CHARS = 1000
+
+
+class MessageError(ValueError):
+    """A body that is not a message of this format (malformed, unknown version or kind)."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def new_delivery_id() -> str:
+    """`msg_` + 32 hex: Standard Webhooks ids are opaque strings; a prefix says what it is."""
+    return "msg_" + uuid.uuid4().hex
+
+
+@dataclass
+class Delivery:
+    delivery_id: str
+    tenant_id: str
+    consumer_id: str
+    subscription_id: str | None
+    producer_id: str | None
+    event_id: str
+    event_type: str
+    replay: int = 0
+    attempt: int = 1
+    first_attempt_at: str | None = None
+    test: bool = False
+
+
+@dataclass
+class Failure:
+    attempts: int
+    last_status: int | None
+    last_error: str
+    error_kind: str
+    first_attempt_at: str
+    last_attempt_at: str
+    dead_lettered_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class Message:
+    kind: str
+    delivery: Delivery
+    event: dict
+    failure: Failure | None = None
+
+    def body(self) -> str:
+        out = {"v": VERSION, "kind": self.kind, "delivery": asdict(self.delivery)}
+        out["event"] = self.event
+        if self.failure is not None:
+            failure = asdict(self.failure)
+            failure["last_error"] = (failure["last_error"] or "")[:LAST_ERROR_MAX_CHARS]
+            out["failure"] = failure
+        return json.dumps(out, separators=(",", ":"))
+
+    def attributes(self) -> dict:
+        return {
+            "tenant_id": {"DataType": "String", "StringValue": self.delivery.tenant_id},
+            "consumer_id": {"DataType": "String", "StringValue": self.delivery.consumer_id},
+        }
+
+
+def event_body(*, event_id: str, type_: str, time: str, data, source_id: str | None) -> dict:
+    """The event as consumers receive it: `source_id` is the producer's own id, if it gave one."""
+    out = {"id": event_id, "type": type_, "time": time, "data": data}
+    if source_id is not None:
+        out["source_id"] = source_id
+    return out
+
+
+def delivery_message(delivery: Delivery, event: dict) -> Message:
+    return Message(kind=DELIVERY, delivery=delivery, event=event)
+
+
+def dead_letter_message(delivery: Delivery, event: dict, failure: Failure) -> Message:
+    if failure.error_kind not in ERROR_KINDS:
+        raise ValueError(f"unknown error kind {failure.error_kind!r}")
+    return Message(kind=DEAD_LETTER, delivery=delivery, event=event, failure=failure)
+
+
+def parse(body: str | bytes) -> Message:
+    """Reads a delivery or dead-letter body; raises MessageError for anything else."""
+    try:
+        raw = json.loads(body)
+    except (TypeError, ValueError) as exc:
+        raise MessageError(f"not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise MessageError("not a JSON object")
+    if raw.get("v") not in READABLE_VERSIONS:
+        raise MessageError(f"unknown message version {raw.get('v')!r}")
+    kind = raw.get("kind")
+    if kind not in (DELIVERY, DEAD_LETTER):
+        raise MessageError(f"unknown message kind {kind!r}")
+    try:
+        delivery = Delivery(**raw["delivery"])
+        event = raw["event"]
+        if not isinstance(event, dict) or "type" not in event or "id" not in event:
+            raise MessageError("event without id or type")
+        failure = Failure(**raw["failure"]) if kind == DEAD_LETTER else None
+    except (KeyError, TypeError) as exc:
+        raise MessageError(f"missing or unknown field: {exc}") from None
+    for name in ("delivery_id", "tenant_id", "consumer_id", "event_id", "event_type"):
+        if not isinstance(getattr(delivery, name), str) or not getattr(delivery, name):
+            raise MessageError(f"delivery.{name} must be a non-empty string")
+    if not isinstance(delivery.replay, int) or not isinstance(delivery.attempt, int):
+        raise MessageError("delivery.replay and delivery.attempt must be integers")
+    return Message(kind=kind, delivery=delivery, event=event, failure=failure)

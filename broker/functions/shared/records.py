@@ -1,0 +1,89 @@
+"""Keys of the data plane's own DynamoDB table (`DATAPLANE_TABLE`, default `broker-dataplane`).
+
+The data plane writes it (counters, delivery records); the portal reads it (charts, delivery
+log, endpoint health). The config table is never written by the data plane. Every item has
+`PK`/`SK` strings and a `ttl` (epoch seconds). docs/dynamodb-contract.md documents each item.
+"""
+
+from datetime import UTC, datetime
+
+# Upper bounds (ms) of the latency histogram buckets kept per consumer per minute; the last
+# bucket is everything slower. p50/p95 are read off the cumulative counts.
+LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
+
+# Attempt statuses in delivery records.
+OK = "ok"  # 2xx (or the SQS send succeeded)
+RETRYING = "retrying"  # failed, another attempt is scheduled
+DEAD = "dead"  # failed, the last attempt: sent to the central DLQ
+STATUSES = (OK, RETRYING, DEAD)
+
+
+def minute(ts: datetime | None = None) -> str:
+    return (ts or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+def day(ts: datetime | None = None) -> str:
+    return (ts or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def latency_bucket(ms: float) -> str:
+    """The attribute name of the bucket a latency falls in: `lat_<upper bound>` or `lat_inf`."""
+    for bound in LATENCY_BUCKETS_MS:
+        if ms <= bound:
+            return f"lat_{bound}"
+    return "lat_inf"
+
+
+# --- ingress counters ----------------------------------------------------------------------
+
+
+def rate_key(tenant_id, producer_id, second: int) -> tuple[str, str]:
+    """Events accepted from one producer in one epoch second (ADD n), TTL a few minutes."""
+    return f"RATE#{tenant_id}#{producer_id}", f"S#{second}"
+
+
+def quota_key(tenant_id, day_: str) -> tuple[str, str]:
+    """Events accepted for one tenant on one UTC day (ADD n), TTL a few days."""
+    return f"QUOTA#{tenant_id}", f"DAY#{day_}"
+
+
+def event_id_key(tenant_id, producer_id, source_id: str) -> tuple[str, str]:
+    """A producer-given event id seen within 24 h: holds the first answer (dedup)."""
+    return f"EVENTID#{tenant_id}#{producer_id}#{source_id}", "EVENTID"
+
+
+# --- egress -------------------------------------------------------------------------------
+
+
+def inflight_key(tenant_id, consumer_id) -> tuple[str, str]:
+    """Deliveries in flight to one pool consumer (ADD ±1), for the per-consumer cap."""
+    return f"INFLIGHT#{tenant_id}#{consumer_id}", "INFLIGHT"
+
+
+def consumer_log_key(tenant_id, consumer_id, at: str, delivery_id: str, replay: int, attempt: int):
+    """One attempt in a consumer's delivery log, newest last when read in SK order."""
+    return (
+        f"DLOG#{tenant_id}#{consumer_id}",
+        f"{at}#{delivery_id}#{replay:04d}#{attempt:04d}",
+    )
+
+
+def delivery_attempt_key(tenant_id, delivery_id: str, replay: int, attempt: int):
+    """The same attempt under its delivery: a Query on the PK lists a delivery's history."""
+    return f"DELIVERY#{tenant_id}#{delivery_id}", f"ATTEMPT#{replay:04d}#{attempt:04d}"
+
+
+def delivery_event_key(tenant_id, delivery_id: str):
+    """The event of a delivery (JSON), written with its first attempt."""
+    return f"DELIVERY#{tenant_id}#{delivery_id}", "EVENT"
+
+
+def consumer_stats_key(tenant_id, consumer_id, minute_: str):
+    """Per consumer per minute: `ok`, `failed`, and the latency buckets (ADD)."""
+    return f"STATS#{tenant_id}#CONSUMER#{consumer_id}", f"MIN#{minute_}"
+
+
+def tenant_stats_key(tenant_id, minute_: str):
+    """Per tenant per minute: `ingested`, `routed`, `rejected`, `delivered`, `failed`,
+    `dead` (ADD)."""
+    return f"STATS#{tenant_id}#TENANT", f"MIN#{minute_}"
