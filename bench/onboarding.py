@@ -77,7 +77,7 @@ def main() -> None:
 
     try:
         call_command("migrate_schemas", "--shared", verbosity=0)
-        from tenants.management.commands.bootstrap_aws import bootstrap_aws
+        from portal.management.commands.bootstrap_aws import bootstrap_aws
 
         bootstrap_aws()
         run(args, url)

@@ -87,7 +87,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate_schemas", "--shared", verbosity=0)
-    from tenants.management.commands.bootstrap_aws import bootstrap_aws
+    from portal.management.commands.bootstrap_aws import bootstrap_aws
 
     bootstrap_aws()
     worker = None

@@ -255,6 +255,10 @@ AWS_REGION = env("AWS_DEFAULT_REGION", default="eu-west-1")
 AWS_ACCOUNT_ID = env("AWS_ACCOUNT_ID", default="123456789012")
 DYNAMODB_CONFIG_TABLE = env("DYNAMODB_CONFIG_TABLE", default="broker-config")
 SQS_QUEUE_PREFIX = env("SQS_QUEUE_PREFIX", default="broker")
+# The data plane's own tables (broker/functions/shared/records.py): counters and delivery
+# records the portal charts, and the egress idempotency records.
+DATAPLANE_TABLE = env("DATAPLANE_TABLE", default="broker-dataplane")
+IDEMPOTENCY_TABLE = env("IDEMPOTENCY_TABLE", default="broker-idempotency")
 # Pool tenants get a shuffle-shard of SHUFFLE_SHARD_SIZE of the SHARED_DELIVERY_QUEUES queues.
 SHARED_DELIVERY_QUEUES = env.int("SHARED_DELIVERY_QUEUES", default=8)
 SHUFFLE_SHARD_SIZE = env.int("SHUFFLE_SHARD_SIZE", default=2)

@@ -30,7 +30,7 @@ def aws_moto():
     settings.AWS_ENDPOINT_URL = None
     aws.reset_clients()
     with mock_aws() as mock:
-        from tenants.management.commands.bootstrap_aws import bootstrap_aws
+        from portal.management.commands.bootstrap_aws import bootstrap_aws
 
         bootstrap_aws()
         _MOCK["aws"] = mock
@@ -194,7 +194,7 @@ def moto_server():
 def live_aws(moto_server):
     """Switches this process from in-process moto to the moto server (state of each kept)."""
     from core import aws
-    from tenants.management.commands.bootstrap_aws import bootstrap_aws
+    from portal.management.commands.bootstrap_aws import bootstrap_aws
 
     mock = _MOCK["aws"]
     mock.stop(remove_data=False)

@@ -1,5 +1,5 @@
 """Creates the AWS resources the broker needs, idempotently: the DynamoDB config table,
-the central dead-letter queue and the shared delivery queues.
+the data plane's own tables, the central dead-letter queue and the shared delivery queues.
 
 Works unchanged against real AWS (default credential chain) and against the moto server
 (AWS_ENDPOINT_URL)."""
@@ -7,6 +7,7 @@ Works unchanged against real AWS (default credential chain) and against the moto
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from broker.functions.bootstrap import create_tables
 from core import aws
 
 # Sparse index over APIKEY items only (they live outside the tenant's partition): lets the
@@ -55,6 +56,11 @@ def bootstrap_aws(*, stdout=None) -> dict:
         ddb.update_time_to_live(
             TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
         )
+    created += create_tables(
+        client=ddb,
+        dataplane_table=settings.DATAPLANE_TABLE,
+        idempotency_table=settings.IDEMPOTENCY_TABLE,
+    )
     dlq_url = aws.queue_create(name=aws.central_dlq_name())
     delivery = [
         aws.queue_create(name=name, dead_letter_url=dlq_url)
