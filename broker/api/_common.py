@@ -1,0 +1,54 @@
+"""What the tenant API's viewsets share: the error schema, the config viewset base."""
+
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import mixins, serializers, viewsets
+
+from core.api import SafeLookupMixin, StrictSerializer
+from core.idempotency import IdempotentMixin
+from tenants.permissions import IsTenantMember
+
+ERROR = OpenApiResponse(
+    response=inline_serializer(
+        "Error",
+        {
+            "error": inline_serializer(
+                "ErrorBody",
+                {
+                    "code": serializers.CharField(),
+                    "message": serializers.CharField(),
+                    "fields": serializers.DictField(),
+                },
+            )
+        },
+    ),
+    description='`{"error": {"code", "message", "fields"}}`; `fields` maps a field to messages.',
+)
+ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR}
+
+
+class ConfigViewSet(
+    IdempotentMixin,
+    SafeLookupMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Viewers read; developers and admins write. PATCH changes the fields it names."""
+
+    permission_classes = [IsTenantMember]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    idempotency_redact = ("api_key", "signing_secret")
+
+    def write_serializer(self, cls, *, partial=False):
+        body = cls(data=self.request.data, partial=partial)
+        body.is_valid(raise_exception=True)
+        return body.validated_data
+
+
+class RotateSerializer(StrictSerializer):
+    grace_seconds = serializers.IntegerField(
+        min_value=0,
+        max_value=30 * 86_400,
+        required=False,
+        help_text="How long the keys in use stay valid (default: the platform's grace period).",
+    )

@@ -1,0 +1,65 @@
+"""Tenant lifecycle, tiers, members. Views, the API, admin actions, commands and tasks all
+call these functions; nothing important happens in model save() or signals.
+
+One module per concern; this package re-exports the public names (`services.tenant_onboard`).
+"""
+
+from ._common import (
+    TRANSITIONS,
+    check_transition,
+    public_url,
+    tenant_host,
+    tenant_url,
+    validate_quota_overrides,
+)
+from .lifecycle import (
+    tenant_resume,
+    tenant_suspend,
+    tenant_sync_item,
+    tenant_update_quotas,
+)
+from .members import (
+    invitation_accept,
+    invitation_get,
+    member_invite,
+    membership_change_role,
+    membership_remove,
+)
+from .offboarding import tenant_offboard, tenant_offboard_run
+from .onboarding import (
+    RESERVED_SLUGS,
+    SLUG_RE,
+    onboarding_errors,
+    tenant_onboard,
+    tenant_provision,
+    tenant_retry_provisioning,
+)
+from .tiers import tier_get, tier_update
+
+__all__ = [
+    "RESERVED_SLUGS",
+    "SLUG_RE",
+    "TRANSITIONS",
+    "check_transition",
+    "invitation_accept",
+    "invitation_get",
+    "member_invite",
+    "membership_change_role",
+    "membership_remove",
+    "onboarding_errors",
+    "public_url",
+    "tenant_host",
+    "tenant_offboard",
+    "tenant_offboard_run",
+    "tenant_onboard",
+    "tenant_provision",
+    "tenant_resume",
+    "tenant_retry_provisioning",
+    "tenant_suspend",
+    "tenant_sync_item",
+    "tenant_update_quotas",
+    "tenant_url",
+    "tier_get",
+    "tier_update",
+    "validate_quota_overrides",
+]

@@ -1,0 +1,105 @@
+"""What the tenant services share: the status machine, locking, quota validation, URLs."""
+
+import contextlib
+import hashlib
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from core.context import current_request_id
+from core.errors import ApplicationError
+
+from ..models import QUOTA_FIELDS, Tenant, TenantEvent, TenantStatus
+
+S = TenantStatus
+TRANSITIONS = {
+    S.PROVISIONING: {S.ACTIVE, S.FAILED},
+    S.FAILED: {S.PROVISIONING, S.OFFBOARDING},
+    S.ACTIVE: {S.SUSPENDED, S.OFFBOARDING},
+    S.SUSPENDED: {S.ACTIVE, S.OFFBOARDING},
+    S.OFFBOARDING: {S.DELETED},
+    S.DELETED: set(),
+}
+
+
+def _actor(user):
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def check_transition(src: str, dst: str, *, action: str) -> None:
+    """The one place that decides which status changes are legal."""
+    if dst not in TRANSITIONS[src]:
+        raise ApplicationError(
+            f"Cannot {action.replace('_', ' ')} a tenant whose status is {src}.",
+            code="invalid_transition",
+        )
+
+
+def _transition(tenant: Tenant, to: str, *, action: str, actor=None, detail=None) -> None:
+    check_transition(tenant.status, to, action=action)
+    TenantEvent.objects.create(
+        tenant=tenant,
+        action=action,
+        from_status=tenant.status,
+        to_status=to,
+        actor=_actor(actor),
+        detail=detail or {},
+        request_id=current_request_id() or "",
+    )
+    tenant.status = to
+
+
+def _locked(tenant_id) -> Tenant:
+    return Tenant.objects.select_for_update(of=("self",)).select_related("tier").get(pk=tenant_id)
+
+
+def validate_quota_overrides(overrides) -> dict[str, int]:
+    if not isinstance(overrides, dict):
+        raise ApplicationError(
+            "Quota overrides must be an object.",
+            fields={"quota_overrides": ["Expected an object."]},
+        )
+    errors = {}
+    for name, value in overrides.items():
+        if name not in QUOTA_FIELDS:
+            errors[name] = [f"Unknown quota. Known quotas: {', '.join(QUOTA_FIELDS)}."]
+        elif value is not None and (type(value) is not int or value < 1):
+            errors[name] = ["Must be a positive integer (or null to remove the override)."]
+    if errors:
+        raise ApplicationError("Invalid quota overrides.", code="invalid", fields=errors)
+    return overrides
+
+
+def _kick(task, *args):
+    transaction.on_commit(lambda: task.delay(*args))
+
+
+def tenant_host(tenant: Tenant) -> str:
+    port = f":{settings.PORTAL_PORT}" if settings.PORTAL_PORT else ""
+    return f"{tenant.slug}.{settings.PORTAL_BASE_DOMAIN}{port}"
+
+
+def tenant_url(tenant: Tenant, path: str = "/") -> str:
+    return f"{settings.PORTAL_URL_SCHEME}://{tenant_host(tenant)}{path}"
+
+
+def public_url(path: str = "/") -> str:
+    port = f":{settings.PORTAL_PORT}" if settings.PORTAL_PORT else ""
+    return f"{settings.PORTAL_URL_SCHEME}://{settings.PORTAL_BASE_DOMAIN}{port}{path}"
+
+
+@contextlib.contextmanager
+def _exclusive(name: str, key):
+    """A PostgreSQL advisory lock: yields False when someone else holds it."""
+    lock_id = int.from_bytes(
+        hashlib.sha256(f"{name}:{key}".encode()).digest()[:8], "big", signed=True
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_id])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])

@@ -1,0 +1,78 @@
+"""Suspend, resume, quota overrides and the TENANT item's sync."""
+
+from django.db import transaction
+
+from broker.sync import contract, dynamo
+from core.context import current_request_id
+from core.errors import ApplicationError
+
+from ..models import Tenant, TenantEvent
+from ._common import S, _actor, _kick, _locked, _transition, validate_quota_overrides
+
+
+def _status_change(tenant: Tenant, to: str, *, action: str, actor) -> Tenant:
+    with transaction.atomic():
+        tenant = _locked(tenant.pk)
+        _transition(tenant, to, action=action, actor=actor)
+        tenant.version += 1
+        tenant.save()
+        from ..tasks import tenant_sync_item_task
+
+        _kick(tenant_sync_item_task, str(tenant.pk))
+    return tenant
+
+
+def tenant_suspend(*, tenant: Tenant, actor=None) -> Tenant:
+    return _status_change(tenant, S.SUSPENDED, action="suspend", actor=actor)
+
+
+def tenant_resume(*, tenant: Tenant, actor=None) -> Tenant:
+    return _status_change(tenant, S.ACTIVE, action="resume", actor=actor)
+
+
+@transaction.atomic
+def tenant_update_quotas(*, tenant: Tenant, overrides: dict, actor=None) -> Tenant:
+    """Merges quota overrides; a null value removes that override."""
+    try:
+        validate_quota_overrides(overrides)
+    except ApplicationError as exc:
+        raise ApplicationError(exc.message, fields={"quota_overrides": exc.fields})
+    tenant = _locked(tenant.pk)
+    merged = dict(tenant.quota_overrides)
+    for name, value in overrides.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    if merged != tenant.quota_overrides:
+        TenantEvent.objects.create(
+            tenant=tenant,
+            action="update_quotas",
+            from_status=tenant.status,
+            to_status=tenant.status,
+            actor=_actor(actor),
+            detail={"before": tenant.quota_overrides, "after": merged},
+            request_id=current_request_id() or "",
+        )
+        tenant.quota_overrides = merged
+        tenant.version += 1
+        tenant.save()
+        if tenant.status in (S.ACTIVE, S.SUSPENDED):
+            from ..tasks import tenant_sync_item_task
+
+            _kick(tenant_sync_item_task, str(tenant.pk))
+    return tenant
+
+
+def tenant_sync_item(*, tenant_id) -> bool:
+    """Writes the tenant's TENANT item from its current state (a late run writes the newest)."""
+    tenant = Tenant.objects.select_related("tier").filter(pk=tenant_id).first()
+    if tenant is None or tenant.status in (S.PROVISIONING, S.DELETED, S.OFFBOARDING):
+        return False
+    if tenant.tier_id is None:
+        return False
+    dynamo.put_versioned(contract.tenant_item(tenant))
+    Tenant.objects.filter(pk=tenant.pk, synced_version__lt=tenant.version).update(
+        synced_version=tenant.version
+    )
+    return True

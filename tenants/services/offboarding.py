@@ -1,0 +1,136 @@
+"""Offboarding: export, tombstone every item, drop the schema, remove members and domains."""
+
+import json
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.core import serializers as django_serializers
+from django.db import connection, transaction
+from django.utils import timezone
+from django_tenants.utils import schema_context, schema_exists
+
+from broker.sync import contract, dynamo
+from core import aws
+
+from ..models import Invitation, Membership, Tenant
+from ._common import S, _exclusive, _kick, _locked, _transition
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def tenant_offboard(*, tenant: Tenant, actor=None) -> Tenant:
+    """Moves the tenant to offboarding and queues the teardown. Re-running resumes it."""
+    tenant = _locked(tenant.pk)
+    if tenant.status != S.OFFBOARDING:
+        _transition(tenant, S.OFFBOARDING, action="offboard", actor=actor)
+        tenant.version += 1
+        tenant.save()
+    from ..tasks import tenant_offboard_task
+
+    _kick(tenant_offboard_task, str(tenant.pk))
+    return tenant
+
+
+def _export_tenant_data(tenant: Tenant) -> str:
+    from django.apps import apps
+
+    export_dir = Path(settings.OFFBOARD_EXPORT_DIR)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    path = export_dir / f"{tenant.slug}-{tenant.pk}.json"
+    members = list(
+        Membership.objects.filter(tenant=tenant).values("user__email", "role", "created_at")
+    )
+    data = {"tenant": {"id": str(tenant.pk), "slug": tenant.slug, "name": tenant.name}}
+    data["members"] = [
+        {"email": m["user__email"], "role": m["role"], "created_at": m["created_at"].isoformat()}
+        for m in members
+    ]
+    objects = []
+    if schema_exists(tenant.schema_name):
+        with schema_context(tenant.schema_name):
+            for model in apps.get_app_config("broker").get_models():
+                objects.extend(
+                    json.loads(django_serializers.serialize("json", model.objects.all()))
+                )
+    data["objects"] = objects
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+    return str(path)
+
+
+def _tombstone_tenant_items(tenant: Tenant) -> int:
+    """Tombstones every live item of the tenant (its partition and its APIKEY items), the
+    TENANT item last, holding the tenant's writer lock so no relay writes meanwhile."""
+    from broker.sync import locks
+    from broker.sync.models import OutboxEntry
+
+    with locks.exclusive(tenant.pk):
+        # Nothing of this tenant is to be mirrored any more (the relay skips it from now on).
+        OutboxEntry.objects.filter(tenant=tenant).delete()
+        return _tombstone_items(tenant)
+
+
+def _tombstone_items(tenant: Tenant) -> int:
+    count = 0
+    items = dynamo.query_partition(contract.tenant_pk(tenant.pk))
+    key_items = dynamo.query_index("apikeys-by-tenant", "apikey_tenant_id", str(tenant.pk))
+    items.extend(dynamo.batch_get(key_items))
+    for item in sorted(items, key=lambda i: i["SK"] == "TENANT"):
+        if item.get("deleted"):
+            continue
+        version = max(
+            int(item.get("version", 0)) + 1, tenant.version if item["SK"] == "TENANT" else 0
+        )
+        if dynamo.put_versioned(contract.tombstone(pk=item["PK"], sk=item["SK"], version=version)):
+            count += 1
+    return count
+
+
+def tenant_offboard_run(*, tenant_id) -> Tenant | None:
+    """Tears the tenant down step by step; every step is idempotent, so a retry resumes."""
+    with _exclusive("offboard", tenant_id) as mine:
+        if not mine:
+            return None
+        return _offboard(tenant_id)
+
+
+def _offboard(tenant_id) -> Tenant | None:
+    tenant = Tenant.objects.select_related("tier").filter(pk=tenant_id).first()
+    if tenant is None or tenant.status != S.OFFBOARDING:
+        return tenant
+    report = dict(tenant.offboarding_report or {})
+    try:
+        deleted_queues = report.get("deleted_queues", [])
+        if tenant.silo_queue_url and tenant.silo_queue_url not in deleted_queues:
+            aws.queue_delete(url=tenant.silo_queue_url)
+            deleted_queues.append(tenant.silo_queue_url)
+        report["deleted_queues"] = deleted_queues
+        report["tombstoned_items"] = report.get("tombstoned_items", 0) + _tombstone_tenant_items(
+            tenant
+        )
+        report["export_path"] = _export_tenant_data(tenant)
+        if schema_exists(tenant.schema_name):
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP SCHEMA "{tenant.schema_name}" CASCADE')  # noqa: S608
+        report["dropped_schema"] = tenant.schema_name
+        with transaction.atomic():
+            tenant = _locked(tenant_id)
+            report["removed_members"] = Membership.objects.filter(tenant=tenant).delete()[0]
+            report["revoked_invitations"] = Invitation.objects.filter(
+                tenant=tenant, accepted_at__isnull=True, revoked_at__isnull=True
+            ).update(revoked_at=timezone.now())
+            report["removed_domains"] = sorted(tenant.domains.values_list("domain", flat=True))
+            tenant.domains.all().delete()
+            report.pop("error", None)
+            report["completed_at"] = timezone.now().isoformat()
+            _transition(tenant, S.DELETED, action="offboarded", detail=report)
+            tenant.offboarding_report = report
+            tenant.save()
+    except Exception as exc:
+        logger.exception("offboarding of tenant %s failed", tenant_id)
+        report["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        Tenant.objects.filter(pk=tenant_id).update(offboarding_report=report)
+    return tenant

@@ -1,0 +1,183 @@
+"""Onboarding and provisioning: a tenant goes provisioning -> active (or failed -> retry)."""
+
+import logging
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+
+from broker.sync import contract, dynamo
+from core import aws
+from core.context import current_request_id
+from core.errors import ApplicationError
+
+from ..models import Domain, Tenant, TenantEvent, Tier
+from ..schemas import create_tenant_schema
+from ..shuffle_shard import shard_for
+from ._common import (
+    S,
+    _actor,
+    _exclusive,
+    _kick,
+    _locked,
+    _transition,
+    validate_quota_overrides,
+)
+from .members import _invite_first_admin
+
+logger = logging.getLogger(__name__)
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
+RESERVED_SLUGS = frozenset(
+    """www admin api app apps auth login logout public static media assets mail smtp imap
+    status docs help support operator operators console portal dashboard internal system root
+    localhost healthz metrics billing signup register account accounts tenant tenants""".split()
+)
+
+
+def onboarding_errors(*, name, slug, tier, admin_email, quota_overrides=None) -> dict:
+    """Field errors of an onboarding request (empty when it is valid)."""
+    errors = {}
+    name = (name or "").strip()
+    slug = (slug or "").strip().lower()
+    if not name:
+        errors["name"] = ["This field is required."]
+    elif len(name) > 100:
+        errors["name"] = ["At most 100 characters."]
+    if not SLUG_RE.match(slug):
+        errors["slug"] = [
+            "Use 1-50 lowercase letters, digits and hyphens, not starting or ending with a hyphen."
+        ]
+    elif slug in RESERVED_SLUGS:
+        errors["slug"] = ["This slug is reserved."]
+    elif Tenant.objects.filter(slug=slug).exists():
+        errors["slug"] = ["A tenant with this slug already exists."]
+    admin_email = (admin_email or "").strip()
+    if admin_email:  # optional: the seed API onboards without one
+        try:
+            validate_email(admin_email)
+        except ValidationError:
+            errors["admin_email"] = ["Enter a valid email address."]
+    if not isinstance(tier, str) or not Tier.objects.filter(name=tier).exists():
+        known = ", ".join(Tier.objects.values_list("name", flat=True))
+        errors["tier"] = [f"Unknown tier. Known tiers: {known}."]
+    if quota_overrides:
+        try:
+            validate_quota_overrides(quota_overrides)
+        except ApplicationError as exc:
+            errors["quota_overrides"] = exc.fields
+    return errors
+
+
+@transaction.atomic
+def tenant_onboard(
+    *, name: str, slug: str, tier: str, admin_email: str = "", actor=None, quota_overrides=None
+) -> Tenant:
+    """Creates the tenant in `provisioning` and queues its provisioning after commit."""
+    errors = onboarding_errors(
+        name=name, slug=slug, tier=tier, admin_email=admin_email, quota_overrides=quota_overrides
+    )
+    if errors:
+        raise ApplicationError("Invalid onboarding request.", fields=errors)
+    name, slug = name.strip(), slug.strip().lower()
+    admin_email = (admin_email or "").strip().lower()
+    tier_obj = Tier.objects.get(name=tier)
+
+    tenant = Tenant(
+        name=name,
+        slug=slug,
+        schema_name="t_" + slug.replace("-", "_"),
+        tier=tier_obj,
+        status=S.PROVISIONING,
+        admin_email=admin_email,
+        quota_overrides={k: v for k, v in (quota_overrides or {}).items() if v is not None},
+    )
+    tenant.save()
+    Domain.objects.create(
+        tenant=tenant, domain=f"{slug}.{settings.PORTAL_BASE_DOMAIN}", is_primary=True
+    )
+    TenantEvent.objects.create(
+        tenant=tenant,
+        action="onboard",
+        to_status=S.PROVISIONING,
+        actor=_actor(actor),
+        detail={"tier": tier_obj.name},
+        request_id=current_request_id() or "",
+    )
+    from ..tasks import tenant_provision_task
+
+    _kick(tenant_provision_task, str(tenant.pk))
+    return tenant
+
+
+def _provision_queues(tenant: Tenant) -> tuple[list[str], str]:
+    if tenant.tier.deployment_model == "silo":
+        dlq_url = aws.queue_url(aws.central_dlq_name())
+        url = aws.queue_create(
+            name=aws.silo_queue_name(tenant.pk),
+            dead_letter_url=dlq_url,
+            max_receive_count=tenant.effective_quotas()["max_delivery_attempts"],
+        )
+        return [url], url
+    names = aws.shared_delivery_queue_names()
+    shard = shard_for(tenant.pk, n=len(names), k=min(settings.SHUFFLE_SHARD_SIZE, len(names)))
+    return [aws.queue_url(names[i]) for i in shard], ""
+
+
+def tenant_provision(*, tenant_id) -> Tenant | None:
+    """Runs every provisioning step; each one is safe to run again after a failure.
+
+    A duplicate run (a redelivered task, a second worker) finds the lock taken and leaves."""
+    with _exclusive("provision", tenant_id) as mine:
+        if not mine:
+            return None
+        return _provision(tenant_id)
+
+
+def _provision(tenant_id) -> Tenant | None:
+    tenant = Tenant.objects.select_related("tier").filter(pk=tenant_id).first()
+    if tenant is None or tenant.status != S.PROVISIONING:
+        return tenant
+    try:
+        create_tenant_schema(tenant)
+        queues, silo_url = _provision_queues(tenant)
+        with transaction.atomic():
+            tenant = _locked(tenant_id)
+            if tenant.status != S.PROVISIONING:
+                return tenant
+            tenant.delivery_queues = queues
+            tenant.silo_queue_url = silo_url
+            tenant.provisioning_error = ""
+            _invite_first_admin(tenant)
+            _transition(tenant, S.ACTIVE, action="provisioned")
+            tenant.version += 1
+            tenant.save()
+            # Written inside the transaction: if DynamoDB refuses, the tenant stays
+            # provisioning and is marked failed below, so nothing claims to be live.
+            dynamo.put_versioned(contract.tenant_item(tenant))
+            tenant.synced_version = tenant.version
+            tenant.save(update_fields=["synced_version"])
+    except Exception as exc:
+        logger.exception("provisioning of tenant %s failed", tenant_id)
+        with transaction.atomic():
+            tenant = _locked(tenant_id)
+            if tenant.status == S.PROVISIONING:
+                _transition(
+                    tenant, S.FAILED, action="provisioning_failed", detail={"error": str(exc)}
+                )
+                tenant.provisioning_error = f"{type(exc).__name__}: {exc}"[:2000]
+                tenant.save()
+    return tenant
+
+
+@transaction.atomic
+def tenant_retry_provisioning(*, tenant: Tenant, actor=None) -> Tenant:
+    tenant = _locked(tenant.pk)
+    _transition(tenant, S.PROVISIONING, action="retry_provisioning", actor=actor)
+    tenant.save()
+    from ..tasks import tenant_provision_task
+
+    _kick(tenant_provision_task, str(tenant.pk))
+    return tenant
