@@ -65,7 +65,12 @@ def _resolve(*args, **kwargs):
 
 def check_consumer_url(url: str) -> None:
     """Raises ssrf.UnsafeURL for URLs the egress must never call."""
-    ssrf.check_url(url, allow_http_hosts=settings.CONSUMER_HTTP_ALLOWED_HOSTS, resolve=_resolve)
+    ssrf.check_url(
+        url,
+        allow_http_hosts=settings.CONSUMER_HTTP_ALLOWED_HOSTS,
+        private_targets=ssrf.parse_private_targets(settings.CONSUMER_PRIVATE_TARGETS),
+        resolve=_resolve,
+    )
 
 
 def _is_int(value) -> bool:

@@ -2,10 +2,19 @@
 
 Checked when a consumer is saved and again by the egress before each delivery (which then
 connects to one of the addresses vetted here, so DNS cannot change its answer in between).
+
+Private targets (`CONSUMER_PRIVATE_TARGETS`, e.g. `127.0.0.1:8200-8299,receiver:8080`): a
+deployment may allow a few private `host:port` (or `host:first-last`) targets, a demo receiver
+or an in-VPC service. A URL whose host is literally one of them (an IP in any notation matches
+the same IP) and whose port is in the range skips the private-address rules and may use plain
+http. Metadata addresses stay refused whatever the list says.
 """
 
+import functools
 import ipaddress
 import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -25,6 +34,60 @@ BLOCKED_SUFFIXES = (".localhost", ".internal", ".local", ".localdomain", ".home.
 
 class UnsafeURL(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class PrivateTarget:
+    host: str  # lower-case name, or the canonical text of an IP address
+    first_port: int
+    last_port: int
+
+    def matches(self, host: str, port: int) -> bool:
+        return self.host == host and self.first_port <= port <= self.last_port
+
+
+def _canonical_host(host: str) -> str:
+    host = host.strip().strip("[]").rstrip(".").lower()
+    try:
+        literal = parse_ip_literal(host)
+    except UnsafeURL:
+        return host
+    return str(literal) if literal is not None else host
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_private_targets(values: tuple[str, ...]) -> tuple[PrivateTarget, ...]:
+    out = []
+    for value in values:
+        value = value.strip()
+        if not value:
+            continue
+        host, sep, ports = value.rpartition(":")
+        if not sep or not host:
+            raise ValueError(f"CONSUMER_PRIVATE_TARGETS: {value!r} is not host:port.")
+        first, _, last = ports.partition("-")
+        try:
+            first_port, last_port = int(first), int(last or first)
+        except ValueError:
+            raise ValueError(f"CONSUMER_PRIVATE_TARGETS: bad port in {value!r}.") from None
+        if not 0 < first_port <= last_port <= 65535:
+            raise ValueError(f"CONSUMER_PRIVATE_TARGETS: bad port range in {value!r}.")
+        host = _canonical_host(host)
+        try:
+            if ipaddress.ip_address(host) in METADATA:
+                continue  # never allowed, whatever the list says
+        except ValueError:
+            pass
+        out.append(PrivateTarget(host=host, first_port=first_port, last_port=last_port))
+    return tuple(out)
+
+
+def parse_private_targets(values: Iterable[str] | str) -> tuple[PrivateTarget, ...]:
+    """`CONSUMER_PRIVATE_TARGETS` entries (a list, or one comma-separated string) → targets.
+    Raises ValueError for a malformed entry; metadata addresses are dropped."""
+    if isinstance(values, str):
+        values = values.split(",")
+    return _parse_private_targets(tuple(values))
 
 
 def _embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -94,9 +157,13 @@ def check_url(
     url: str,
     *,
     allow_http_hosts: frozenset[str] = frozenset(),
-    resolve=socket.getaddrinfo,
+    private_targets: Iterable[PrivateTarget] = (),
+    resolve=None,
 ) -> list[IPAddress]:
-    """Raises UnsafeURL unless the URL is safe to call; returns the vetted addresses."""
+    """Raises UnsafeURL unless the URL is safe to call; returns the vetted addresses.
+
+    `resolve` defaults to `socket.getaddrinfo` looked up at call time (tests patch it)."""
+    resolve = resolve or socket.getaddrinfo
     if not isinstance(url, str) or not url:
         raise UnsafeURL("Enter a URL.")
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url) or "\\" in url:
@@ -111,6 +178,11 @@ def check_url(
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise UnsafeURL("The URL has no host.")
+    if parts.scheme in ("http", "https") and private_targets:
+        default_port = 80 if parts.scheme == "http" else 443
+        canonical = _canonical_host(host)
+        if any(t.matches(canonical, port or default_port) for t in private_targets):
+            return _private_target_addresses(canonical, port or default_port, resolve)
     if parts.scheme == "http":
         if host not in allow_http_hosts:
             raise UnsafeURL("Only https URLs are allowed.")
@@ -142,3 +214,31 @@ def check_url(
     if not addresses:
         raise UnsafeURL(f"Could not resolve host {host}.")
     return addresses
+
+
+def _private_target_addresses(host: str, port: int, resolve) -> list[IPAddress]:
+    """An allowed private target: any address but a metadata one (nor one hiding it)."""
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        candidates = [literal]
+    else:
+        try:
+            infos = resolve(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise UnsafeURL(f"Could not resolve host {host}.") from None
+        candidates = []
+        for info in infos:
+            try:
+                candidates.append(ipaddress.ip_address(info[4][0].split("%", 1)[0]))
+            except ValueError:
+                raise UnsafeURL(f"{host} resolved to an unusable address.") from None
+    for addr in candidates:
+        inner = _embedded_ipv4(addr) if isinstance(addr, ipaddress.IPv6Address) else None
+        if addr in METADATA or inner in METADATA or addr.is_multicast or addr.is_unspecified:
+            raise UnsafeURL(f"{host} resolves to a refused address ({addr}).")
+    if not candidates:
+        raise UnsafeURL(f"Could not resolve host {host}.")
+    return candidates
