@@ -282,6 +282,10 @@ SIGNING_SECRET_ROTATION_GRACE_SECONDS = env.int(
 )
 # Consumer URLs must be https; these hosts may use plain http (development receivers only).
 CONSUMER_HTTP_ALLOWED_HOSTS = frozenset(env.list("CONSUMER_HTTP_ALLOWED_HOSTS", default=[]))
+# Private `host:port` or `host:first-last` targets a consumer may use despite the SSRF rules
+# (plain http allowed; metadata addresses never): a demo receiver, an in-VPC service. The
+# egress reads the same variable (broker/functions/settings.py). Empty by default.
+CONSUMER_PRIVATE_TARGETS = tuple(env.list("CONSUMER_PRIVATE_TARGETS", default=[]))
 OFFBOARD_EXPORT_DIR = env("OFFBOARD_EXPORT_DIR", default=str(BASE_DIR / "var" / "exports"))
 
 LOGGING = {
