@@ -15,7 +15,8 @@ queue by hand. The body is JSON:
       "v": 1,
       "kind": "delivery",
       "delivery": {delivery_id, replay, attempt, tenant_id, producer_id, consumer_id,
-                   subscription_id, event_id, event_type, first_attempt_at, test},
+                   subscription_id, event_id, event_type, first_attempt_at, test,
+                   not_before?},          # optional: a retry's due time (ISO 8601 UTC)
       "event": {id, type, time, data, source_id},
       "failure": {attempts, last_status, last_error, error_kind,      # dead letters only
                   first_attempt_at, last_attempt_at, dead_lettered_at}
@@ -85,6 +86,10 @@ class Delivery:
     attempt: int = 1
     first_attempt_at: str | None = None
     test: bool = False
+    # Optional (absent = None), added after v1 shipped; readers of older bodies get the default.
+    # The egress re-enqueues a retry whose delay exceeds SQS's 900 s DelaySeconds in steps: the
+    # message carries the time its attempt is due and is put back until then.
+    not_before: str | None = None
 
 
 @dataclass
@@ -106,7 +111,11 @@ class Message:
     failure: Failure | None = None
 
     def body(self) -> str:
-        out = {"v": VERSION, "kind": self.kind, "delivery": asdict(self.delivery)}
+        delivery = asdict(self.delivery)
+        if delivery["not_before"] is None:
+            # Left out when unset, so a reader that predates the field still reads the body.
+            del delivery["not_before"]
+        out = {"v": VERSION, "kind": self.kind, "delivery": delivery}
         out["event"] = self.event
         if self.failure is not None:
             failure = asdict(self.failure)
