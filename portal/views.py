@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from django_tenants.utils import get_public_schema_name
 
 from core.errors import ApplicationError
+from portal.console import ConsoleQuery, console_page
 from portal.forms import (
     AcceptInvitationForm,
     InviteForm,
@@ -20,7 +21,7 @@ from portal.forms import (
     apply_application_error,
 )
 from tenants import roles, selectors, services
-from tenants.models import Invitation, TenantStatus
+from tenants.models import Invitation
 
 
 def _is_public() -> bool:
@@ -99,25 +100,13 @@ def console(request):
                     f"Onboarding {tenant.slug}: an invitation goes to {tenant.admin_email}.",
                 )
                 return redirect("/")
-    status_filter = request.GET.get("status", "")
-    tenants = selectors.tenant_list().order_by("created_at")
-    if status_filter in TenantStatus.values:
-        tenants = tenants.filter(status=status_filter)
-    from broker.sync.selectors import platform_sync_overview
-
-    tenants = list(tenants)
-    sync = {row["tenant_id"]: row for row in platform_sync_overview(tenants)}
-    for tenant in tenants:
-        tenant.sync = sync[str(tenant.pk)]
     return render(
         request,
         "portal/console.html",
         {
-            "tenants": tenants,
+            **console_page(ConsoleQuery.from_get(request.GET)),
             "form": form,
             "can_write": can_write,
-            "statuses": TenantStatus.values,
-            "status_filter": status_filter,
         },
     )
 

@@ -1,0 +1,323 @@
+"""Reads of the data plane's table (`DATAPLANE_TABLE`, keys in
+`broker/functions/shared/records.py`): counters for the console and the charts, the delivery
+log and a delivery's history.
+
+Every read is a Query on one partition with an SK range, or one BatchGetItem for many keys:
+never a Scan, never one call per row of a page.
+"""
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from boto3.dynamodb.types import TypeDeserializer
+from django.conf import settings
+
+from broker.functions.shared import records
+from core import aws
+
+TENANT_COUNTERS = ("ingested", "routed", "rejected", "delivered", "failed", "dead")
+BATCH_GET_MAX = 100  # DynamoDB's limit of keys per BatchGetItem
+_deserializer = TypeDeserializer()
+
+
+def _plain(value):
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, set)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _item(raw: dict) -> dict:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in raw.items()}
+
+
+def _now(now: datetime | None) -> datetime:
+    return (now or datetime.now(UTC)).astimezone(UTC)
+
+
+def batch_get(keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """{(PK, SK): item} for the keys that exist, in ⌈n/100⌉ BatchGetItem calls (plus the
+    retries of unprocessed keys DynamoDB hands back under load)."""
+    ddb, table = aws.dynamodb(), settings.DATAPLANE_TABLE
+    out: dict[tuple[str, str], dict] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), BATCH_GET_MAX):
+        request = {
+            table: {
+                "Keys": [
+                    {"PK": {"S": pk}, "SK": {"S": sk}}
+                    for pk, sk in unique[start : start + BATCH_GET_MAX]
+                ]
+            }
+        }
+        for _ in range(8):
+            answer = ddb.batch_get_item(RequestItems=request)
+            for raw in answer.get("Responses", {}).get(table, []):
+                item = _item(raw)
+                out[(item["PK"], item["SK"])] = item
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+    return out
+
+
+def query(
+    pk: str,
+    *,
+    sk_from: str | None = None,
+    sk_to: str | None = None,
+    newest_first=False,
+    limit: int | None = None,
+    status: str | None = None,
+) -> list[dict]:
+    """Items of one partition with `sk_from <= SK <= sk_to`, in SK order (or reversed), at
+    most `limit` after the optional `status` filter (pages are followed until enough)."""
+    ddb = aws.dynamodb()
+    names, values = {"#pk": "PK"}, {":pk": {"S": pk}}
+    condition = "#pk = :pk"
+    if sk_from is not None or sk_to is not None:
+        names["#sk"] = "SK"
+        values[":lo"] = {"S": sk_from or ""}
+        values[":hi"] = {"S": sk_to or "\uffff"}
+        condition += " AND #sk BETWEEN :lo AND :hi"
+    kwargs = {
+        "TableName": settings.DATAPLANE_TABLE,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+        "ScanIndexForward": not newest_first,
+    }
+    if status:
+        names["#st"] = "status"
+        values[":st"] = {"S": status}
+        kwargs["FilterExpression"] = "#st = :st"
+    if limit:
+        kwargs["Limit"] = max(limit, 25)
+    out: list[dict] = []
+    while True:
+        answer = ddb.query(**kwargs)
+        out.extend(_item(raw) for raw in answer.get("Items", []))
+        if (limit and len(out) >= limit) or "LastEvaluatedKey" not in answer:
+            break
+        kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    return out[:limit] if limit else out
+
+
+# --- operator console ------------------------------------------------------------------
+
+
+def success_rate(ok: int, failed: int) -> float | None:
+    """None when nothing was attempted: "no deliveries" is not "100 %"."""
+    return None if ok + failed == 0 else ok / (ok + failed)
+
+
+def tenant_activity(tenant_ids, *, now: datetime | None = None) -> dict[str, dict]:
+    """Per tenant: deliveries in the last hour (ok, failed, dead, success rate) and events
+    accepted today (the ingress's quota counter, attribute `c`). One BatchGetItem per 100 keys for the
+    whole page: 61 keys a tenant (60 minutes + today's quota counter)."""
+    now = _now(now)
+    minutes = [records.minute(now - timedelta(minutes=i)) for i in range(60)]
+    today = records.day(now)
+    keys = []
+    for tenant_id in map(str, tenant_ids):
+        keys.extend(records.tenant_stats_key(tenant_id, m) for m in minutes)
+        keys.append(records.quota_key(tenant_id, today))
+    items = batch_get(keys)
+    out = {}
+    for tenant_id in map(str, tenant_ids):
+        sums = defaultdict(int)
+        for m in minutes:
+            item = items.get(records.tenant_stats_key(tenant_id, m))
+            for name in TENANT_COUNTERS:
+                sums[name] += int((item or {}).get(name, 0))
+        quota_item = items.get(records.quota_key(tenant_id, today)) or {}
+        out[tenant_id] = {
+            "delivered_1h": sums["delivered"],
+            "failed_1h": sums["failed"],
+            "dead_1h": sums["dead"],
+            "ingested_1h": sums["ingested"],
+            "rejected_1h": sums["rejected"],
+            "success_rate_1h": success_rate(sums["delivered"], sums["failed"]),
+            "events_today": int(quota_item.get("c", 0)),
+        }
+    return out
+
+
+# --- charts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    since: datetime
+    until: datetime
+    step_minutes: int
+
+    @classmethod
+    def last(cls, hours: int, *, now: datetime | None = None) -> "Window":
+        until = _now(now).replace(second=0, microsecond=0)
+        step = 1 if hours <= 1 else 5 if hours <= 6 else 15 if hours <= 24 else 60
+        return cls(since=until - timedelta(hours=hours), until=until, step_minutes=step)
+
+    def buckets(self) -> list[datetime]:
+        out, t = [], self.since
+        while t <= self.until:
+            out.append(t)
+            t += timedelta(minutes=self.step_minutes)
+        return out
+
+    def bucket_of(self, minute_: str) -> int:
+        at = datetime.strptime(minute_, "%Y-%m-%dT%H:%M").replace(tzinfo=UTC)
+        return int((at - self.since).total_seconds() // 60) // self.step_minutes
+
+
+def _minute_items(pk: str, window: Window) -> list[dict]:
+    return query(
+        pk,
+        sk_from=f"MIN#{records.minute(window.since)}",
+        sk_to=f"MIN#{records.minute(window.until)}",
+    )
+
+
+def tenant_series(tenant_id, window: Window) -> dict:
+    """The tenant's per-minute counters summed into the window's buckets:
+    {"t": [epoch seconds], "ingested": [...], "delivered": [...], ...}."""
+    buckets = window.buckets()
+    out = {"t": [int(b.timestamp()) for b in buckets]}
+    for name in TENANT_COUNTERS:
+        out[name] = [0] * len(buckets)
+    pk, _ = records.tenant_stats_key(str(tenant_id), "")
+    for item in _minute_items(pk, window):
+        i = window.bucket_of(item["SK"][4:])
+        if 0 <= i < len(buckets):
+            for name in TENANT_COUNTERS:
+                out[name][i] += int(item.get(name, 0))
+    return out
+
+
+BUCKET_NAMES = [f"lat_{b}" for b in records.LATENCY_BUCKETS_MS] + ["lat_inf"]
+BUCKET_BOUNDS = [*records.LATENCY_BUCKETS_MS, None]
+
+
+def percentile(histogram: dict, fraction: float) -> int | None:
+    """The upper bound (ms) of the bucket holding the given fraction of the attempts; None
+    when there were none. The last bucket has no bound: it reports the last finite one as a
+    floor (shown as "> 30000")."""
+    total = sum(int(histogram.get(name, 0)) for name in BUCKET_NAMES)
+    if not total:
+        return None
+    target, seen = fraction * total, 0
+    for name, bound in zip(BUCKET_NAMES, BUCKET_BOUNDS, strict=True):
+        seen += int(histogram.get(name, 0))
+        if seen >= target:
+            return bound if bound is not None else records.LATENCY_BUCKETS_MS[-1]
+    return records.LATENCY_BUCKETS_MS[-1]
+
+
+def consumer_series(tenant_id, consumer_ids, window: Window) -> dict:
+    """Summed over the given consumers: ok and failed attempts and latency p50/p95 per
+    bucket, and the whole window's totals. One Query per consumer."""
+    buckets = window.buckets()
+    ok, failed = [0] * len(buckets), [0] * len(buckets)
+    hist = [defaultdict(int) for _ in buckets]
+    total = defaultdict(int)
+    for consumer_id in consumer_ids:
+        pk, _ = records.consumer_stats_key(str(tenant_id), str(consumer_id), "")
+        for item in _minute_items(pk, window):
+            i = window.bucket_of(item["SK"][4:])
+            if not 0 <= i < len(buckets):
+                continue
+            ok[i] += int(item.get("ok", 0))
+            failed[i] += int(item.get("failed", 0))
+            total["ok"] += int(item.get("ok", 0))
+            total["failed"] += int(item.get("failed", 0))
+            for name in BUCKET_NAMES:
+                n = int(item.get(name, 0))
+                hist[i][name] += n
+                total[name] += n
+    return {
+        "t": [int(b.timestamp()) for b in buckets],
+        "ok": ok,
+        "failed": failed,
+        "p50": [percentile(h, 0.5) for h in hist],
+        "p95": [percentile(h, 0.95) for h in hist],
+        "totals": {
+            "ok": total["ok"],
+            "failed": total["failed"],
+            "success_rate": success_rate(total["ok"], total["failed"]),
+            "p50": percentile(total, 0.5),
+            "p95": percentile(total, 0.95),
+        },
+    }
+
+
+def daily_events(tenant_id, *, days: int = 14, now: datetime | None = None) -> dict:
+    """Events accepted per UTC day (the ingress's quota counters), oldest first."""
+    now = _now(now)
+    dates = [records.day(now - timedelta(days=i)) for i in range(days - 1, -1, -1)]
+    items = batch_get([records.quota_key(str(tenant_id), d) for d in dates])
+    counts = []
+    for d in dates:
+        item = items.get(records.quota_key(str(tenant_id), d)) or {}
+        counts.append(int(item.get("c", 0)))
+    return {"days": dates, "events": counts}
+
+
+# --- delivery log and history ------------------------------------------------------------
+
+
+def _attempt(item: dict) -> dict:
+    out = {k: v for k, v in item.items() if k not in ("PK", "SK", "ttl")}
+    out.setdefault("replay", 0)
+    out.setdefault("attempt", 1)
+    return out
+
+
+def consumer_log(
+    tenant_id,
+    consumer_id,
+    *,
+    status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = 50,
+) -> list[dict]:
+    """A consumer's delivery attempts, newest first. `since`/`until` are ISO times (UTC)."""
+    pk, _ = records.consumer_log_key(str(tenant_id), str(consumer_id), "", "", 0, 0)
+    items = query(
+        pk,
+        sk_from=since,
+        sk_to=(until + "\uffff") if until else None,
+        newest_first=True,
+        limit=limit,
+        status=status,
+    )
+    return [_attempt(i) for i in items]
+
+
+def delivery_history(tenant_id, delivery_id: str) -> dict | None:
+    """{"delivery_id", "event": {...} | None, "attempts": [oldest first]} or None."""
+    pk, _ = records.delivery_event_key(str(tenant_id), delivery_id)
+    items = query(pk)
+    if not items:
+        return None
+    event = next((i for i in items if i["SK"] == "EVENT"), None)
+    attempts = [_attempt(i) for i in items if i["SK"].startswith("ATTEMPT#")]
+    return {"delivery_id": delivery_id, "event": _event(event), "attempts": attempts}
+
+
+def _event(item: dict | None) -> dict | None:
+    if item is None:
+        return None
+    value = item.get("event") or item.get("event_json") or item.get("body")
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return {"raw": value}
+    return value
