@@ -171,6 +171,10 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 # --- API ---
+# Largest request body read into memory (API JSON and forms alike): 413 above it. The biggest
+# object we store (an event type's schema) is capped well below DynamoDB's 400 KB item.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_DATA_UPLOAD_MAX_BYTES", default=1024 * 1024)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "portal.auth.TenantJWTAuthentication",
@@ -178,7 +182,8 @@ REST_FRAMEWORK = {
     ],
     # Deny by default: every view names its own permission classes.
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON with limits: depth, NUL and lone surrogates, overflowing numbers, body size.
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.SafeJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",

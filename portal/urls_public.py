@@ -33,3 +33,8 @@ urlpatterns = [
     path("delete", seed_api.SeedDeleteView.as_view(), name="seed-delete"),
     path("tenant-info", seed_api.SeedTenantInfoView.as_view(), name="seed-tenant-info"),
 ]
+
+# Under /api/ the JSON error shape, elsewhere the usual pages (core/http.py).
+handler400 = "core.http.bad_request"
+handler404 = "core.http.page_not_found"
+handler500 = "core.http.server_error"

@@ -43,3 +43,8 @@ urlpatterns = [
     path("api/v1/sync-status/", sync_api.TenantSyncStatusView.as_view(), name="sync-status"),
     path("api/v1/", include(router.urls)),
 ]
+
+# Under /api/ the JSON error shape, elsewhere the usual pages (core/http.py).
+handler400 = "core.http.bad_request"
+handler404 = "core.http.page_not_found"
+handler500 = "core.http.server_error"
