@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 
 from core.api import SafeLookupMixin
+from core.filters import SafeIsoDateTimeFilter
 from tenants.permissions import IsTenantMember
 
 from ..models import (
@@ -30,8 +31,8 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
 
 class AuditEventFilter(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = SafeIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = SafeIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent
