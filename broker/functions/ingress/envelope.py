@@ -1,0 +1,137 @@
+"""The event envelope producers send, checked before anything is routed.
+
+    {"type": "order.created", "id"?: "<producer's id>", "time"?: RFC 3339, "data": <JSON>}
+
+`type` is a lowercase dotted name, `id` (at most 128 characters) is the producer's own id,
+used for de-duplication and passed on as `source_id`; `time` defaults to the time of receipt.
+Unknown fields are an error, as in the portal's API.
+"""
+
+import json
+import re
+import threading
+import uuid
+from datetime import datetime
+
+import jsonschema
+from jsonschema.exceptions import best_match
+
+from broker.functions.shared import messages, patterns
+
+from .errors import IngressError
+
+MAX_BATCH_EVENTS = 100
+MAX_BODY_BYTES = 1024 * 1024  # a whole request, batch or not
+MAX_EVENT_BYTES = 256 * 1024  # no tier may raise an event's size above this
+MAX_SOURCE_ID = 128
+FIELDS = frozenset({"type", "id", "time", "data"})
+RFC3339_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def new_event_id() -> str:
+    return "evt_" + uuid.uuid4().hex
+
+
+def parse_json(body: bytes | str):
+    try:
+        return json.loads(body)
+    except (ValueError, TypeError) as exc:
+        raise IngressError("parse_error", f"The body is not valid JSON: {exc}") from None
+
+
+def encoded_size(raw) -> int:
+    return len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def max_event_bytes(tenant: dict, producer: dict) -> int:
+    quota = producer.get("max_event_size_bytes") or tenant.get("quotas", {}).get(
+        "max_event_size_bytes"
+    )
+    return min(int(quota or MAX_EVENT_BYTES), MAX_EVENT_BYTES)
+
+
+def _valid_time(value) -> bool:
+    if not isinstance(value, str) or not RFC3339_RE.match(value):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        return False
+    return True
+
+
+def validate(raw, *, size: int, limit: int) -> dict:
+    """The checked event: {type, source_id, time, data}. Raises IngressError."""
+    if size > limit:
+        raise IngressError(
+            "too_large", f"The event is {size} bytes; at most {limit} bytes are accepted."
+        )
+    if not isinstance(raw, dict):
+        raise IngressError("invalid", "An event is a JSON object.")
+    errors: dict = {}
+    for name in sorted(set(raw) - FIELDS):
+        errors[name] = ["Unknown field."]
+    type_ = raw.get("type")
+    if type_ is None:
+        errors["type"] = ["This field is required."]
+    else:
+        try:
+            patterns.validate_event_type_name(type_)
+        except patterns.PatternError as exc:
+            errors["type"] = [str(exc)]
+    source_id = raw.get("id")
+    if source_id is not None and (
+        not isinstance(source_id, str) or not source_id or len(source_id) > MAX_SOURCE_ID
+    ):
+        errors["id"] = [f"A non-empty string of at most {MAX_SOURCE_ID} characters."]
+    time_ = raw.get("time")
+    if time_ is not None and not _valid_time(time_):
+        errors["time"] = ["An RFC 3339 date-time with a time zone (2026-01-31T12:00:00Z)."]
+    if "data" not in raw:
+        errors["data"] = ["This field is required."]
+    if errors:
+        raise IngressError("invalid", "The event is not valid.", fields=errors)
+    return {
+        "type": type_,
+        "source_id": source_id,
+        "time": time_ or messages.now_iso(),
+        "data": raw["data"],
+    }
+
+
+# --- JSON Schemas of event types -----------------------------------------------------------
+
+_validators: dict[tuple, object] = {}
+_lock = threading.Lock()
+
+
+def _validator(tenant_id: str, item: dict):
+    """A compiled validator per (tenant, event type, version): schemas are parsed once."""
+    key = (str(tenant_id), item.get("name"), item.get("version"))
+    with _lock:
+        found = _validators.get(key)
+    if found is None:
+        schema = json.loads(item["schema_json"])
+        found = jsonschema.validators.validator_for(schema)(schema)
+        with _lock:
+            if len(_validators) > 10_000:  # bounded: old versions fall out
+                _validators.clear()
+            _validators[key] = found
+    return found
+
+
+def check_schema(tenant_id: str, event_type_item: dict | None, data) -> None:
+    """400 schema_mismatch when the event type has a JSON Schema and `data` does not fit it."""
+    if not event_type_item or not event_type_item.get("schema_json"):
+        return
+    error = best_match(_validator(tenant_id, event_type_item).iter_errors(data))
+    if error is None:
+        return
+    where = "data" + "".join(f"[{p!r}]" for p in error.absolute_path)
+    raise IngressError(
+        "schema_mismatch",
+        f"The data does not match the schema of {event_type_item.get('name')}.",
+        fields={"data": [f"{where}: {error.message}"]},
+    )

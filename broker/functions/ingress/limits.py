@@ -1,0 +1,216 @@
+"""Rate, quota, de-duplication and per-minute counters, in the data plane's own table.
+
+Every counter is one UpdateItem per request (never per event) with a TTL, so the limits hold
+across any number of function instances. docs/data-plane.md ("Rate and quota") explains the
+algorithm; the keys are in `broker.functions.shared.records`.
+
+Rate: a sliding window. A producer with `rate_per_second` r and `burst` b gets windows of
+W = max(1, ceil(b / r)) seconds and may send b events per sliding window: at most b at once
+after a quiet spell, r per second sustained (b per W seconds). The current window's count is
+exact across instances (a conditional ADD refuses what would exceed the room left); the
+previous window's count, weighted by the part of it the sliding window still covers, comes
+from this instance's memory of the last count DynamoDB returned for it (a lower bound: other
+instances may have added to it since; a fresh instance assumes 0). Refused requests add
+nothing. 429 `rate_limited`, Retry-After = the seconds left in the current window.
+
+Quota: one counter per tenant per UTC day, the same conditional ADD against
+`daily_event_quota`. 429 `quota_exceeded`, Retry-After = the seconds to UTC midnight.
+"""
+
+import json
+import math
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from botocore.exceptions import ClientError
+
+from broker.functions import aws, settings
+from broker.functions.shared import records
+
+from .errors import IngressError
+
+DEDUP_SECONDS = 24 * 3600
+QUOTA_TTL_SECONDS = 3 * 86_400
+STATS_TTL_SECONDS = 35 * 86_400
+ROOM = "attribute_not_exists(c) OR c <= :room"
+ADD = "ADD c :n SET #ttl = if_not_exists(#ttl, :ttl)"
+
+_lock = threading.Lock()
+# (tenant_id, producer_id) → {window start: highest count DynamoDB returned for it}
+_windows: dict[tuple, dict[int, int]] = {}
+
+
+def _table() -> str:
+    return settings.get().dataplane_table
+
+
+def _conditional_add(key: tuple[str, str], *, n: int, room: int, ttl: int) -> tuple[bool, int]:
+    """ADD n to the counter if it holds at most `room`: (accepted, the count seen)."""
+    client = aws.dynamodb()
+    try:
+        out = client.update_item(
+            TableName=_table(),
+            Key={"PK": {"S": key[0]}, "SK": {"S": key[1]}},
+            UpdateExpression=ADD,
+            ConditionExpression=ROOM,
+            ExpressionAttributeNames={"#ttl": "ttl"},
+            ExpressionAttributeValues={
+                ":n": {"N": str(n)},
+                ":room": {"N": str(room)},
+                ":ttl": {"N": str(ttl)},
+            },
+            ReturnValues="UPDATED_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        old = exc.response.get("Item") or {}
+        return False, int(old.get("c", {}).get("N", room + 1))
+    return True, int(out["Attributes"]["c"]["N"])
+
+
+def window(producer: dict) -> tuple[int, int]:
+    """(window seconds, events allowed per sliding window) of a producer."""
+    rate = max(1, int(producer.get("rate_per_second") or 1))
+    burst = max(rate, int(producer.get("burst") or rate))
+    return max(1, math.ceil(burst / rate)), burst
+
+
+def _remember(who: tuple, start: int, count: int) -> None:
+    with _lock:
+        seen = _windows.setdefault(who, {})
+        seen[start] = max(seen.get(start, 0), count)
+        for old in [s for s in seen if s < start - 3600]:
+            del seen[old]
+        if len(_windows) > 100_000:
+            _windows.clear()
+
+
+def check_rate(tenant_id: str, producer: dict, n: int, *, now: float | None = None) -> None:
+    now = time.time() if now is None else now
+    length, limit = window(producer)
+    start = int(now // length) * length
+    elapsed = (now - start) / length
+    who = (str(tenant_id), str(producer["producer_id"]))
+    with _lock:
+        previous = _windows.get(who, {}).get(start - length, 0)
+    weighted = math.floor(previous * (1 - elapsed))
+    retry_after = max(1, math.ceil(start + length - now))
+    room = limit - n - weighted
+    if n > limit:
+        raise IngressError(
+            "rate_limited",
+            f"{n} events in one request exceed the producer's burst of {limit}.",
+            retry_after=retry_after,
+        )
+    accepted = False
+    if room >= 0:
+        accepted, count = _conditional_add(
+            records.rate_key(tenant_id, producer["producer_id"], start),
+            n=n,
+            room=room,
+            ttl=int(now) + 2 * length + 60,
+        )
+        _remember(who, start, count)
+    if not accepted:
+        raise IngressError(
+            "rate_limited",
+            f"Over the producer's rate ({limit} events per {length} s); retry later.",
+            retry_after=retry_after,
+        )
+
+
+def _seconds_to_midnight(now: datetime) -> int:
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(1, math.ceil((midnight - now).total_seconds()))
+
+
+def check_quota(tenant_id: str, tenant: dict, n: int, *, now: datetime | None = None) -> None:
+    quota = (tenant.get("quotas") or {}).get("daily_event_quota")
+    if quota is None:
+        return
+    now = now or datetime.now(UTC)
+    room = int(quota) - n
+    accepted = False
+    if room >= 0:
+        accepted, _ = _conditional_add(
+            records.quota_key(tenant_id, records.day(now)),
+            n=n,
+            room=room,
+            ttl=int(now.timestamp()) + QUOTA_TTL_SECONDS,
+        )
+    if not accepted:
+        raise IngressError(
+            "quota_exceeded",
+            f"The tenant's daily quota of {quota} events is used up.",
+            retry_after=_seconds_to_midnight(now),
+        )
+
+
+# --- producer-given ids ----------------------------------------------------------------------
+
+
+def claim_event_id(tenant_id: str, producer_id: str, source_id: str, answer: dict) -> dict | None:
+    """Records `answer` as the answer to this id for 24 h. Returns None when the id is new,
+    else the first answer (the event must not be routed again)."""
+    pk, sk = records.event_id_key(tenant_id, producer_id, source_id)
+    now = int(time.time())
+    client = aws.dynamodb()
+    try:
+        client.put_item(
+            TableName=_table(),
+            Item={
+                "PK": {"S": pk},
+                "SK": {"S": sk},
+                "answer": {"S": json.dumps(answer, separators=(",", ":"))},
+                "expires": {"N": str(now + DEDUP_SECONDS)},
+                "ttl": {"N": str(now + DEDUP_SECONDS)},
+            },
+            # TTL deletion lags by up to two days: an expired claim counts as absent.
+            ConditionExpression="attribute_not_exists(PK) OR expires < :now",
+            ExpressionAttributeValues={":now": {"N": str(now)}},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        old = exc.response.get("Item")
+        if old is None:
+            old = client.get_item(
+                TableName=_table(),
+                Key={"PK": {"S": pk}, "SK": {"S": sk}},
+                ConsistentRead=True,
+            ).get("Item", {})
+        return json.loads(old.get("answer", {}).get("S", "{}"))
+    return None
+
+
+def release_event_id(tenant_id: str, producer_id: str, source_id: str) -> None:
+    """Forgets a claim whose event could not be routed, so that the producer's retry is not
+    answered as a duplicate of a failure."""
+    pk, sk = records.event_id_key(tenant_id, producer_id, source_id)
+    aws.dynamodb().delete_item(TableName=_table(), Key={"PK": {"S": pk}, "SK": {"S": sk}})
+
+
+# --- per-tenant per-minute counters ----------------------------------------------------------
+
+
+def record_stats(tenant_id: str, *, ingested: int, routed: int, rejected: int) -> None:
+    """One UpdateItem per request on the tenant's current minute."""
+    if not (ingested or routed or rejected):
+        return
+    pk, sk = records.tenant_stats_key(tenant_id, records.minute())
+    aws.dynamodb().update_item(
+        TableName=_table(),
+        Key={"PK": {"S": pk}, "SK": {"S": sk}},
+        UpdateExpression="ADD ingested :i, routed :r, rejected :x SET #ttl = :ttl",
+        ExpressionAttributeNames={"#ttl": "ttl"},
+        ExpressionAttributeValues={
+            ":i": {"N": str(ingested)},
+            ":r": {"N": str(routed)},
+            ":x": {"N": str(rejected)},
+            ":ttl": {"N": str(int(time.time()) + STATS_TTL_SECONDS)},
+        },
+    )

@@ -1,0 +1,152 @@
+"""Which subscriptions an event goes to, and sending one delivery message per subscription.
+
+Routes are the tenant's ROUTE items (`config.routes`, cached with the other contract items);
+a route matches when it is enabled, its event type pattern matches (exact, `prefix.*`, `*`),
+its producer restriction (if any) is the sender, its consumer is live and enabled, and its
+payload filter matches the event as the consumer will receive it (`patterns.filter_matches`,
+the function the portal's test-filter explains). Messages are built only by
+`broker.functions.shared.messages`.
+
+Queue: a silo tenant has one delivery queue; a pool tenant has k shuffle-shard queues, and one
+is picked at random per request (per SQS batch): random spreads a tenant's load over its k
+queues with no extra call, where "least backlogged" would cost a GetQueueAttributes per queue
+(cached, it would only be stale).
+"""
+
+import json
+import random
+import threading
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from broker.functions import aws, config
+from broker.functions.shared import messages, patterns
+
+SQS_BATCH = 10
+SQS_BATCH_BYTES = 1_000_000  # SendMessageBatch takes at most 1 MiB in all
+
+_filters: dict[tuple, dict] = {}
+_lock = threading.Lock()
+
+
+class NoQueue(Exception):
+    """The tenant item names no delivery queue (provisioning not finished)."""
+
+
+@dataclass
+class Outgoing:
+    """One delivery message and the index of the event it belongs to."""
+
+    event_index: int
+    message: messages.Message
+
+
+def _filter(tenant_id: str, route: dict) -> dict:
+    key = (str(tenant_id), route.get("subscription_id"), route.get("version"))
+    with _lock:
+        found = _filters.get(key)
+    if found is None:
+        found = json.loads(route.get("filter_json") or "{}")
+        with _lock:
+            if len(_filters) > 50_000:
+                _filters.clear()
+            _filters[key] = found
+    return found
+
+
+def matching_routes(tenant_id: str, producer_id: str, event: dict) -> list[dict]:
+    """The routes of the tenant that take this event (the event as consumers receive it)."""
+    out = []
+    for route in config.routes(tenant_id):
+        if not route.get("enabled", True):
+            continue
+        if not patterns.event_type_matches(route.get("event_type", ""), event["type"]):
+            continue
+        if route.get("producer_id") and route["producer_id"] != str(producer_id):
+            continue
+        consumer = config.consumer(tenant_id, route["consumer_id"])
+        if consumer is None or not consumer.get("enabled", False):
+            continue
+        if not patterns.filter_matches(_filter(tenant_id, route), event):
+            continue
+        out.append(route)
+    return out
+
+
+def deliveries(
+    *, tenant_id: str, producer_id: str, event: dict, routes: list[dict], event_index: int
+) -> list[Outgoing]:
+    """One delivery message per route, each with a new delivery id (attempt 1, replay 0)."""
+    return [
+        Outgoing(
+            event_index,
+            messages.delivery_message(
+                messages.Delivery(
+                    delivery_id=messages.new_delivery_id(),
+                    tenant_id=str(tenant_id),
+                    consumer_id=route["consumer_id"],
+                    subscription_id=route.get("subscription_id"),
+                    producer_id=str(producer_id),
+                    event_id=event["id"],
+                    event_type=event["type"],
+                ),
+                event,
+            ),
+        )
+        for route in routes
+    ]
+
+
+def choose_queue(tenant: dict) -> str:
+    queues = tenant.get("delivery_queues") or []
+    if not queues:
+        raise NoQueue(f"tenant {tenant.get('tenant_id')} has no delivery queue")
+    if tenant.get("deployment_model") == "silo" or len(queues) == 1:
+        return queues[0]
+    return random.choice(queues)  # noqa: S311 (load spreading, not security)
+
+
+def _chunks(entries: list[dict]):
+    chunk, size = [], 0
+    for entry in entries:
+        length = len(entry["MessageBody"].encode()) + 200  # attributes, roughly
+        if chunk and (len(chunk) == SQS_BATCH or size + length > SQS_BATCH_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(entry)
+        size += length
+    if chunk:
+        yield chunk
+
+
+def _send_once(queue_url: str, entries: list[dict]) -> list[dict]:
+    """Sends entries (SendMessageBatch, 10 a call); returns the entries SQS did not take."""
+    client = aws.sqs()
+    failed = []
+    for chunk in _chunks(entries):
+        try:
+            out = client.send_message_batch(QueueUrl=queue_url, Entries=chunk)
+        except (BotoCoreError, ClientError):
+            failed.extend(chunk)
+            continue
+        refused = {f["Id"] for f in out.get("Failed", [])}
+        failed.extend(e for e in chunk if e["Id"] in refused)
+    return failed
+
+
+def send(queue_url: str, outgoing: list[Outgoing]) -> set[int]:
+    """Sends every message; the failed ones are sent once more. Returns the indexes of the
+    events that still have an unsent delivery (the caller answers 503 for them)."""
+    entries = [
+        {
+            "Id": str(i),
+            "MessageBody": out.message.body(),
+            "MessageAttributes": out.message.attributes(),
+        }
+        for i, out in enumerate(outgoing)
+    ]
+    failed = _send_once(queue_url, entries)
+    if failed:
+        failed = _send_once(queue_url, failed)
+    return {outgoing[int(e["Id"])].event_index for e in failed}
