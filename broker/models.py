@@ -170,3 +170,7 @@ class EventType(VersionedModel):
 
     def __str__(self):
         return self.name
+
+
+# Dead letters and replay jobs are broker models too (tenant schema), defined in their package.
+from .deadletters.models import DeadLetter, ReplayJob  # noqa: E402, F401

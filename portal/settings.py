@@ -39,6 +39,7 @@ SHARED_APPS = [
     "django_tenants",  # first: its migrate command replaces Django's
     "tenants",
     "broker.sync",
+    "broker.dlq",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -252,6 +253,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "broker.sync.tasks.expire_api_keys",
         "schedule": 60.0,
     },
+    # Dead letters (broker/deadletters): the ingest also kicks itself while the DLQ is full.
+    "dlq-ingest": {
+        "task": "broker.deadletters.tasks.dlq_ingest_tick",
+        "schedule": env.float("DLQ_INGEST_INTERVAL_SECONDS", default=10.0),
+        "kwargs": {"jitter_seconds": env.float("DLQ_INGEST_JITTER_SECONDS", default=3.0)},
+    },
+    "dlq-alerts": {
+        "task": "broker.deadletters.tasks.dlq_alerts_tick",
+        "schedule": 60.0,
+        "kwargs": {"jitter_seconds": 10},
+    },
+    "dlq-retention": {
+        "task": "broker.deadletters.tasks.dlq_retention_tick",
+        "schedule": 3600.0,
+        "kwargs": {"jitter_seconds": 300},
+    },
 }
 
 # --- AWS (moto server in development, the default credential chain in production) ---
@@ -291,6 +308,12 @@ CONSUMER_HTTP_ALLOWED_HOSTS = frozenset(env.list("CONSUMER_HTTP_ALLOWED_HOSTS", 
 # (plain http allowed; metadata addresses never): a demo receiver, an in-VPC service. The
 # egress reads the same variable (broker/functions/settings.py). Empty by default.
 CONSUMER_PRIVATE_TARGETS = tuple(env.list("CONSUMER_PRIVATE_TARGETS", default=[]))
+# Dead letters (docs/dead-letters.md): long poll of the central DLQ per receive, the most
+# letters one replay may select, how long a replay job waits for AWS before it fails.
+DLQ_RECEIVE_WAIT_SECONDS = env.int("DLQ_RECEIVE_WAIT_SECONDS", default=2)
+DLQ_INGEST_MAX_BATCHES = env.int("DLQ_INGEST_MAX_BATCHES", default=50)
+REPLAY_MAX_SELECTION = env.int("REPLAY_MAX_SELECTION", default=100_000)
+REPLAY_AWS_MAX_WAIT_SECONDS = env.int("REPLAY_AWS_MAX_WAIT_SECONDS", default=600)
 OFFBOARD_EXPORT_DIR = env("OFFBOARD_EXPORT_DIR", default=str(BASE_DIR / "var" / "exports"))
 
 LOGGING = {

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
+from broker.deadletters import api as dead_letters_api
 from broker.sync import api as sync_api
 from portal import views
 from portal.urls_common import urlpatterns as common
@@ -12,6 +13,7 @@ from tenants import api, seed_api
 router = SimpleRouter()
 router.register("tiers", api.TierViewSet, basename="tier")
 router.register("tenants", api.TenantViewSet, basename="tenant")
+router.register("quarantine", dead_letters_api.QuarantineViewSet, basename="quarantine")
 
 urlpatterns = [
     *common,

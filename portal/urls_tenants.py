@@ -4,6 +4,7 @@ from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from broker import api as broker_api
+from broker.deadletters import api as dead_letters_api
 from broker.sync import api as sync_api
 from portal import views, views_config
 from portal.urls_common import urlpatterns as common
@@ -16,6 +17,8 @@ router.register("consumers", broker_api.ConsumerViewSet, basename="consumer")
 router.register("subscriptions", broker_api.SubscriptionViewSet, basename="subscription")
 router.register("event-types", broker_api.EventTypeViewSet, basename="event-type")
 router.register("audit-events", broker_api.AuditEventViewSet, basename="audit-event")
+router.register("dead-letters", dead_letters_api.DeadLetterViewSet, basename="dead-letter")
+router.register("replay-jobs", dead_letters_api.ReplayJobViewSet, basename="replay-job")
 
 urlpatterns = [
     *common,
@@ -41,6 +44,7 @@ urlpatterns = [
     ),
     path("api/v1/me/", api_members.MeView.as_view(), name="me"),
     path("api/v1/sync-status/", sync_api.TenantSyncStatusView.as_view(), name="sync-status"),
+    path("api/v1/dlq-alerts/", dead_letters_api.DlqAlertsView.as_view(), name="dlq-alerts"),
     path("api/v1/", include(router.urls)),
 ]
 

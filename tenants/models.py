@@ -2,7 +2,7 @@ import uuid
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django_tenants.models import DomainMixin, TenantMixin
@@ -20,7 +20,12 @@ QUOTA_FIELDS = (
     "dlq_retention_days",
     "api_requests_per_minute",
     "max_event_size_bytes",
+    "replay_rate_per_second",
+    "dlq_alert_backlog",
+    "dlq_alert_age_minutes",
 )
+# Quotas with an upper bound (a tier or an override above it is refused).
+QUOTA_MAX = {"replay_rate_per_second": 500}
 
 
 class DeploymentModel(models.TextChoices):
@@ -28,8 +33,12 @@ class DeploymentModel(models.TextChoices):
     SILO = "silo", "Silo (dedicated delivery queue)"
 
 
-def _quota():
-    return models.PositiveIntegerField(validators=[MinValueValidator(1)])
+def _quota(default=None, maximum=None):
+    validators = [MinValueValidator(1)]
+    if maximum is not None:
+        validators.append(MaxValueValidator(maximum))
+    extra = {} if default is None else {"default": default}
+    return models.PositiveIntegerField(validators=validators, **extra)
 
 
 class Tier(models.Model):
@@ -49,6 +58,11 @@ class Tier(models.Model):
     dlq_retention_days = _quota()
     api_requests_per_minute = _quota()
     max_event_size_bytes = _quota()
+    # Dead letters replayed per second by one replay job (1..500).
+    replay_rate_per_second = _quota(default=50, maximum=QUOTA_MAX["replay_rate_per_second"])
+    # DLQ alert defaults: pending letters, and age of the oldest one (tenants may change them).
+    dlq_alert_backlog = _quota(default=100)
+    dlq_alert_age_minutes = _quota(default=60)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
