@@ -251,11 +251,12 @@ def test_over_the_producers_burst_is_rate_limited_with_retry_after(shop, clock):
 def test_the_previous_window_still_counts_for_the_part_the_sliding_window_covers(shop, clock):
     key = shop.api_key(shop.producer(rate=2, burst=4))  # windows of 2 s, 4 events each
     assert post("/v1/events/batch", body=[ORDER] * 4, key=key)[0] == 202
-    clock.value += 2.5  # a quarter into the next window: 3 of the 4 still count
-    assert post(body=ORDER, key=key)[0] == 202
-    assert post(body=ORDER, key=key)[0] == 429
-    clock.value += 1.0  # three quarters in: 1 of them counts, 1 in this window
+    clock.value += 2.5  # 30 % into the next window: 70 % of the last one (2.8 → 2) counts
     assert post("/v1/events/batch", body=[ORDER] * 2, key=key)[0] == 202
+    assert post(body=ORDER, key=key)[0] == 429
+    clock.value += 1.0  # 80 % in: the last window counts for 0.8 → 0, this one for 2
+    assert post("/v1/events/batch", body=[ORDER] * 2, key=key)[0] == 202
+    assert post(body=ORDER, key=key)[0] == 429
 
 
 def test_the_rate_counter_is_shared_by_every_instance(shop, clock):
