@@ -69,7 +69,9 @@ def test_a_replayed_letter_that_fails_again_comes_back_to_the_same_row(world, dl
     ingest_all()
     with tenant_context(world.a):
         DeadLetter.objects.update(status="replayed", replay_count=1)
-    again = dead_letter(world.a, consumer_a.pk, delivery_id=first.delivery.delivery_id, replay=1, status=500)
+    again = dead_letter(
+        world.a, consumer_a.pk, delivery_id=first.delivery.delivery_id, replay=1, status=500
+    )
     send_to_dlq(again)
     ingest_all()
 
