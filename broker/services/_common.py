@@ -1,6 +1,7 @@
 """What every configuration service does: lock, check limits, audit, outbox."""
 
 import hashlib
+import json
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -9,6 +10,7 @@ from broker.audit import audit_record
 from broker.sync import contract
 from broker.sync.models import OutboxEntry
 from core.errors import ApplicationError
+from core.parsers import check_json_value
 
 
 def current_tenant():
@@ -50,12 +52,31 @@ def check_limit(*, model, quota: str, label: str) -> None:
         )
 
 
-def check_at_most(*, field: str, value, quota: str, errors: dict, limits=None) -> None:
+def check_at_most(
+    *, field: str, value, quota: str, errors: dict, limits=None, previous=None
+) -> None:
+    """A plan limit applies to a new value and to raising one: an object stored above a
+    since-lowered limit can still be edited, and lowered, but not raised further."""
     if value is None:
+        return
+    if previous is not None and isinstance(value, int) and value <= previous:
         return
     limit = (limits or quotas())[quota]
     if value > limit:
         errors.setdefault(field, []).append(f"At most {limit} on your plan ({quota}).")
+
+
+def check_json_size(*, field: str, value, max_bytes: int, max_depth: int, errors: dict) -> None:
+    """Bounds what a JSON field can grow to, so its DynamoDB item stays far below 400 KB."""
+    if value is None:
+        return
+    problem = check_json_value(value, max_depth=max_depth)
+    if problem:
+        errors.setdefault(field, []).append(problem)
+        return
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > max_bytes:
+        errors.setdefault(field, []).append(f"At most {max_bytes} bytes of JSON ({size} given).")
 
 
 def raise_if(errors: dict, message: str = "Invalid input.") -> None:

@@ -1,6 +1,7 @@
 import re
 import socket
 from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -73,12 +74,42 @@ def check_consumer_url(url: str) -> None:
     )
 
 
+def normalize_consumer_url(url: str) -> str:
+    """The form a consumer URL is stored in: scheme and host in lower case (IDNA for
+    non-ASCII names), no trailing dot, no default port, no fragment (never sent), a path
+    of at least "/". Anything unparsable is returned stripped, for the checks to refuse."""
+    url = (url or "").strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        host = parts.hostname or ""
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not host or "@" in parts.netloc:
+        return url
+    host = host.rstrip(".")
+    if ":" in host:  # an IPv6 literal
+        netloc = f"[{host}]"
+    else:
+        try:
+            netloc = host.encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            return url
+    if port is not None and port != (443 if scheme == "https" else 80):
+        netloc = f"{netloc}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def normalize_retry_policy(policy, *, max_attempts: int, errors: dict) -> dict:
-    """Fills defaults and checks bounds; attempts never exceed the tier's cap."""
+def normalize_retry_policy(
+    policy, *, max_attempts: int, errors: dict, previous_attempts: int | None = None
+) -> dict:
+    """Fills defaults and checks bounds. Attempts never exceed the tier's cap, unless the
+    stored policy already had as many (the cap was lowered since: kept, not raised)."""
     field = "retry_policy"
     if policy in (None, {}):
         policy = {"strategy": "exponential"}
@@ -105,7 +136,8 @@ def normalize_retry_policy(policy, *, max_attempts: int, errors: dict) -> dict:
         if not isinstance(out["jitter"], bool):
             errors.setdefault(field, []).append("jitter: true or false.")
     elif strategy == "schedule":
-        allowed = {"strategy", "schedule"}
+        # max_attempts follows from the schedule; it is stored, so it may come back as read.
+        allowed = {"strategy", "schedule", "max_attempts"}
         schedule = policy.get("schedule")
         if (
             not isinstance(schedule, list)
@@ -118,6 +150,10 @@ def normalize_retry_policy(policy, *, max_attempts: int, errors: dict) -> dict:
             return {}
         out = {"strategy": "schedule", "schedule": schedule, "max_attempts": len(schedule) + 1}
         attempts = out["max_attempts"]
+        if policy.get("max_attempts", attempts) != attempts:
+            errors.setdefault(field, []).append(
+                f"max_attempts: the schedule's length plus one ({attempts}), or left out."
+            )
     else:
         errors.setdefault(field, []).append("strategy: 'exponential' or 'schedule'.")
         return {}
@@ -126,14 +162,20 @@ def normalize_retry_policy(policy, *, max_attempts: int, errors: dict) -> dict:
         errors.setdefault(field, []).append(f"Unknown keys: {', '.join(unknown)}.")
     if not _is_int(attempts) or attempts < 1:
         errors.setdefault(field, []).append("max_attempts: a positive integer.")
-    elif attempts > max_attempts:
+    elif attempts > max_attempts and not (
+        previous_attempts is not None and attempts <= previous_attempts
+    ):
         errors.setdefault(field, []).append(
             f"At most {max_attempts} delivery attempts on your plan (max_delivery_attempts)."
         )
     return out
 
 
-def _validate(consumer: Consumer, *, auth_secret: str | None, errors: dict) -> None:
+def _validate(
+    consumer: Consumer, *, auth_secret: str | None, errors: dict, before: dict | None = None
+) -> None:
+    """`before`: the stored values on an update (a plan limit then applies only to raising)."""
+    before = before or {}
     if not consumer.name.strip():
         errors.setdefault("name", []).append("This field is required.")
     elif Consumer.objects.filter(name=consumer.name).exclude(pk=consumer.pk).exists():
@@ -202,9 +244,14 @@ def _validate(consumer: Consumer, *, auth_secret: str | None, errors: dict) -> N
         value=consumer.delivery_concurrency,
         quota="delivery_concurrency",
         errors=errors,
+        previous=before.get("delivery_concurrency"),
     )
+    stored_policy = before.get("retry_policy")
     consumer.retry_policy = normalize_retry_policy(
-        consumer.retry_policy, max_attempts=quotas()["max_delivery_attempts"], errors=errors
+        consumer.retry_policy,
+        max_attempts=quotas()["max_delivery_attempts"],
+        errors=errors,
+        previous_attempts=(stored_policy or {}).get("max_attempts"),
     )
 
 
@@ -240,7 +287,7 @@ def consumer_create(
     consumer = Consumer(
         name=(name or "").strip(),
         kind=kind,
-        url=(url or "").strip(),
+        url=normalize_consumer_url(url),
         queue_arn=(queue_arn or "").strip(),
         enabled=enabled,
         description=description or "",
@@ -299,12 +346,12 @@ def consumer_update(
     before = snapshot(consumer, FIELDS)
     for name, value in changes.items():
         if isinstance(value, str) and name != "description":
-            value = value.strip()
+            value = normalize_consumer_url(value) if name == "url" else value.strip()
         setattr(consumer, name, value)
     if consumer.auth_type != before["auth_type"] and auth_secret is None:
         consumer.auth_secret_encrypted = ""  # a credential never carries over to another scheme
     errors: dict = {}
-    _validate(consumer, auth_secret=auth_secret, errors=errors)
+    _validate(consumer, auth_secret=auth_secret, errors=errors, before=before)
     raise_if(errors)
     after = snapshot(consumer, FIELDS)
     if after == before and not auth_secret:

@@ -6,10 +6,13 @@ from broker.models import EventType
 from broker.sync.contract import EVENT_TYPE
 from core.errors import ApplicationError
 
-from ._common import bump, keys_of, raise_if, record_change, snapshot
+from ._common import bump, check_json_size, keys_of, raise_if, record_change, snapshot
 
 FIELDS = ("name", "description", "schema")
 MAX_EVENT_TYPES = 1000
+# An event type's schema rides in its DynamoDB item (400 KB at most): far below that.
+MAX_SCHEMA_BYTES = 64 * 1024
+MAX_SCHEMA_DEPTH = 32
 
 
 def _validate(event_type: EventType, errors: dict) -> None:
@@ -24,7 +27,15 @@ def _validate(event_type: EventType, errors: dict) -> None:
     if schema is not None:
         if not isinstance(schema, dict):
             errors.setdefault("schema", []).append("A JSON Schema object.")
-        else:
+            return
+        check_json_size(
+            field="schema",
+            value=schema,
+            max_bytes=MAX_SCHEMA_BYTES,
+            max_depth=MAX_SCHEMA_DEPTH,
+            errors=errors,
+        )
+        if "schema" not in errors:
             try:
                 validators.validator_for(schema).check_schema(schema)
             except SchemaError as exc:

@@ -34,13 +34,17 @@ FIELDS = (
     "description",
 )
 KEY_PREFIX = "ebk_"
+# Each pattern rides in the producer's DynamoDB item: bounded, as every field of it is.
+MAX_ALLOWED_EVENT_TYPES = 100
 
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _validate(producer: Producer, errors: dict) -> None:
+def _validate(producer: Producer, errors: dict, *, before: dict | None = None) -> None:
+    """`before`: the stored values on an update (a plan limit then applies only to raising)."""
+    before = before or {}
     if not producer.name.strip():
         errors.setdefault("name", []).append("This field is required.")
     elif Producer.objects.filter(name=producer.name).exclude(pk=producer.pk).exists():
@@ -50,6 +54,10 @@ def _validate(producer: Producer, errors: dict) -> None:
     types = producer.allowed_event_types
     if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
         errors.setdefault("allowed_event_types", []).append("A list of event type patterns.")
+    elif len(types) > MAX_ALLOWED_EVENT_TYPES:
+        errors.setdefault("allowed_event_types", []).append(
+            f"At most {MAX_ALLOWED_EVENT_TYPES} patterns."
+        )
     else:
         for value in types:
             try:
@@ -64,6 +72,7 @@ def _validate(producer: Producer, errors: dict) -> None:
             quota="ingest_rate_per_second",
             errors=errors,
             limits=limits,
+            previous=before.get("ingest_rate_per_second"),
         )
         check_at_most(
             field="ingest_burst",
@@ -71,6 +80,7 @@ def _validate(producer: Producer, errors: dict) -> None:
             quota="ingest_burst",
             errors=errors,
             limits=limits,
+            previous=before.get("ingest_burst"),
         )
     if producer.kind == Kind.SQS:
         if not producer.source_queue_arn:
@@ -163,6 +173,7 @@ def producer_update(*, actor, producer: Producer, **changes) -> Producer:
             "Invalid input.", fields={"kind": ["The kind of a producer cannot change."]}
         )
     before = snapshot(producer, FIELDS)
+    old_keys = keys_of(PRODUCER, producer)  # a new source queue moves the queue's item
     for name, value in changes.items():
         if name in ("name", "source_queue_arn", "description") and value is not None:
             value = value.strip() if name != "description" else value
@@ -171,7 +182,7 @@ def producer_update(*, actor, producer: Producer, **changes) -> Producer:
     if after == before:
         return producer
     errors: dict = {}
-    _validate(producer, errors)
+    _validate(producer, errors, before=before)
     raise_if(errors)
     bump(producer)
     producer.save()
@@ -182,6 +193,7 @@ def producer_update(*, actor, producer: Producer, **changes) -> Producer:
         obj=producer,
         before=before,
         after=after,
+        stale_keys=[k for k in old_keys if k not in keys_of(PRODUCER, producer)],
     )
     return producer
 

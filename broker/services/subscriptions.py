@@ -5,10 +5,21 @@ from broker.models import Consumer, Producer, Subscription
 from broker.sync.contract import SUBSCRIPTION
 from core.errors import ApplicationError
 
-from ._common import bump, check_limit, keys_of, lock, raise_if, record_change, snapshot
+from ._common import (
+    bump,
+    check_json_size,
+    check_limit,
+    keys_of,
+    lock,
+    raise_if,
+    record_change,
+    snapshot,
+)
 
 FIELDS = ("consumer_id", "event_type", "producer_id", "filter", "enabled", "description")
 UPDATABLE = ("consumer", "event_type", "producer", "filter", "enabled", "description")
+# The filter rides in the route's DynamoDB item (400 KB at most): far below that.
+MAX_FILTER_BYTES = 16 * 1024
 
 
 def _validate(sub: Subscription, errors: dict) -> None:
@@ -16,13 +27,26 @@ def _validate(sub: Subscription, errors: dict) -> None:
         patterns.validate_event_type_pattern(sub.event_type or "")
     except patterns.PatternError as exc:
         errors.setdefault("event_type", []).append(str(exc))
+    _validate_filter(sub.filter if sub.filter is not None else {}, errors)
+    if sub.consumer_id is None:
+        errors.setdefault("consumer", []).append("This field is required.")
+
+
+def _validate_filter(value, errors: dict) -> None:
+    check_json_size(
+        field="filter",
+        value=value,
+        max_bytes=MAX_FILTER_BYTES,
+        max_depth=patterns.MAX_DEPTH + 2,  # matcher lists and operator objects under a leaf
+        errors=errors,
+    )
+    if "filter" in errors:
+        return
     try:
-        patterns.validate_filter(sub.filter if sub.filter is not None else {})
+        patterns.validate_filter(value)
     except patterns.PatternError as exc:
         path = ".".join(str(p) for p in getattr(exc, "path", []) or [])
         errors.setdefault("filter", []).append(f"{path}: {exc}" if path else str(exc))
-    if sub.consumer_id is None:
-        errors.setdefault("consumer", []).append("This field is required.")
 
 
 def _check_refs(consumer, producer, errors: dict) -> None:
