@@ -156,6 +156,9 @@ def _broker_overview(tenant) -> dict:
     }
 
 
+CHART_PERIODS = ((1, "last hour"), (6, "last 6 hours"), (24, "last 24 hours"), (168, "last 7 days"))
+
+
 @role_required(*roles.TENANT_READ_ROLES)
 def tenant_dashboard(request):
     tenant = request.tenant
@@ -172,6 +175,7 @@ def tenant_dashboard(request):
             ).order_by("-created_at"),
             "is_admin": role == roles.ADMIN,
             **_broker_overview(tenant),
+            "chart_periods": CHART_PERIODS,
             "invite_form": InviteForm(),
             "roles": RoleForm.base_fields["role"].choices,
         },

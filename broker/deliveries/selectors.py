@@ -75,17 +75,27 @@ def query(
     newest_first=False,
     limit: int | None = None,
     status: str | None = None,
+    equals: dict | None = None,
+    max_pages: int | None = None,
 ) -> list[dict]:
     """Items of one partition with `sk_from <= SK <= sk_to`, in SK order (or reversed), at
-    most `limit` after the optional `status` filter (pages are followed until enough)."""
+    most `limit` after the optional `status` filter (pages are followed until enough, or
+    until `max_pages` pages were read)."""
     ddb = aws.dynamodb()
     names, values = {"#pk": "PK"}, {":pk": {"S": pk}}
     condition = "#pk = :pk"
-    if sk_from is not None or sk_to is not None:
+    if sk_from:
         names["#sk"] = "SK"
-        values[":lo"] = {"S": sk_from or ""}
-        values[":hi"] = {"S": sk_to or "\uffff"}
+        values[":lo"] = {"S": sk_from}
+    if sk_to:
+        names["#sk"] = "SK"
+        values[":hi"] = {"S": sk_to}
+    if sk_from and sk_to:
         condition += " AND #sk BETWEEN :lo AND :hi"
+    elif sk_from:
+        condition += " AND #sk >= :lo"
+    elif sk_to:
+        condition += " AND #sk <= :hi"
     kwargs = {
         "TableName": settings.DATAPLANE_TABLE,
         "KeyConditionExpression": condition,
@@ -93,17 +103,25 @@ def query(
         "ExpressionAttributeValues": values,
         "ScanIndexForward": not newest_first,
     }
-    if status:
-        names["#st"] = "status"
-        values[":st"] = {"S": status}
-        kwargs["FilterExpression"] = "#st = :st"
+    equals = {"status": status, **(equals or {})}
+    clauses = []
+    for i, (name, value) in enumerate((k, v) for k, v in equals.items() if v):
+        names[f"#f{i}"] = name
+        values[f":f{i}"] = {"S": str(value)}
+        clauses.append(f"#f{i} = :f{i}")
+    if clauses:
+        kwargs["FilterExpression"] = " AND ".join(clauses)
     if limit:
         kwargs["Limit"] = max(limit, 25)
     out: list[dict] = []
+    pages = 0
     while True:
         answer = ddb.query(**kwargs)
+        pages += 1
         out.extend(_item(raw) for raw in answer.get("Items", []))
         if (limit and len(out) >= limit) or "LastEvaluatedKey" not in answer:
+            break
+        if max_pages and pages >= max_pages:
             break
         kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
     return out[:limit] if limit else out
@@ -273,6 +291,8 @@ def daily_events(tenant_id, *, days: int = 14, now: datetime | None = None) -> d
 
 def _attempt(item: dict) -> dict:
     out = {k: v for k, v in item.items() if k not in ("PK", "SK", "ttl")}
+    out["cursor"] = item["SK"]
+    out["at_display"] = str(out.get("at", ""))[:23].replace("T", " ")
     out.setdefault("replay", 0)
     out.setdefault("attempt", 1)
     return out
@@ -283,21 +303,51 @@ def consumer_log(
     consumer_id,
     *,
     status: str | None = None,
+    event_type: str | None = None,
     since: str | None = None,
     until: str | None = None,
+    before: str | None = None,
     limit: int = 50,
+    max_pages: int | None = 20,
 ) -> list[dict]:
-    """A consumer's delivery attempts, newest first. `since`/`until` are ISO times (UTC)."""
+    """A consumer's delivery attempts, newest first. `since`/`until` are ISO times (UTC,
+    milliseconds, as the data plane writes `at`); `before` is the `cursor` of the last
+    attempt of the previous page. Each attempt carries its `cursor`."""
     pk, _ = records.consumer_log_key(str(tenant_id), str(consumer_id), "", "", 0, 0)
+    sk_to = (until + "\uffff") if until else None
+    if before and (sk_to is None or before < sk_to):
+        sk_to = before
     items = query(
         pk,
         sk_from=since,
-        sk_to=(until + "\uffff") if until else None,
+        sk_to=sk_to,
         newest_first=True,
-        limit=limit,
+        limit=limit + 1 if before else limit,
         status=status,
+        equals={"event_type": event_type},
+        max_pages=max_pages,
     )
+    items = [i for i in items if i["SK"] != before][:limit]
     return [_attempt(i) for i in items]
+
+
+def consumer_health(tenant_id, consumer_id, *, now: datetime | None = None) -> dict:
+    """Success rate over the last 24 h (the consumer's counters), and the newest success and
+    the newest failure from its delivery log."""
+    now = _now(now)
+    series = consumer_series(tenant_id, [consumer_id], Window.last(24, now=now))
+    recent = consumer_log(tenant_id, consumer_id, limit=200)
+    last_success = next((a for a in recent if a.get("status") == records.OK), None)
+    last_failure = next((a for a in recent if a.get("status") != records.OK), None)
+    if last_success is None and len(recent) == 200:
+        older = consumer_log(tenant_id, consumer_id, status=records.OK, limit=1, max_pages=10)
+        last_success = older[0] if older else None
+    return {
+        **series["totals"],
+        "last_success": last_success,
+        "last_failure": last_failure,
+        "last_attempt": recent[0] if recent else None,
+    }
 
 
 def delivery_history(tenant_id, delivery_id: str) -> dict | None:
@@ -321,3 +371,75 @@ def _event(item: dict | None) -> dict | None:
         except ValueError:
             return {"raw": value}
     return value
+
+
+# --- the tenant dashboard ---------------------------------------------------------------
+
+DASHBOARD_HOURS = (1, 6, 24, 168)
+
+
+def tenant_dashboard(
+    tenant_id,
+    *,
+    consumer_ids,
+    daily_quota: int | None,
+    hours: int = 24,
+    now: datetime | None = None,
+) -> dict:
+    """What the dashboard charts, as uPlot-ready columns (epoch seconds first):
+
+    - deliveries: ok and failed attempts per bucket (the tenant's counters);
+    - latency: p50/p95 per bucket (the consumers' histograms, summed);
+    - dead: dead-lettered deliveries per bucket;
+    - today: events accepted since midnight UTC, cumulative per bucket, with the quota.
+    """
+    now = _now(now)
+    window = Window.last(hours, now=now)
+    tenant = tenant_series(tenant_id, window)
+    consumers = consumer_series(tenant_id, consumer_ids, window)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    today_window = Window(since=midnight, until=window.until, step_minutes=15)
+    today = tenant_series(tenant_id, today_window)
+    running, cumulative = 0, []
+    for n in today["ingested"]:
+        running += n
+        cumulative.append(running)
+    delivered, failed = sum(tenant["delivered"]), sum(tenant["failed"])
+    return {
+        "hours": hours,
+        "step_minutes": window.step_minutes,
+        "deliveries": {"t": tenant["t"], "ok": tenant["delivered"], "failed": tenant["failed"]},
+        "latency": {"t": consumers["t"], "p50": consumers["p50"], "p95": consumers["p95"]},
+        "dead": {"t": tenant["t"], "dead": tenant["dead"]},
+        "today": {
+            "t": today["t"],
+            "ingested": cumulative,
+            "quota": [daily_quota] * len(cumulative) if daily_quota else [],
+        },
+        "totals": {
+            "delivered": delivered,
+            "failed": failed,
+            "dead": sum(tenant["dead"]),
+            "ingested": sum(tenant["ingested"]),
+            "rejected": sum(tenant["rejected"]),
+            "success_rate": success_rate(delivered, failed),
+            "p50": consumers["totals"]["p50"],
+            "p95": consumers["totals"]["p95"],
+            "events_today": running,
+            "daily_quota": daily_quota,
+        },
+    }
+
+
+def pretty_json(value) -> str:
+    return "" if value is None else json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+def tenant_log(tenant_id, consumer_ids, *, limit: int = 50, **filters) -> list[dict]:
+    """Attempts of several consumers, newest first: each consumer's log read up to `limit`
+    (one Query each), merged."""
+    merged = []
+    for consumer_id in consumer_ids:
+        merged.extend(consumer_log(tenant_id, consumer_id, limit=limit, **filters))
+    merged.sort(key=lambda a: a["cursor"].split("#", 1)[0], reverse=True)
+    return merged[:limit]
