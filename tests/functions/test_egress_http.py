@@ -1,0 +1,231 @@
+"""Egress to HTTPS consumers: a real HTTP receiver on 127.0.0.1 (a CONSUMER_PRIVATE_TARGETS
+entry), signatures checked with the standardwebhooks library."""
+
+import base64
+import json
+
+import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from broker.functions.shared import messages, records
+from tests.functions import egress_fixtures
+from tests.functions.egress_fixtures import Answer, in_minutes
+
+egress, receiver = egress_fixtures.egress, egress_fixtures.receiver
+
+
+def test_a_delivery_is_posted_signed_and_verifiable(egress):
+    consumer = egress.consumer()
+    message = egress.message(consumer, data={"total": 12, "note": "été"})
+
+    assert egress.run(message) == {"batchItemFailures": []}
+
+    (got,) = egress.receiver.received
+    assert got.path == "/hook"
+    assert json.loads(got.body) == message.event
+    assert got.headers["webhook-id"] == message.delivery.delivery_id
+    assert Webhook(consumer.signing_secret).verify(got.body, got.headers) == message.event
+    assert got.headers["Content-Type"] == "application/json"
+
+
+def test_during_a_rotation_both_secrets_sign_and_either_verifies(egress):
+    consumer = egress.consumer(
+        signing_secret="whsec_" + base64.b64encode(b"n" * 32).decode(),
+        previous_secret="whsec_" + base64.b64encode(b"o" * 32).decode(),
+        previous_expires_at=in_minutes(60),
+    )
+    egress.run(egress.message(consumer))
+
+    (got,) = egress.receiver.received
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
+    Webhook(consumer.signing_secret).verify(got.body, got.headers)
+    Webhook("whsec_" + base64.b64encode(b"o" * 32).decode()).verify(got.body, got.headers)
+
+
+def test_an_expired_previous_secret_no_longer_signs(egress):
+    old = "whsec_" + base64.b64encode(b"o" * 32).decode()
+    consumer = egress.consumer(previous_secret=old, previous_expires_at=in_minutes(-1))
+    egress.run(egress.message(consumer))
+
+    (got,) = egress.receiver.received
+    Webhook(consumer.signing_secret).verify(got.body, got.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(got.body, got.headers)
+
+
+@pytest.mark.parametrize(
+    "auth_type, username, header, expected",
+    [
+        ("header", "X-Api-Token", "X-Api-Token", "s3cr3t"),
+        ("bearer", "", "Authorization", "Bearer s3cr3t"),
+        ("basic", "shop", "Authorization", "Basic " + base64.b64encode(b"shop:s3cr3t").decode()),
+    ],
+)
+def test_the_consumer_auth_header_is_sent(egress, auth_type, username, header, expected):
+    consumer = egress.consumer(auth_type=auth_type, auth_username=username, auth_secret="s3cr3t")
+    egress.run(egress.message(consumer))
+
+    (got,) = egress.receiver.received
+    assert got.headers[header] == expected
+
+
+def test_a_5xx_is_retried_on_the_policy_schedule_then_dead_lettered_with_every_field(egress):
+    egress.receiver.answers["/hook"] = Answer(status=503, body=b"down for maintenance")
+    consumer = egress.consumer(retry={"strategy": "schedule", "schedule": [10, 60]})
+    message = egress.message(consumer)
+
+    egress.run(message)
+    ((second, delay1),) = egress.requeued()
+    assert (second.delivery.attempt, delay1) == (2, 10)
+    assert second.delivery.delivery_id == message.delivery.delivery_id
+    assert second.delivery.first_attempt_at is not None
+
+    egress.run(second)
+    third, delay2 = egress.requeued()[1]
+    assert (third.delivery.attempt, delay2) == (3, 60)
+
+    egress.run(third)
+    assert len(egress.requeued()) == 2  # no fourth attempt
+    (letter,) = egress.dead_letters()
+    assert letter.kind == messages.DEAD_LETTER
+    assert letter.event == message.event
+    d = letter.delivery
+    assert (d.delivery_id, d.tenant_id, d.consumer_id) == (
+        message.delivery.delivery_id,
+        egress.tenant.tenant_id,
+        consumer.pk,
+    )
+    assert (d.subscription_id, d.producer_id, d.event_id, d.event_type) == (
+        message.delivery.subscription_id,
+        message.delivery.producer_id,
+        message.delivery.event_id,
+        "order.created",
+    )
+    f = letter.failure
+    assert (f.attempts, f.last_status, f.error_kind) == (3, 503, messages.ERROR_HTTP)
+    assert "down for maintenance" in f.last_error
+    assert f.first_attempt_at == second.delivery.first_attempt_at
+    assert f.first_attempt_at <= f.last_attempt_at <= f.dead_lettered_at
+    assert len(egress.receiver.received) == 3
+    # The DLQ message carries tenant and consumer as attributes too.
+    (sent,) = egress.sent_to(egress.dlq_url)
+    assert sent["MessageAttributes"]["tenant_id"]["StringValue"] == egress.tenant.tenant_id
+    assert sent["MessageAttributes"]["consumer_id"]["StringValue"] == consumer.pk
+    # Every attempt is in the delivery's history: retrying, retrying, dead.
+    statuses = [i["status"] for i in egress.history(d.delivery_id) if i["SK"] != "EVENT"]
+    assert statuses == [records.RETRYING, records.RETRYING, records.DEAD]
+
+
+def test_an_exponential_policy_waits_base_times_two_to_the_attempt_within_jitter(egress):
+    egress.receiver.answers["/hook"] = Answer(status=500)
+    policy = {"strategy": "exponential", "base_seconds": 40, "cap_seconds": 100, "jitter": True}
+    consumer = egress.consumer(retry={**policy, "max_attempts": 5})
+    message = egress.message(consumer, attempt=3)  # the third attempt fails: 40 × 4, capped
+
+    egress.run(message)
+
+    ((nxt, delay),) = egress.requeued()
+    assert nxt.delivery.attempt == 4
+    assert 50 <= delay <= 100
+
+
+def test_a_wait_beyond_sqs_limits_is_taken_in_steps_and_the_attempt_keeps_its_number(egress):
+    egress.receiver.answers["/hook"] = Answer(status=500)
+    consumer = egress.consumer(retry={"strategy": "schedule", "schedule": [3600]})
+    egress.run(egress.message(consumer))
+
+    ((nxt, delay),) = egress.requeued()
+    assert delay == 900 and nxt.delivery.attempt == 2 and nxt.delivery.not_before
+
+    egress.run(nxt)  # SQS handed it back after 900 s: not due yet, another step
+
+    assert len(egress.receiver.received) == 1
+    again, delay = egress.requeued()[1]
+    assert again.delivery.attempt == 2 and 0 < delay <= 900
+    assert again.delivery.not_before == nxt.delivery.not_before
+
+
+def test_a_timeout_is_a_failed_attempt(egress):
+    egress.receiver.answers["/slow"] = Answer(delay=1.0)
+    consumer = egress.consumer(url=egress.receiver.url("/slow"), timeout_ms=200)
+    message = egress.message(consumer)
+
+    assert egress.run(message) == {"batchItemFailures": []}
+
+    (attempt,) = [i for i in egress.history(message.delivery.delivery_id) if i["SK"] != "EVENT"]
+    assert attempt["status"] == records.RETRYING
+    assert attempt["error_kind"] == messages.ERROR_TIMEOUT
+    assert "http_status" not in attempt
+
+
+def test_a_refused_connection_is_a_failed_attempt(egress):
+    consumer = egress.consumer(url=f"http://127.0.0.1:{egress.closed_port}/hook")
+    message = egress.message(consumer, attempt=3)  # the last one: dead-lettered
+
+    egress.run(message)
+
+    (letter,) = egress.dead_letters()
+    assert letter.failure.error_kind == messages.ERROR_CONNECTION
+    assert letter.failure.last_status is None
+
+
+def test_a_redirect_is_not_followed_and_counts_as_a_failure(egress):
+    target = egress.receiver.url("/elsewhere")
+    egress.receiver.answers["/hook"] = Answer(status=302, headers={"Location": target})
+    consumer = egress.consumer()
+    message = egress.message(consumer)
+
+    egress.run(message)
+
+    assert [r.path for r in egress.receiver.received] == ["/hook"]
+    (attempt,) = [i for i in egress.history(message.delivery.delivery_id) if i["SK"] != "EVENT"]
+    assert (attempt["status"], attempt["http_status"]) == (records.RETRYING, 302)
+    assert "redirect not followed" in attempt["error"]
+
+
+def test_a_host_that_resolves_to_a_private_address_at_delivery_time_is_not_called(
+    egress, fake_dns, monkeypatch
+):
+    # It resolved to a public address when saved; now DNS points it at the receiver's address.
+    monkeypatch.setitem(fake_dns, "rebind.example.com", ["127.0.0.1"])
+    consumer = egress.consumer(url=f"http://rebind.example.com:{egress.receiver.port}/hook")
+    https_consumer = egress.consumer(url="https://intranet.example.com/hook")
+
+    egress.run(egress.message(consumer), egress.message(https_consumer))
+
+    assert egress.receiver.received == []
+    letters = [m for m, _ in egress.requeued()]
+    assert len(letters) == 2
+    items = egress.record_items(
+        records.consumer_log_key(egress.tenant.tenant_id, https_consumer.pk, "", "", 0, 0)[0]
+    )
+    assert items[0]["error_kind"] == messages.ERROR_SSRF
+
+
+def test_only_a_few_kilobytes_of_a_large_answer_are_read(egress):
+    egress.receiver.answers["/hook"] = Answer(status=500, body=b"x" * 1_000_000)
+    consumer = egress.consumer()
+    message = egress.message(consumer)
+
+    egress.run(message)
+
+    (attempt,) = [i for i in egress.history(message.delivery.delivery_id) if i["SK"] != "EVENT"]
+    assert attempt["http_status"] == 500
+    assert len(attempt["error"]) <= 600
+    # And the connection pool still works for the next delivery.
+    egress.receiver.answers["/hook"] = Answer(status=204, body=b"")
+    egress.run(egress.message(consumer))
+    assert len(egress.receiver.received) == 2
+
+
+def test_secrets_never_reach_the_logs(egress, capsys):
+    consumer = egress.consumer(auth_type="bearer", auth_secret="top-s3cr3t-value")
+    egress.receiver.answers["/hook"] = Answer(status=500)
+    egress.run(egress.message(consumer, attempt=3))
+
+    out = capsys.readouterr()
+    logged = out.out + out.err
+    assert "top-s3cr3t-value" not in logged
+    assert consumer.signing_secret not in logged
+    assert consumer.signing_secret[6:] not in logged
