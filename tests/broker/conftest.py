@@ -1,7 +1,7 @@
 import pytest
-from django.core.cache import cache
-from django_tenants.utils import schema_context, tenant_context
+from django_tenants.utils import tenant_context
 
+from core import throttling
 from tests.conftest import DNS, PUBLIC_URL  # noqa: F401 (tests import them from here)
 
 
@@ -15,8 +15,7 @@ def _dns(fake_dns):
 def _fresh_api_budget(world):
     """The per-tenant API throttle counts in Redis across tests; each test starts afresh."""
     for tenant in (world.a, world.b):
-        with schema_context(tenant.schema_name):
-            cache.delete(f"throttle:tenant-api:{tenant.pk}")
+        throttling.reset(tenant.pk)
 
 
 @pytest.fixture

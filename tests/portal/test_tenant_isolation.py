@@ -123,18 +123,26 @@ def test_repeated_failed_logins_lock_the_account_out(world, settings):
 def test_a_tenant_api_is_throttled_at_its_requests_per_minute_quota(
     world, django_capture_on_commit_callbacks
 ):
+    from core import throttling
     from tenants import services
     from tests.conftest import make_user, onboard
 
     tenant = onboard("throttled")
-    services.tenant_update_quotas(tenant=tenant, overrides={"api_requests_per_minute": 3})
-    user = make_user("dev@throttled.test")
-    Membership.objects.create(user=user, tenant=tenant, role="developer")
-    client = HostClient(host_of(tenant), token_for(user, tenant))
+    services.tenant_update_quotas(tenant=tenant, overrides={"api_requests_per_minute": 4})
+    clients = []
+    for name in ("dev", "ops"):
+        user = make_user(f"{name}@throttled.test")
+        Membership.objects.create(user=user, tenant=tenant, role="developer")
+        clients.append(HostClient(host_of(tenant), token_for(user, tenant)))
+    dev, ops = clients
+    throttling.reset(tenant.pk)
     try:
-        assert [client.get("/api/v1/me/").status_code for _ in range(3)] == [200, 200, 200]
-        limited = client.get("/api/v1/me/")
+        # One caller gets its share (half), the tenant's whole budget is shared by all.
+        assert [dev.get("/api/v1/me/").status_code for _ in range(3)] == [200, 200, 429]
+        assert [ops.get("/api/v1/me/").status_code for _ in range(3)] == [200, 200, 429]
+        limited = dev.get("/api/v1/me/")
         assert limited.status_code == 429 and limited.json()["error"]["code"] == "throttled"
+        assert 0 < int(limited["Retry-After"]) <= 60
         # Other tenants keep their own budget.
         assert (
             HostClient(host_of(world.a), token_for(world.admin_a, world.a))
@@ -143,8 +151,4 @@ def test_a_tenant_api_is_throttled_at_its_requests_per_minute_quota(
             == 200
         )
     finally:
-        from django.core.cache import cache
-        from django_tenants.utils import schema_context
-
-        with schema_context(tenant.schema_name):  # cache keys carry the tenant schema
-            cache.delete(f"throttle:tenant-api:{tenant.pk}")
+        throttling.reset(tenant.pk)
