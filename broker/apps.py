@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class BrokerConfig(AppConfig):
     name = "broker"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # tenants cannot import broker (it sits below it): member changes reach the tenant's
+        # audit log through this hook.
+        from tenants import hooks
+
+        from .audit import audit_in_tenant
+
+        hooks.register(tenant_audit=audit_in_tenant)

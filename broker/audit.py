@@ -1,3 +1,5 @@
+from django_tenants.utils import schema_context, schema_exists
+
 from core.context import current_request_id
 
 from .models import AuditEvent
@@ -33,3 +35,11 @@ def audit_record(
         diff=diff,
         request_id=current_request_id() or "",
     )
+
+
+def audit_in_tenant(tenant, **kwargs) -> AuditEvent | None:
+    """An audit row in `tenant`'s own log, from any schema (tenant-level actions: members)."""
+    if not schema_exists(tenant.schema_name):
+        return None
+    with schema_context(tenant.schema_name):
+        return audit_record(**kwargs)

@@ -7,3 +7,15 @@ class SyncConfig(AppConfig):
     name = "broker.sync"
     label = "sync"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # tenants cannot import the sync (it sits below broker): it calls these hooks.
+        from tenants import hooks
+
+        from . import tenant_items
+
+        hooks.register(
+            tenant_changed=tenant_items.queue,
+            tenant_publish=tenant_items.publish,
+            tenant_tear_down=tenant_items.tear_down,
+        )

@@ -229,7 +229,12 @@ def event_type_item(event_type, *, tenant) -> dict:
     return item
 
 
+def _tenant_self_item(obj, *, tenant) -> dict:
+    return tenant_item(tenant)
+
+
 BUILDERS = {
+    TENANT: _tenant_self_item,
     PRODUCER: producer_item,
     APIKEY: apikey_item,
     CONSUMER: consumer_item,

@@ -14,7 +14,7 @@ and write only what differs, in BatchWriteItem calls of 25:
 The per-item version condition is enforced here, against what was read under the lock,
 instead of by DynamoDB: a conditional write costs one call per item (TransactWriteItems is
 all-or-nothing and copies the table per call on the emulator), a batch write 1/25th of one.
-The TENANT item is written with a DynamoDB condition, as tenant services write it unlocked.
+The TENANT item is written with a DynamoDB condition as well (the relay writes it too).
 """
 
 import hashlib
@@ -94,7 +94,7 @@ def sync_tenant(tenant, *, job: SyncJob | None = None, resync: bool = False) -> 
         actual = {} if resync else _read_actual(tenant)
         seen = set()
 
-        # The TENANT item, with a DynamoDB condition (tenant services write it unlocked).
+        # The TENANT item, with a DynamoDB condition.
         want = contract.tenant_item(tenant)
         key = (want["PK"], want["SK"])
         seen.add(key)

@@ -20,8 +20,13 @@ from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from tenants.models import Tenant
+
 from . import contract, dynamo, locks
 from .models import OutboxEntry, SyncState
+
+# Every object type the relay writes (the rest, if any, are dropped).
+RELAYED = frozenset(contract.OBJECT_TYPES)
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +60,11 @@ def build_items(tenant, object_type: str, object_id: str, rows) -> list[dict]:
     The object's item at its current version when it exists; tombstones for the keys the
     queued changes made obsolete (a deleted object, a route whose event type changed), each
     at the version of the change that made it obsolete."""
-    model = _models()[object_type]
-    obj = model.objects.filter(pk=object_id).first()
     items, current = [], set()
+    if object_type == contract.TENANT:
+        obj = tenant  # the tenant itself (public schema), as the caller read it
+    else:
+        obj = _models()[object_type].objects.filter(pk=object_id).first()
     if obj is not None:
         item = contract.BUILDERS[object_type](obj, tenant=tenant)
         items.append(item)
@@ -103,6 +110,11 @@ def _record_successes(successes: list[tuple]) -> None:
     """  # noqa: S608 (the table name is ours; values are parameters)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+    for tenant_id, object_type, _, _, items in successes:
+        if object_type == contract.TENANT and items and not items[0].get("deleted"):
+            Tenant.objects.filter(pk=tenant_id, synced_version__lt=items[0]["version"]).update(
+                synced_version=items[0]["version"]
+            )
 
 
 def _record_failure(tenant_id, object_type, object_id, version, error: str) -> None:
@@ -154,7 +166,7 @@ def drain_once(*, batch_size: int = BATCH_SIZE) -> dict:
         writable: dict = {}
         for (tenant_id, object_type, object_id), group in groups.items():
             tenant = tenants.get(tenant_id)
-            if tenant is None or tenant.status in GONE or object_type not in _models():
+            if tenant is None or tenant.status in GONE or object_type not in RELAYED:
                 done.extend(r.pk for r in group)  # offboarding tombstones everything
                 continue
             if tenant_id not in writable:
@@ -194,6 +206,26 @@ def drain_once(*, batch_size: int = BATCH_SIZE) -> dict:
                 error,
             )
     return counts
+
+
+def relay_now(tenant, object_type: str, object_id: str) -> list[dict]:
+    """Relays one object's queued rows at once, inside the caller's transaction.
+
+    Raises when DynamoDB refuses: the caller's transaction (rows included) then rolls back."""
+    assert transaction.get_connection().in_atomic_block, "call inside the change's transaction"
+    rows = list(
+        OutboxEntry.objects.select_for_update(of=("self",)).filter(
+            tenant_id=tenant.pk, object_type=object_type, object_id=object_id
+        )
+    )
+    with schema_context(tenant.schema_name):
+        items = build_items(tenant, object_type, object_id, rows)
+    for item in items:
+        dynamo.put_versioned(item)
+    version = max((r.version for r in rows), default=0)
+    _record_successes([(tenant.pk, object_type, object_id, version, items)])
+    OutboxEntry.objects.filter(pk__in=[r.pk for r in rows]).delete()
+    return items
 
 
 def drain(*, max_batches: int = 50, batch_size: int = BATCH_SIZE) -> dict:

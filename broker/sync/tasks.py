@@ -45,20 +45,3 @@ def reconcile_tick(jitter_seconds: float = 0) -> None:
     sync_job_run.apply_async(
         args=[str(job.pk)], countdown=countdown, headers={"_schema_name": "public"}
     )
-
-
-@shared_task(acks_late=True, time_limit=600, soft_time_limit=540, ignore_result=True)
-def expire_api_keys() -> int:
-    """Tombstones the items of API keys whose rotation grace period ended, in every tenant."""
-    from django_tenants.utils import schema_context
-
-    from broker.services import api_keys_expire
-    from tenants.models import Tenant
-
-    connection.set_schema_to_public()
-    total = 0
-    live = Tenant.objects.filter(status__in=["active", "suspended"], tier__isnull=False)
-    for schema in live.values_list("schema_name", flat=True):
-        with schema_context(schema):
-            total += api_keys_expire()
-    return total

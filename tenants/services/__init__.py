@@ -15,7 +15,6 @@ from ._common import (
 from .lifecycle import (
     tenant_resume,
     tenant_suspend,
-    tenant_sync_item,
     tenant_update_quotas,
 )
 from .members import (
@@ -56,7 +55,6 @@ __all__ = [
     "tenant_resume",
     "tenant_retry_provisioning",
     "tenant_suspend",
-    "tenant_sync_item",
     "tenant_update_quotas",
     "tenant_url",
     "tier_get",

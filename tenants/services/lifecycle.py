@@ -1,13 +1,14 @@
-"""Suspend, resume, quota overrides and the TENANT item's sync."""
+"""Suspend, resume and quota overrides. Each change bumps the tenant's version and queues
+its TENANT item (and, for quotas, every item carrying quotas) for the relay (tenants/hooks.py)."""
 
 from django.db import transaction
 
-from broker.sync import contract, dynamo
 from core.context import current_request_id
 from core.errors import ApplicationError
 
+from .. import hooks
 from ..models import Tenant, TenantEvent
-from ._common import S, _actor, _kick, _locked, _transition, validate_quota_overrides
+from ._common import S, _actor, _locked, _transition, validate_quota_overrides
 
 
 def _status_change(tenant: Tenant, to: str, *, action: str, actor) -> Tenant:
@@ -16,9 +17,7 @@ def _status_change(tenant: Tenant, to: str, *, action: str, actor) -> Tenant:
         _transition(tenant, to, action=action, actor=actor)
         tenant.version += 1
         tenant.save()
-        from ..tasks import tenant_sync_item_task
-
-        _kick(tenant_sync_item_task, str(tenant.pk))
+        hooks.tenant_changed(tenant)
     return tenant
 
 
@@ -58,21 +57,5 @@ def tenant_update_quotas(*, tenant: Tenant, overrides: dict, actor=None) -> Tena
         tenant.version += 1
         tenant.save()
         if tenant.status in (S.ACTIVE, S.SUSPENDED):
-            from ..tasks import tenant_sync_item_task
-
-            _kick(tenant_sync_item_task, str(tenant.pk))
+            hooks.tenant_changed(tenant, quotas_changed=True)
     return tenant
-
-
-def tenant_sync_item(*, tenant_id) -> bool:
-    """Writes the tenant's TENANT item from its current state (a late run writes the newest)."""
-    tenant = Tenant.objects.select_related("tier").filter(pk=tenant_id).first()
-    if tenant is None or tenant.status in (S.PROVISIONING, S.DELETED, S.OFFBOARDING):
-        return False
-    if tenant.tier_id is None:
-        return False
-    dynamo.put_versioned(contract.tenant_item(tenant))
-    Tenant.objects.filter(pk=tenant.pk, synced_version__lt=tenant.version).update(
-        synced_version=tenant.version
-    )
-    return True

@@ -10,23 +10,16 @@ from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
-from django_tenants.utils import schema_context, schema_exists
 
-from broker.audit import audit_record
 from core.errors import ApplicationError
 
+from .. import hooks
 from ..models import Invitation, Membership, Tenant, TenantRole, User
 from ._common import _actor, tenant_url
 
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _audit_in_tenant(tenant: Tenant, **kwargs) -> None:
-    if schema_exists(tenant.schema_name):
-        with schema_context(tenant.schema_name):
-            audit_record(**kwargs)
 
 
 def _invite_first_admin(tenant: Tenant) -> None:
@@ -84,7 +77,7 @@ def member_invite(*, tenant: Tenant, email: str, role: str, invited_by=None):
     invitation, token = _create_invitation(
         tenant=tenant, email=email, role=role, invited_by=invited_by
     )
-    _audit_in_tenant(
+    hooks.tenant_audit(
         tenant,
         actor=invited_by,
         action="member.invite",
@@ -134,7 +127,7 @@ def invitation_accept(
     )
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
-    _audit_in_tenant(
+    hooks.tenant_audit(
         tenant,
         actor=user,
         action="member.join",
@@ -174,7 +167,7 @@ def membership_change_role(*, membership: Membership, role: str, actor=None) -> 
     before = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
-    _audit_in_tenant(
+    hooks.tenant_audit(
         membership.tenant,
         actor=actor,
         action="member.change_role",
@@ -194,7 +187,7 @@ def membership_remove(*, membership: Membership, actor=None) -> None:
         .get(pk=membership.pk)
     )
     _guard_last_admin(membership, new_role=None)
-    _audit_in_tenant(
+    hooks.tenant_audit(
         membership.tenant,
         actor=actor,
         action="member.remove",

@@ -10,9 +10,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
 
-from broker.sync import contract, dynamo
 from core import aws
 
+from .. import hooks
 from ..models import Invitation, Membership, Tenant
 from ._common import S, _exclusive, _kick, _locked, _transition
 
@@ -61,34 +61,6 @@ def _export_tenant_data(tenant: Tenant) -> str:
     return str(path)
 
 
-def _tombstone_tenant_items(tenant: Tenant) -> int:
-    """Tombstones every live item of the tenant (its partition and its APIKEY items), the
-    TENANT item last, holding the tenant's writer lock so no relay writes meanwhile."""
-    from broker.sync import locks
-    from broker.sync.models import OutboxEntry
-
-    with locks.exclusive(tenant.pk):
-        # Nothing of this tenant is to be mirrored any more (the relay skips it from now on).
-        OutboxEntry.objects.filter(tenant=tenant).delete()
-        return _tombstone_items(tenant)
-
-
-def _tombstone_items(tenant: Tenant) -> int:
-    count = 0
-    items = dynamo.query_partition(contract.tenant_pk(tenant.pk))
-    key_items = dynamo.query_index("apikeys-by-tenant", "apikey_tenant_id", str(tenant.pk))
-    items.extend(dynamo.batch_get(key_items))
-    for item in sorted(items, key=lambda i: i["SK"] == "TENANT"):
-        if item.get("deleted"):
-            continue
-        version = max(
-            int(item.get("version", 0)) + 1, tenant.version if item["SK"] == "TENANT" else 0
-        )
-        if dynamo.put_versioned(contract.tombstone(pk=item["PK"], sk=item["SK"], version=version)):
-            count += 1
-    return count
-
-
 def tenant_offboard_run(*, tenant_id) -> Tenant | None:
     """Tears the tenant down step by step; every step is idempotent, so a retry resumes."""
     with _exclusive("offboard", tenant_id) as mine:
@@ -108,7 +80,7 @@ def _offboard(tenant_id) -> Tenant | None:
             aws.queue_delete(url=tenant.silo_queue_url)
             deleted_queues.append(tenant.silo_queue_url)
         report["deleted_queues"] = deleted_queues
-        report["tombstoned_items"] = report.get("tombstoned_items", 0) + _tombstone_tenant_items(
+        report["tombstoned_items"] = report.get("tombstoned_items", 0) + hooks.tenant_tear_down(
             tenant
         )
         report["export_path"] = _export_tenant_data(tenant)

@@ -8,11 +8,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
-from broker.sync import contract, dynamo
 from core import aws
 from core.context import current_request_id
 from core.errors import ApplicationError
 
+from .. import hooks
 from ..models import Domain, Tenant, TenantEvent, Tier
 from ..schemas import create_tenant_schema
 from ..shuffle_shard import shard_for
@@ -154,11 +154,9 @@ def _provision(tenant_id) -> Tenant | None:
             _transition(tenant, S.ACTIVE, action="provisioned")
             tenant.version += 1
             tenant.save()
-            # Written inside the transaction: if DynamoDB refuses, the tenant stays
-            # provisioning and is marked failed below, so nothing claims to be live.
-            dynamo.put_versioned(contract.tenant_item(tenant))
-            tenant.synced_version = tenant.version
-            tenant.save(update_fields=["synced_version"])
+            # Written by the relay inside this transaction: if DynamoDB refuses, the tenant
+            # stays provisioning and is marked failed below, so nothing claims to be live.
+            hooks.tenant_publish(tenant)
     except Exception as exc:
         logger.exception("provisioning of tenant %s failed", tenant_id)
         with transaction.atomic():

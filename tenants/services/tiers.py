@@ -8,8 +8,9 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 
+from .. import hooks
 from ..models import Tenant, Tier
-from ._common import S, _actor, _kick, validate_quota_overrides
+from ._common import S, _actor, validate_quota_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +44,7 @@ def tier_update(*, tier: Tier, quotas: dict, actor=None) -> Tier:
         live = Tenant.objects.filter(tier=tier, status__in=[S.ACTIVE, S.SUSPENDED])
         ids = list(live.values_list("pk", flat=True))
         live.update(version=F("version") + 1, updated_at=timezone.now())
-        from ..tasks import tenant_sync_item_task
-
-        for tenant_id in ids:
-            _kick(tenant_sync_item_task, str(tenant_id))
+        for tenant in Tenant.objects.select_related("tier").filter(pk__in=ids):
+            hooks.tenant_changed(tenant, quotas_changed=True)
     logger.info("tier %s updated by %s: %s", tier.name, _actor(actor), quotas)
     return tier

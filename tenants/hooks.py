@@ -1,0 +1,58 @@
+"""How tenants reaches the layers above it without importing them.
+
+tenants sits below broker (core ← tenants ← broker ← portal), yet a tenant's lifecycle has
+effects that broker owns: its TENANT item (and every item that copies its quotas) is mirrored
+to DynamoDB by broker's outbox relay, its items are tombstoned by broker's sync on
+offboarding, and member changes land in the tenant's audit log (a broker table in the tenant
+schema). broker registers one function per hook in its `AppConfig.ready()`; tenants calls the
+hooks by name. A missing registration is a configuration error, never a silent no-op.
+"""
+
+from collections.abc import Callable
+
+from django.core.exceptions import ImproperlyConfigured
+
+# name → what the registered function does (and is called with)
+HOOKS = {
+    "tenant_changed": "queue the TENANT item (and, when quotas changed, every item carrying "
+    "quotas) for the relay, in the caller's transaction: (tenant, *, quotas_changed)",
+    "tenant_publish": "write the TENANT item now, through the relay, inside the caller's "
+    "transaction; raises if DynamoDB refuses: (tenant)",
+    "tenant_tear_down": "tombstone every DynamoDB item of the tenant; returns how many: (tenant)",
+    "tenant_audit": "write an audit row in the tenant's own log: (tenant, *, actor, action, "
+    "object_type, object_id, before=None, after=None)",
+}
+
+_registered: dict[str, Callable] = {}
+
+
+def register(**functions: Callable) -> None:
+    for name, function in functions.items():
+        if name not in HOOKS:
+            raise ImproperlyConfigured(f"Unknown tenant hook {name!r}; known: {', '.join(HOOKS)}")
+        _registered[name] = function
+
+
+def _hook(name: str) -> Callable:
+    try:
+        return _registered[name]
+    except KeyError:
+        raise ImproperlyConfigured(
+            f"No {name!r} hook registered: broker and broker.sync must be installed apps."
+        ) from None
+
+
+def tenant_changed(tenant, *, quotas_changed: bool = False) -> None:
+    _hook("tenant_changed")(tenant, quotas_changed=quotas_changed)
+
+
+def tenant_publish(tenant) -> None:
+    _hook("tenant_publish")(tenant)
+
+
+def tenant_tear_down(tenant) -> int:
+    return _hook("tenant_tear_down")(tenant)
+
+
+def tenant_audit(tenant, **kwargs) -> None:
+    _hook("tenant_audit")(tenant, **kwargs)
