@@ -86,7 +86,9 @@ def _selection(*, ids=None, filter=None, allowed=REPLAYABLE, action: str):
             code="invalid_status",
             fields={"filter": {"status": [f"Allowed: {', '.join(allowed)}."]}},
         )
-    clean["status"] = statuses
+    # Letters already held by a job match too (unless a status was asked): the caller then
+    # answers 409 naming that job rather than an empty selection.
+    clean["status"] = statuses if clean.get("status") else [*statuses, LetterStatus.REPLAYING]
     # Frozen: up to the newest letter at this moment.
     return selectors.letters_filtered(clean).filter(dead_lettered_at__lte=now)
 
