@@ -50,6 +50,18 @@ def celery_eager():
     app.conf.task_always_eager = False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hasher():
+    """Tests hash passwords with MD5: PBKDF2 at a million iterations cost ~30 s of the suite.
+    Production keeps Django's default (PBKDF2); portal/settings.py does not set the hashers."""
+    from django.test import override_settings
+
+    override = override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])
+    override.enable()  # sends setting_changed, which clears Django's hasher caches
+    yield
+    override.disable()
+
+
 @pytest.fixture(autouse=True)
 def _public_schema():
     connection.set_schema_to_public()

@@ -33,3 +33,10 @@ def test_production_settings_pass_the_deploy_checklist():
         DJANGO_SECRET_KEY="x" * 20 + "-a-long-random-production-secret-" + "y" * 20,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_tests_hash_passwords_fast_while_production_keeps_pbkdf2(world):
+    import portal.settings as production
+
+    assert world.admin_a.password.startswith("md5$")
+    assert not hasattr(production, "PASSWORD_HASHERS")  # Django's default: PBKDF2
