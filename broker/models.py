@@ -133,6 +133,10 @@ class Consumer(VersionedModel):
     # {"strategy": "exponential", "base_seconds", "cap_seconds", "jitter", "max_attempts"}
     # or {"strategy": "schedule", "schedule": [seconds, ...]} (attempts = len + 1).
     retry_policy = models.JSONField(default=dict, blank=True)
+    # Set when the platform disabled the consumer (endpoint auto-disable); cleared when it is
+    # enabled again. Shown on its page.
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    auto_disabled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

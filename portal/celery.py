@@ -9,3 +9,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 app = TenantAwareCeleryApp("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Task modules outside an app's own tasks.py.
+app.autodiscover_tasks(["broker.deliveries"])

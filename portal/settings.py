@@ -269,6 +269,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "kwargs": {"jitter_seconds": 300},
     },
+    # Endpoint auto-disable (broker/deliveries): consumers failing without a success.
+    "auto-disable-consumers": {
+        "task": "broker.deliveries.tasks.auto_disable_tick",
+        "schedule": env.float("CONSUMER_AUTO_DISABLE_INTERVAL_SECONDS", default=900.0),
+    },
 }
 
 # --- AWS (moto server in development, the default credential chain in production) ---
@@ -304,6 +309,9 @@ SIGNING_SECRET_ROTATION_GRACE_SECONDS = env.int(
 )
 # Consumer URLs must be https; these hosts may use plain http (development receivers only).
 CONSUMER_HTTP_ALLOWED_HOSTS = frozenset(env.list("CONSUMER_HTTP_ALLOWED_HOSTS", default=[]))
+# A consumer whose deliveries all fail for this long, without one success, is disabled and its
+# tenant's admins e-mailed (Svix does it after five days).
+CONSUMER_AUTO_DISABLE_AFTER_HOURS = env.float("CONSUMER_AUTO_DISABLE_AFTER_HOURS", default=120.0)
 # Private `host:port` or `host:first-last` targets a consumer may use despite the SSRF rules
 # (plain http allowed; metadata addresses never): a demo receiver, an in-VPC service. The
 # egress reads the same variable (broker/functions/settings.py). Empty by default.

@@ -9,6 +9,7 @@ from portal import views_deliveries as views
 urlpatterns = [
     path("dashboard/data/", views.dashboard_data, name="dashboard-data"),
     path("consumers/<uuid:consumer_id>/", views.consumer_page, name="consumer-page"),
+    path("consumers/<uuid:consumer_id>/enable/", views.consumer_enable, name="consumer-enable"),
     path(
         "consumers/<uuid:consumer_id>/test-event/",
         views.consumer_test_event,

@@ -8,6 +8,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from broker import services as config_services
 from broker.deliveries import selectors as deliveries
 from broker.deliveries import services
 from broker.functions.shared import records
@@ -126,4 +127,17 @@ def consumer_test_event(request, consumer_id):
             f"Test event sent to {consumer.name} (delivery {answer['delivery_id']}); "
             "its attempt shows in the log below once delivered.",
         )
+    return redirect(f"/consumers/{consumer.pk}/")
+
+
+@require_POST
+@role_required(*roles.TENANT_WRITE_ROLES)
+def consumer_enable(request, consumer_id):
+    consumer = get_object_or_404(Consumer, pk=consumer_id)
+    try:
+        config_services.consumer_update(actor=request.user, consumer=consumer, enabled=True)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{consumer.name} is enabled again; deliveries resume.")
     return redirect(f"/consumers/{consumer.pk}/")

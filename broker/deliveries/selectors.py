@@ -443,3 +443,25 @@ def tenant_log(tenant_id, consumer_ids, *, limit: int = 50, **filters) -> list[d
         merged.extend(consumer_log(tenant_id, consumer_id, limit=limit, **filters))
     merged.sort(key=lambda a: a["cursor"].split("#", 1)[0], reverse=True)
     return merged[:limit]
+
+
+def failing_since(tenant_id, consumer_id, *, hours: float, now: datetime | None = None):
+    """The minute from which a consumer has failed without a single success, when that run
+    has lasted at least `hours`; else None. Two Queries on the consumer's counters: the last
+    `hours` (no `ok`, some `failed`), and the newest minute before them (a failure-only
+    minute: the run began before the window; a success or nothing: it began inside it)."""
+    now = _now(now)
+    start = now - timedelta(hours=hours)
+    pk, _ = records.consumer_stats_key(str(tenant_id), str(consumer_id), "")
+    window = query(pk, sk_from=f"MIN#{records.minute(start)}", sk_to=f"MIN#{records.minute(now)}")
+    if any(int(i.get("ok", 0)) for i in window) or not any(int(i.get("failed", 0)) for i in window):
+        return None
+    earlier = query(
+        pk,
+        sk_to=f"MIN#{records.minute(start - timedelta(minutes=1))}",
+        newest_first=True,
+        limit=1,
+    )
+    if not earlier or int(earlier[0].get("ok", 0)) or not int(earlier[0].get("failed", 0)):
+        return None
+    return datetime.strptime(earlier[0]["SK"][4:], "%Y-%m-%dT%H:%M").replace(tzinfo=UTC)

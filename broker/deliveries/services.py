@@ -8,15 +8,20 @@ tenant's delivery queue with the control plane's SQS client. Each is audited.
 
 import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 
+from broker import services as config_services
 from broker.audit import audit_record
 from broker.functions.ingress import routing
 from broker.functions.shared import messages
 from broker.models import Consumer
 from core import aws
 from core.errors import ApplicationError
+from tenants.models import Membership, TenantRole
 
 from . import selectors
 
@@ -149,3 +154,60 @@ def consumer_test_event(*, tenant, actor, consumer: Consumer, data=None) -> dict
         "event_type": TEST_EVENT_TYPE,
         "consumer": str(consumer.pk),
     }
+
+
+# --- endpoint auto-disable ---------------------------------------------------------------
+
+
+def auto_disable_after_hours() -> float:
+    return float(getattr(settings, "CONSUMER_AUTO_DISABLE_AFTER_HOURS", 120))
+
+
+def _notify_admins(tenant, consumer_name: str, reason: str) -> None:
+    emails = list(
+        Membership.objects.filter(tenant=tenant, role=TenantRole.ADMIN).values_list(
+            "user__email", flat=True
+        )
+    )
+    if not emails:
+        return
+    try:
+        send_mail(
+            subject=f"[{tenant.slug}] Consumer {consumer_name} was disabled",
+            message=f"{reason}\n\nRe-enable it on its page once the endpoint answers again.",
+            from_email=None,
+            recipient_list=emails,
+        )
+    except Exception:  # the consumer is disabled either way; the page says why
+        logger.exception("auto-disable: could not e-mail the admins of %s", tenant.slug)
+
+
+def auto_disable_failing_consumers(*, tenant, now: datetime | None = None) -> list[str]:
+    """Disables (through the consumer service: audit, version, sync) every enabled consumer of
+    the active tenant schema that has failed without a success for
+    CONSUMER_AUTO_DISABLE_AFTER_HOURS, and e-mails the tenant's admins. A consumer changed
+    within that time (re-enabled, URL fixed) gets the full time again. Returns the names."""
+    now = now or datetime.now(UTC)
+    hours = auto_disable_after_hours()
+    disabled = []
+    candidates = Consumer.objects.filter(enabled=True, updated_at__lte=now - timedelta(hours=hours))
+    for consumer in candidates:
+        since = selectors.failing_since(tenant.pk, consumer.pk, hours=hours, now=now)
+        if since is None:
+            continue
+        reason = (
+            f"Disabled automatically on {now:%Y-%m-%d %H:%M} UTC: every delivery has failed "
+            f"since {since:%Y-%m-%d %H:%M} UTC ({hours:g} hours or more) without a success. "
+            "Fix the endpoint, then re-enable the consumer."
+        )
+        with transaction.atomic():
+            done = config_services.consumer_auto_disable(consumer=consumer, reason=reason)
+            if done is not None:
+                name = done.name
+                transaction.on_commit(
+                    lambda name=name, reason=reason: _notify_admins(tenant, name, reason)
+                )
+        if done is not None:
+            logger.warning("auto-disabled consumer %s of %s", consumer.pk, tenant.slug)
+            disabled.append(done.name)
+    return disabled

@@ -5,6 +5,7 @@ audit event and an outbox row (the relay mirrors the object into DynamoDB after 
 """
 
 from .consumers import (
+    consumer_auto_disable,
     consumer_create,
     consumer_delete,
     consumer_rotate_signing_secret,
@@ -23,6 +24,7 @@ from .subscriptions import subscription_create, subscription_delete, subscriptio
 
 __all__ = [
     "api_keys_expire",
+    "consumer_auto_disable",
     "consumer_create",
     "consumer_delete",
     "consumer_rotate_signing_secret",

@@ -348,6 +348,8 @@ def consumer_update(
         if isinstance(value, str) and name != "description":
             value = normalize_consumer_url(value) if name == "url" else value.strip()
         setattr(consumer, name, value)
+    if consumer.enabled and consumer.disabled_reason:  # enabled again: the reason is history
+        consumer.disabled_reason, consumer.auto_disabled_at = "", None
     if consumer.auth_type != before["auth_type"] and auth_secret is None:
         consumer.auth_secret_encrypted = ""  # a credential never carries over to another scheme
     errors: dict = {}
@@ -368,6 +370,30 @@ def consumer_update(
         obj=consumer,
         before=before,
         after=after,
+    )
+    return consumer
+
+
+@transaction.atomic
+def consumer_auto_disable(*, consumer: Consumer, reason: str) -> Consumer | None:
+    """The platform disables a consumer whose endpoint keeps failing (no actor: the audit
+    event is the platform's). None when it is already disabled or gone."""
+    consumer = Consumer.objects.select_for_update().filter(pk=consumer.pk).first()
+    if consumer is None or not consumer.enabled:
+        return None
+    before = snapshot(consumer, FIELDS)
+    consumer.enabled = False
+    consumer.disabled_reason = reason[:300]
+    consumer.auto_disabled_at = timezone.now()
+    bump(consumer)
+    consumer.save()
+    record_change(
+        actor=None,
+        action="consumer.auto_disable",
+        object_type=CONSUMER,
+        obj=consumer,
+        before=before,
+        after={**snapshot(consumer, FIELDS), "disabled_reason": consumer.disabled_reason},
     )
     return consumer
 
