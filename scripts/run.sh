@@ -25,6 +25,19 @@ export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
 export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-dev-only-insecure-key}"
 export EMAIL_BACKEND="${EMAIL_BACKEND:-django.core.mail.backends.filebased.EmailBackend}"
 
+# --- data plane (issue 10): ports and the private targets the demo consumers use ----------
+# Consumers may call 127.0.0.1:8200-8299 over plain http (the demo receiver); checked when
+# seed_demo saves them and again by the egress at delivery time.
+export INGRESS_PORT="${INGRESS_PORT:-8100}" RECEIVER_PORT="${RECEIVER_PORT:-8200}"
+export CONSUMER_PRIVATE_TARGETS="${CONSUMER_PRIVATE_TARGETS-127.0.0.1:8200-8299}"
+export DEMO_DIR="$VAR_DIR/demo" # seed_demo writes the demo API key and receiver secrets here
+for port in "$INGRESS_PORT" "$RECEIVER_PORT"; do
+    if command -v ss >/dev/null 2>&1 && ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+        die "port $port is already in use (INGRESS_PORT / RECEIVER_PORT)"
+    fi
+done
+# --- end data plane ----------------------------------------------------------------------
+
 PY="$VENV/bin/python"
 log "migrating (migrate_schemas)"
 "$PY" manage.py migrate_schemas --noinput
@@ -44,6 +57,27 @@ start_bg worker "$LOG_DIR/worker.log" \
 start_bg beat "$LOG_DIR/beat.log" \
     "$VENV/bin/celery" -A portal beat -l info \
     --scheduler django_celery_beat.schedulers:DatabaseScheduler --pidfile=
+
+# --- data plane (issue 10): the local runner (ingress + SQS pollers) and the demo receiver --
+log "starting the data plane: runner on :$INGRESS_PORT, demo receiver on :$RECEIVER_PORT"
+: >"$LOG_DIR/runner.log"; : >"$LOG_DIR/receiver.log"
+start_bg runner "$LOG_DIR/runner.log" "$PY" -m broker.functions.runner
+runner_pid="$BG_PID"
+start_bg receiver "$LOG_DIR/receiver.log" \
+    env RECEIVER_SIGNING_SECRET_FILE="$DEMO_DIR/receiver-secrets" "$PY" -m broker.functions.demo_receiver
+tries=300
+until _http_ok "http://127.0.0.1:$INGRESS_PORT/_local/health"; do
+    if ! _pid_alive "$runner_pid"; then
+        tail -n 30 "$LOG_DIR/runner.log" >&2 || true
+        die "the data plane runner exited during startup, see var/log/runner.log"
+    fi
+    if ((tries-- <= 0)); then
+        warn "the runner did not answer within 30 s (see var/log/runner.log)"
+        break
+    fi
+    sleep 0.1
+done
+# --- end data plane ----------------------------------------------------------------------
 
 # Wait for the web server to answer /healthz (200 once PostgreSQL, Redis and AWS answer).
 web_pid="${APP_PIDS[0]}"
@@ -88,6 +122,24 @@ ${_C_B}=========================================================================
 ${_C_B}================================================================================${_C_0}
 
 BANNER
+
+# --- data plane (issue 10): how to send an event end to end ------------------------------
+cat <<DATAPLANE
+ ${_C_B}Data plane${_C_0} (logs: $LOG_DIR/{runner,receiver}.log)
+   Ingress            http://127.0.0.1:$INGRESS_PORT/v1/events   (local runner: ingress + SQS pollers)
+   Demo receiver      http://127.0.0.1:$RECEIVER_PORT/             (what consumer demo-receiver got, signatures checked)
+   Send an event (demo tenant, producer web-shop; key in $DEMO_DIR/api-key):
+
+     curl -sS -X POST http://127.0.0.1:$INGRESS_PORT/v1/events \\
+       -H "Authorization: Bearer \$(cat $DEMO_DIR/api-key)" -H 'Content-Type: application/json' \\
+       -d '{"type": "order.created", "data": {"order_id": "A-1001", "total": 42.5}}'
+
+   It reaches demo-receiver (page above), the warehouse SQS queue, and always-failing, whose
+   attempts fail (its /fail path answers 503) until the event lands in the dead-letter queue.
+${_C_B}================================================================================${_C_0}
+
+DATAPLANE
+# --- end data plane ----------------------------------------------------------------------
 
 # Run until one of the processes exits (or Ctrl-C, handled by the trap).
 while :; do

@@ -1,8 +1,11 @@
 """Demo data for `make run`: an operator, a support user and one active demo tenant with
-its admin and a little broker configuration (idempotent)."""
+its admin and a little broker configuration (idempotent), including what the local data plane
+needs: a producer key, consumers on the demo receiver (var/demo/, see `_data_plane_demo`)."""
 
 import os
+from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -49,6 +52,110 @@ def _demo_configuration(tenant, admin) -> None:
             )
 
 
+# --- the data plane's demo (make run): files under var/demo/ that scripts/run.sh reads ------
+
+RECEIVER_URL = "http://127.0.0.1:{port}/webhooks/demo"
+FAILING_URL = "http://127.0.0.1:{port}/fail/demo"
+# The failing consumer's attempts are seconds apart, so its dead letters appear quickly.
+FAILING_RETRY = {"strategy": "schedule", "schedule": [2, 5, 10]}
+
+
+def demo_dir() -> Path:
+    return Path(os.environ.get("DEMO_DIR") or settings.BASE_DIR / "var" / "demo")
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
+def _demo_api_key(producer, admin) -> tuple[str, bool]:
+    """The producer's key kept in var/demo/api-key: reused while it is still valid, else a new
+    one (a key is shown only when it is issued). Returns (key, issued now)."""
+    from broker import services as broker
+    from broker.services.producers import hash_key
+
+    path = demo_dir() / "api-key"
+    known = path.read_text().strip() if path.exists() else ""
+    if (
+        known
+        and producer.api_keys.filter(
+            key_hash=hash_key(known), revoked_at__isnull=True, expires_at__isnull=True
+        ).exists()
+    ):
+        return known, False
+    with transaction.atomic():
+        _, key = broker.producer_rotate_key(actor=admin, producer=producer, grace_seconds=0)
+    _write_private(path, key + "\n")
+    return key, True
+
+
+def _data_plane_demo(tenant, admin, stdout) -> None:
+    """For the local data plane (runner + demo receiver, see scripts/run.sh): the web-shop
+    producer's key in var/demo/api-key, a consumer on the demo receiver and one on its /fail
+    path (dead letters for the demo), both subscribed to order.*, the receiver's signing
+    secrets in var/demo/receiver-secrets (one a line; the receiver re-reads the file), and the
+    warehouse consumer's queue on the moto server, so its deliveries succeed."""
+    from django_tenants.utils import tenant_context
+
+    from broker import secrets
+    from broker import services as broker
+    from broker.models import Consumer, Producer
+    from core import aws
+    from core.errors import ApplicationError
+
+    port = int(os.environ.get("RECEIVER_PORT", "8200"))
+    with tenant_context(tenant):
+        consumers = {}
+        for name, url, retry in (
+            ("demo-receiver", RECEIVER_URL.format(port=port), None),
+            ("always-failing", FAILING_URL.format(port=port), FAILING_RETRY),
+        ):
+            consumer = Consumer.objects.filter(name=name).first()
+            if consumer is None:
+                try:
+                    with transaction.atomic():
+                        consumer, _ = broker.consumer_create(
+                            actor=admin,
+                            name=name,
+                            kind="https",
+                            url=url,
+                            timeout_ms=5000,
+                            retry_policy=retry,
+                        )
+                        broker.subscription_create(
+                            actor=admin, consumer=consumer, event_type="order.*"
+                        )
+                except ApplicationError as exc:
+                    stdout.write(
+                        f"  (no {name} consumer: {exc} {getattr(exc, 'fields', '')}; "
+                        "set CONSUMER_PRIVATE_TARGETS=127.0.0.1:8200-8299 as make run does)\n"
+                    )
+                    continue
+            consumers[name] = consumer
+        # Both consumers post to the receiver: it verifies either's signatures.
+        tokens = []
+        for consumer in consumers.values():
+            tokens += [
+                consumer.signing_secret_encrypted,
+                consumer.previous_signing_secret_encrypted,
+            ]
+        plain = [secrets.decrypt(tenant_id=str(tenant.pk), token=t) for t in tokens if t]
+        if plain:
+            _write_private(demo_dir() / "receiver-secrets", "\n".join(plain) + "\n")
+        producer = Producer.objects.get(name="web-shop")
+        key, issued = _demo_api_key(producer, admin)
+    if settings.AWS_ENDPOINT_URL:  # an emulator: the warehouse's queue is ours to create
+        aws.queue_create(name="warehouse-orders")
+    if issued:
+        stdout.write(
+            f"\nDemo producer web-shop: API key (shown once, kept in {demo_dir()}/api-key)\n"
+            f"  {key}\n"
+        )
+
+
 class Command(BaseCommand):
     help = "Create demo users and the demo tenant (safe to run again)."
 
@@ -89,6 +196,7 @@ class Command(BaseCommand):
             )
         if tenant.status == TenantStatus.ACTIVE:
             _demo_configuration(tenant, admin)
+            _data_plane_demo(tenant, admin, self.stdout)
         from tenants.services import tenant_url
 
         self.stdout.write(

@@ -1,0 +1,50 @@
+"""seed_demo gives the demo tenant what `make run`'s data plane needs, and running it again
+changes nothing."""
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django_tenants.utils import tenant_context
+
+from broker.models import Consumer, Producer, Subscription
+from broker.services.producers import hash_key
+from tenants.models import Tenant
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def demo_env(tmp_path, monkeypatch, settings):
+    monkeypatch.setenv("DEMO_DIR", str(tmp_path))
+    monkeypatch.setenv("RECEIVER_PORT", "8200")
+    settings.CONSUMER_PRIVATE_TARGETS = ("127.0.0.1:8200-8299",)
+    return tmp_path
+
+
+def test_seed_demo_sets_up_the_demo_receiver_consumers_and_a_working_key_once(demo_env):
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    key = (demo_env / "api-key").read_text().strip()
+    assert key in out.getvalue()  # shown once, when issued
+    assert (demo_env / "api-key").stat().st_mode & 0o077 == 0
+
+    tenant = Tenant.objects.get(slug="demo")
+    with tenant_context(tenant):
+        producer = Producer.objects.get(name="web-shop")
+        assert producer.api_keys.filter(key_hash=hash_key(key), expires_at__isnull=True).exists()
+        receiver = Consumer.objects.get(name="demo-receiver")
+        failing = Consumer.objects.get(name="always-failing")
+        assert receiver.url == "http://127.0.0.1:8200/webhooks/demo"
+        assert failing.url == "http://127.0.0.1:8200/fail/demo"
+        assert failing.retry_policy["strategy"] == "schedule"
+        assert Subscription.objects.filter(consumer__in=[receiver, failing]).count() == 2
+    secrets = (demo_env / "receiver-secrets").read_text().split()
+    assert len(secrets) == 2 and all(s.startswith("whsec_") for s in secrets)
+
+    again = io.StringIO()
+    call_command("seed_demo", stdout=again)
+    assert (demo_env / "api-key").read_text().strip() == key and key not in again.getvalue()
+    assert (demo_env / "receiver-secrets").read_text().split() == secrets
+    with tenant_context(tenant):
+        assert Consumer.objects.filter(name__in=["demo-receiver", "always-failing"]).count() == 2
