@@ -13,12 +13,14 @@ from django.conf import settings
 from broker.functions.shared.contract import (
     APIKEY_SK,
     CONTRACT_VERSION,
+    SOURCE_QUEUE_SK,
     TENANT_SK,
     apikey_pk,
     consumer_sk,
     event_type_sk,
     producer_sk,
     route_sk,
+    source_queue_pk,
     tenant_pk,
 )
 
@@ -86,7 +88,10 @@ def item_keys(object_type: str, obj, *, tenant_id) -> list[tuple[str, str]]:
     if object_type == TENANT:
         return [(pk, TENANT_SK)]
     if object_type == PRODUCER:
-        return [(pk, producer_sk(obj.pk))]
+        keys = [(pk, producer_sk(obj.pk))]
+        if obj.kind == "sqs" and obj.source_queue_arn:
+            keys.append((source_queue_pk(obj.source_queue_arn), SOURCE_QUEUE_SK))
+        return keys
     if object_type == APIKEY:
         return [(apikey_pk(obj.key_hash), APIKEY_SK)]
     if object_type == CONSUMER:
@@ -129,6 +134,21 @@ def producer_item(producer, *, tenant) -> dict:
         burst=producer.ingest_burst or quotas["ingest_burst"],
         max_event_size_bytes=quotas["max_event_size_bytes"],
         source_queue_arn=producer.source_queue_arn or None,
+    )
+    return item
+
+
+def source_queue_item(producer, *, tenant) -> dict:
+    """An SQS producer's source queue → its producer: the ingress's SQS handler finds the
+    producer of a record in one GetItem on the queue's ARN. It carries the producer's version
+    (it changes with the producer) and `apikey_tenant_id`, so that the tenant's sparse index
+    lists it too: the reconciler and offboarding find it there, as they find API keys."""
+    keys = item_keys(PRODUCER, producer, tenant_id=tenant.pk)
+    item = _base(keys[1:], type_="source_queue", tenant_id=tenant.pk, obj=producer)
+    item.update(
+        apikey_tenant_id=str(tenant.pk),
+        producer_id=str(producer.pk),
+        queue_arn=producer.source_queue_arn,
     )
     return item
 
@@ -241,3 +261,12 @@ BUILDERS = {
     SUBSCRIPTION: route_item,
     EVENT_TYPE: event_type_item,
 }
+
+
+def build_all(object_type: str, obj, *, tenant) -> list[dict]:
+    """Every item an object is mirrored to, in the order of `item_keys`: its own item, and an
+    sqs producer's source-queue item."""
+    items = [BUILDERS[object_type](obj, tenant=tenant)]
+    if object_type == PRODUCER and len(item_keys(PRODUCER, obj, tenant_id=tenant.pk)) > 1:
+        items.append(source_queue_item(obj, tenant=tenant))
+    return items

@@ -126,24 +126,29 @@ def sync_tenant(tenant, *, job: SyncJob | None = None, resync: bool = False) -> 
         now = timezone.now()
         with schema_context(tenant.schema_name):
             for object_type, model in _models().items():
-                builder = contract.BUILDERS[object_type]
                 for obj in model.objects.order_by("pk").iterator(chunk_size=CHUNK):
-                    want = builder(obj, tenant=tenant)
-                    key = (want["PK"], want["SK"])
+                    wants = contract.build_all(object_type, obj, tenant=tenant)
                     if resync:
-                        if not want.get("deleted"):
-                            pending.append(want)
+                        pending.extend(w for w in wants if not w.get("deleted"))
                     else:
-                        seen.add(key)
-                        have = actual.get(key)
-                        kind = _classify(want, have)
-                        if kind in ("altered", "ahead"):
-                            obj.version = max(obj.version, have[0]) + 1
+                        haves = [actual.get((w["PK"], w["SK"])) for w in wants]
+                        kinds = [_classify(w, h) for w, h in zip(wants, haves, strict=True)]
+                        seen.update((w["PK"], w["SK"]) for w in wants)
+                        bumped = [
+                            h[0]
+                            for h, k in zip(haves, kinds, strict=True)
+                            if k in ("altered", "ahead")
+                        ]
+                        if bumped:
+                            # One version for all of an object's items: every one is rewritten.
+                            obj.version = max(obj.version, *bumped) + 1
                             model.objects.filter(pk=obj.pk).update(version=obj.version)
-                            want = builder(obj, tenant=tenant)
-                        if kind:
-                            counts[kind] += 1
-                            pending.append(want)
+                            wants = contract.build_all(object_type, obj, tenant=tenant)
+                        for want, kind in zip(wants, kinds, strict=True):
+                            if kind:
+                                counts[kind] += 1
+                            if kind or bumped:
+                                pending.append(want)
                     counts["objects"] += 1
                     states.append(
                         SyncState(
@@ -153,7 +158,7 @@ def sync_tenant(tenant, *, job: SyncJob | None = None, resync: bool = False) -> 
                             version=obj.version,
                             synced_version=obj.version,
                             synced_at=now,
-                            item_keys=[] if want.get("deleted") else [list(key)],
+                            item_keys=[[w["PK"], w["SK"]] for w in wants if not w.get("deleted")],
                         )
                     )
                     if len(states) >= CHUNK:

@@ -66,9 +66,9 @@ def build_items(tenant, object_type: str, object_id: str, rows) -> list[dict]:
     else:
         obj = _models()[object_type].objects.filter(pk=object_id).first()
     if obj is not None:
-        item = contract.BUILDERS[object_type](obj, tenant=tenant)
-        items.append(item)
-        current.add((item["PK"], item["SK"]))
+        for item in contract.build_all(object_type, obj, tenant=tenant):
+            items.append(item)
+            current.add((item["PK"], item["SK"]))
     stale: dict[tuple[str, str], int] = {}
     for row in rows:
         for pk, sk in row.stale_keys:
