@@ -21,6 +21,9 @@ HOOKS = {
     "tenant_tear_down": "tombstone every DynamoDB item of the tenant; returns how many: (tenant)",
     "tenant_audit": "write an audit row in the tenant's own log: (tenant, *, actor, action, "
     "object_type, object_id, before=None, after=None)",
+    "tenant_purge_dead_letters": "delete the tenant's dead letters (payloads included, before "
+    "the offboarding export is written) and its quarantined DLQ messages; returns a report "
+    "dict: (tenant)",
 }
 
 _registered: dict[str, Callable] = {}
@@ -56,3 +59,7 @@ def tenant_tear_down(tenant) -> int:
 
 def tenant_audit(tenant, **kwargs) -> None:
     _hook("tenant_audit")(tenant, **kwargs)
+
+
+def tenant_purge_dead_letters(tenant) -> dict:
+    return _hook("tenant_purge_dead_letters")(tenant)

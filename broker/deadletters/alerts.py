@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from broker.audit import audit_record
 from broker.dlq.models import TenantDlqState
 from tenants.models import Membership, Tenant, TenantRole
 
@@ -88,9 +89,8 @@ def _notify(tenant: Tenant, *, crossed: bool, reason: str, backlog: int) -> None
 def settings_update(
     *, tenant: Tenant, actor, backlog=..., age_minutes=..., emails_enabled=...
 ) -> TenantDlqState:
-    from broker.audit import audit_record
-
-    with transaction.atomic():
+    # The audit row goes to the tenant's own log; the state row is in the public schema.
+    with schema_context(tenant.schema_name), transaction.atomic():
         state, _ = TenantDlqState.objects.select_for_update().get_or_create(tenant=tenant)
         before = {
             "alert_backlog": state.alert_backlog,

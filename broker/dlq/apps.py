@@ -7,3 +7,11 @@ class DlqConfig(AppConfig):
     name = "broker.dlq"
     label = "dlq"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # tenants sits below broker: offboarding reaches the dead letters through this hook.
+        from tenants import hooks
+
+        from .hooks import offboard_dead_letters
+
+        hooks.register(tenant_purge_dead_letters=offboard_dead_letters)

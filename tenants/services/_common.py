@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from core.context import current_request_id
 from core.errors import ApplicationError
 
-from ..models import QUOTA_FIELDS, Tenant, TenantEvent, TenantStatus
+from ..models import QUOTA_FIELDS, QUOTA_MAX, Tenant, TenantEvent, TenantStatus
 
 S = TenantStatus
 TRANSITIONS = {
@@ -65,6 +65,8 @@ def validate_quota_overrides(overrides) -> dict[str, int]:
             errors[name] = [f"Unknown quota. Known quotas: {', '.join(QUOTA_FIELDS)}."]
         elif value is not None and (type(value) is not int or value < 1):
             errors[name] = ["Must be a positive integer (or null to remove the override)."]
+        elif value is not None and value > QUOTA_MAX.get(name, value):
+            errors[name] = [f"At most {QUOTA_MAX[name]}."]
     if errors:
         raise ApplicationError("Invalid quota overrides.", code="invalid", fields=errors)
     return overrides

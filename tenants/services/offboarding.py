@@ -83,6 +83,8 @@ def _offboard(tenant_id) -> Tenant | None:
         report["tombstoned_items"] = report.get("tombstoned_items", 0) + hooks.tenant_tear_down(
             tenant
         )
+        # Dead letters hold event payloads: gone before the export, so it carries none.
+        report.update(hooks.tenant_purge_dead_letters(tenant))
         report["export_path"] = _export_tenant_data(tenant)
         if schema_exists(tenant.schema_name):
             with connection.cursor() as cursor:
