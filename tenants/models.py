@@ -238,6 +238,14 @@ class Invitation(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        # One open invitation per address and tenant, even under concurrent invites.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "email"],
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="one_open_invitation_per_email",
+            )
+        ]
 
     def __str__(self):
         return f"{self.email} → {self.tenant_id} ({self.role})"

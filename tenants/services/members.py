@@ -8,7 +8,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.errors import ApplicationError
@@ -74,9 +74,18 @@ def member_invite(*, tenant: Tenant, email: str, role: str, invited_by=None):
     Invitation.objects.filter(
         tenant=tenant, email=email, accepted_at__isnull=True, revoked_at__isnull=True
     ).update(revoked_at=timezone.now())
-    invitation, token = _create_invitation(
-        tenant=tenant, email=email, role=role, invited_by=invited_by
-    )
+    try:
+        with transaction.atomic():
+            invitation, token = _create_invitation(
+                tenant=tenant, email=email, role=role, invited_by=invited_by
+            )
+    except IntegrityError:  # a concurrent invite of the same address committed first
+        raise ApplicationError(
+            "This address is being invited by another request.",
+            code="conflict",
+            status_code=409,
+            fields={"email": ["An invitation to this address was just sent."]},
+        )
     hooks.tenant_audit(
         tenant,
         actor=invited_by,

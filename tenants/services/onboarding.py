@@ -6,7 +6,7 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from core import aws
 from core.context import current_request_id
@@ -37,6 +37,16 @@ RESERVED_SLUGS = frozenset(
 )
 
 
+SLUG_TAKEN = "A tenant with this slug already exists."
+
+
+def _slug_conflict() -> ApplicationError:
+    """Onboarding a slug that exists (or is being onboarded right now): 409, not 400."""
+    return ApplicationError(
+        SLUG_TAKEN, code="conflict", status_code=409, fields={"slug": [SLUG_TAKEN]}
+    )
+
+
 def onboarding_errors(*, name, slug, tier, admin_email, quota_overrides=None) -> dict:
     """Field errors of an onboarding request (empty when it is valid)."""
     errors = {}
@@ -53,7 +63,7 @@ def onboarding_errors(*, name, slug, tier, admin_email, quota_overrides=None) ->
     elif slug in RESERVED_SLUGS:
         errors["slug"] = ["This slug is reserved."]
     elif Tenant.objects.filter(slug=slug).exists():
-        errors["slug"] = ["A tenant with this slug already exists."]
+        errors["slug"] = [SLUG_TAKEN]
     admin_email = (admin_email or "").strip()
     if admin_email:  # optional: the seed API onboards without one
         try:
@@ -80,6 +90,8 @@ def tenant_onboard(
         name=name, slug=slug, tier=tier, admin_email=admin_email, quota_overrides=quota_overrides
     )
     if errors:
+        if errors == {"slug": [SLUG_TAKEN]}:
+            raise _slug_conflict()
         raise ApplicationError("Invalid onboarding request.", fields=errors)
     name, slug = name.strip(), slug.strip().lower()
     admin_email = (admin_email or "").strip().lower()
@@ -94,10 +106,16 @@ def tenant_onboard(
         admin_email=admin_email,
         quota_overrides={k: v for k, v in (quota_overrides or {}).items() if v is not None},
     )
-    tenant.save()
-    Domain.objects.create(
-        tenant=tenant, domain=f"{slug}.{settings.PORTAL_BASE_DOMAIN}", is_primary=True
-    )
+    try:
+        with transaction.atomic():
+            tenant.save()
+            Domain.objects.create(
+                tenant=tenant, domain=f"{slug}.{settings.PORTAL_BASE_DOMAIN}", is_primary=True
+            )
+    except (IntegrityError, ValidationError):
+        # The same slug onboarded by a concurrent request: its row (IntegrityError) or, once
+        # provisioned, its schema (django-tenants' ValidationError) got there first.
+        raise _slug_conflict()
     TenantEvent.objects.create(
         tenant=tenant,
         action="onboard",
