@@ -259,6 +259,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("DLQ_INGEST_INTERVAL_SECONDS", default=10.0),
         "kwargs": {"jitter_seconds": env.float("DLQ_INGEST_JITTER_SECONDS", default=3.0)},
     },
+    # Re-queues replay jobs whose worker died (a running job's own task returns at once).
+    "replay-resume": {
+        "task": "broker.deadletters.tasks.replay_jobs_resume",
+        "schedule": env.float("REPLAY_RESUME_INTERVAL_SECONDS", default=60.0),
+    },
     "dlq-alerts": {
         "task": "broker.deadletters.tasks.dlq_alerts_tick",
         "schedule": 60.0,
