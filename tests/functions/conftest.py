@@ -141,7 +141,8 @@ class TenantPlane:
             source_queue_arn=source_queue_arn,
             version=self._next(),
         )
-        put_item(contract.producer_item(producer, tenant=self._ns()))
+        for item in contract.build_all(contract.PRODUCER, producer, tenant=self._ns()):
+            put_item(item)  # an sqs producer's source-queue item too
         return producer
 
     def api_key(self, producer, *, expires_at=None, revoked=False, relayed_while_valid=False):

@@ -8,8 +8,11 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from broker.functions.shared import messages, records
+from broker.functions import aws, settings
+from broker.functions.config import deserialize
+from broker.functions.shared import messages, records, secrets
 from tests.functions import egress_fixtures
+from tests.functions.conftest import put_item
 from tests.functions.egress_fixtures import Answer, in_minutes
 
 egress, receiver = egress_fixtures.egress, egress_fixtures.receiver
@@ -229,3 +232,27 @@ def test_secrets_never_reach_the_logs(egress, capsys):
     assert "top-s3cr3t-value" not in logged
     assert consumer.signing_secret not in logged
     assert consumer.signing_secret[6:] not in logged
+
+
+def test_secrets_under_kms_envelope_encryption_sign_too(egress):
+    key_id = aws.kms().create_key()["KeyMetadata"]["KeyId"]
+    consumer = egress.consumer()
+    signing = secrets.generate_signing_secret()
+    tid = egress.tenant.tenant_id
+    sealed = secrets.encrypt(
+        tenant_id=tid, plaintext=signing, kms=aws.kms, kms_key_id=key_id, fernet_keys=None
+    )
+    assert sealed.startswith("kms1:")
+    raw = aws.dynamodb().get_item(
+        TableName=settings.get().config_table,
+        Key={"PK": {"S": f"TENANT#{tid}"}, "SK": {"S": f"CONSUMER#{consumer.pk}"}},
+    )["Item"]
+    item = deserialize(raw)  # the relay's item, its signing secret now under KMS
+    item["signing_secrets"] = [{"secret_ref": sealed}]
+    item["version"] += 1
+    put_item(item)
+
+    egress.run(egress.message(consumer))
+
+    (got,) = egress.receiver.received
+    Webhook(signing).verify(got.body, got.headers)
