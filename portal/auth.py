@@ -3,6 +3,9 @@
 A token is bound to the host that minted it: `scope` is "public" on the operator host and
 "tenant:<id>" on a tenant host. A token presented on any other host is rejected (401), so a
 token for tenant A can never act on tenant B, whatever headers or body fields say.
+
+A token also carries its user's token generation (`gen`): a password change, a sign-out, a
+removal or a role change bumps it, which ends every token minted before (401 token_revoked).
 """
 
 from django.db import connection
@@ -27,4 +30,12 @@ class TenantJWTAuthentication(JWTAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Token was not issued for this host.", code="token_not_valid_for_host"
             )
+        check_generation(user, token)
         return user, token
+
+
+def check_generation(user, token) -> None:
+    """Tokens minted before the user's last password change, sign-out, removal or role
+    change carry an older generation: refused."""
+    if token.get("gen", 0) != user.token_generation:
+        raise exceptions.AuthenticationFailed("Token has been revoked.", code="token_revoked")

@@ -1,14 +1,20 @@
 """Token endpoints (every host): tokens carry the host's scope and the tenant's claims."""
 
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenObtainSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from portal.auth import host_scope
-from tenants import roles
+from portal.auth import check_generation, host_scope
+from tenants import roles, services
 
 
 def token_claims(request, user) -> dict:
@@ -19,7 +25,12 @@ def token_claims(request, user) -> dict:
         raise exceptions.AuthenticationFailed(
             "No active account with access to this host was found.", code="no_access"
         )
-    claims = {"scope": host_scope(request), "role": role, "email": user.email}
+    claims = {
+        "scope": host_scope(request),
+        "role": role,
+        "email": user.email,
+        "gen": user.token_generation,
+    }
     if claims["scope"] != "public":
         tenant = request.tenant
         claims.update(
@@ -61,16 +72,32 @@ class PortalTokenObtainSerializer(TokenObtainSerializer):
 
 
 class PortalTokenRefreshSerializer(TokenRefreshSerializer):
+    """A new access token with the claims as they are now (role, tier, quotas), for a
+    refresh token of this host whose user is active, still has a role here and has not
+    ended their tokens since."""
+
     def validate(self, attrs):
+        request = self.context["request"]
         try:
             refresh = RefreshToken(attrs["refresh"])
-        except Exception as exc:
+        except TokenError as exc:
             raise exceptions.AuthenticationFailed(str(exc), code="token_not_valid")
-        if refresh.get("scope") != host_scope(self.context["request"]):
+        if refresh.get("scope") != host_scope(request):
             raise exceptions.AuthenticationFailed(
                 "Token was not issued for this host.", code="token_not_valid_for_host"
             )
-        return super().validate(attrs)
+        user_id = refresh.get(api_settings.USER_ID_CLAIM)
+        user = get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
+        if user is None or not user.is_active:
+            raise exceptions.AuthenticationFailed(
+                "No active account found for this token.", code="no_active_account"
+            )
+        check_generation(user, refresh)
+        request._request.user = user
+        access = refresh.access_token
+        for key, value in token_claims(request, user).items():
+            access[key] = value
+        return {"access": str(access)}
 
 
 class TokenPairResponse(serializers.Serializer):
@@ -111,3 +138,15 @@ def lockout_response(request, credentials=None, *args, **kwargs):
             error_body(LockedOut.default_code, str(LockedOut.default_detail)), status=429
         )
     return render(request, "portal/locked_out.html", status=429)
+
+
+class SignOutView(APIView):
+    """Ends every token of the caller (on every host): refresh tokens stop minting."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = []
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request):
+        services.user_end_tokens(user=request.user)
+        return Response(status=204)

@@ -15,6 +15,7 @@ urlpatterns = [
         auth_views.TokenRefreshHostView.as_view(),
         name="token_refresh",
     ),
+    path("api/v1/auth/sign-out/", auth_views.SignOutView.as_view(), name="sign_out"),
     path("api/schema/", HostSchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

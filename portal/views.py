@@ -61,6 +61,8 @@ def admin_login_redirect(request):
 
 @require_POST
 def logout_view(request):
+    if request.user.is_authenticated:
+        services.user_end_tokens(user=request.user)  # signing out ends the API tokens too
     logout(request)
     return redirect("/login/")
 

@@ -189,6 +189,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Django admin access; kept in step with platform_role == operator by the services.
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    # Carried by every API token ("gen" claim); bumping it ends them all: password change,
+    # sign-out, removal from a tenant, role change (tenants.services.user_end_tokens).
+    token_generation = models.PositiveIntegerField(default=0)
 
     objects = UserManager()
     USERNAME_FIELD = "email"
@@ -200,6 +203,13 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self):
         return self.email
+
+    def set_password(self, raw_password):
+        # A new password ends the API tokens minted with the old one (saved with the user),
+        # as Django's session auth hash ends its sessions.
+        super().set_password(raw_password)
+        if self.pk is not None:
+            self.token_generation += 1
 
 
 class TenantRole(models.TextChoices):

@@ -23,6 +23,7 @@ from .members import (
     member_invite,
     membership_change_role,
     membership_remove,
+    user_end_tokens,
 )
 from .offboarding import tenant_offboard, tenant_offboard_run
 from .onboarding import (
@@ -59,5 +60,6 @@ __all__ = [
     "tenant_url",
     "tier_get",
     "tier_update",
+    "user_end_tokens",
     "validate_quota_overrides",
 ]

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core.errors import ApplicationError
@@ -176,6 +177,8 @@ def membership_change_role(*, membership: Membership, role: str, actor=None) -> 
     before = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
+    if role != before:
+        user_end_tokens(user=membership.user)  # their tokens carry the old role
     hooks.tenant_audit(
         membership.tenant,
         actor=actor,
@@ -205,3 +208,10 @@ def membership_remove(*, membership: Membership, actor=None) -> None:
         before={"email": membership.user.email, "role": membership.role},
     )
     membership.delete()
+    user_end_tokens(user=membership.user)
+
+
+def user_end_tokens(*, user: User) -> None:
+    """Ends every API token of `user` (access and refresh, on every host): they carry the
+    generation they were minted at, and the authentication refuses an older one."""
+    User.objects.filter(pk=user.pk).update(token_generation=F("token_generation") + 1)
