@@ -10,6 +10,8 @@ import uuid
 import boto3
 import pytest
 
+from broker.functions import runner, settings
+from broker.functions.runner import Discovery, Options
 from broker.functions.shared import contract
 from tests.e2e.conftest import Runner, wait_for
 
@@ -78,6 +80,7 @@ def world_of_runner(live_aws, logs):
         ]
 
     w.calls = calls
+    w.endpoint = live_aws
     yield w
     runner.stop()
     for url in sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", []):
@@ -186,3 +189,34 @@ def test_the_runner_stops_cleanly_on_sigterm(world_of_runner):
     w.runner.proc.send_signal(signal.SIGTERM)
     assert w.runner.proc.wait(timeout=15) == 0
     assert "stopped:" in (w.logs / "runner.log").read_text()
+
+
+def test_a_silo_queue_gets_as_many_pollers_as_its_tenants_largest_consumer_concurrency(
+    world_of_runner, monkeypatch
+):
+    """Discovery, in this process: the enabled consumers ask for 1 and 3 (a disabled one for 7)."""
+    w = world_of_runner
+    tenant_id = str(uuid.uuid4())
+    silo = w.sqs.create_queue(QueueName=f"{w.prefix}-silo-{tenant_id}")["QueueUrl"]
+    for n, (concurrency, enabled) in enumerate([(1, True), (3, True), (7, False)]):
+        w.ddb.put_item(
+            TableName=w.table,
+            Item={
+                "PK": {"S": contract.tenant_pk(tenant_id)},
+                "SK": {"S": contract.consumer_sk(f"c{n}")},
+                "contract": {"N": "1"},
+                "concurrency": {"N": str(concurrency)},
+                "enabled": {"BOOL": enabled},
+            },
+        )
+    monkeypatch.setenv("AWS_ENDPOINT_URL", w.endpoint)
+    monkeypatch.setenv("SQS_QUEUE_PREFIX", w.prefix)
+    monkeypatch.setenv("DYNAMODB_CONFIG_TABLE", w.table)
+    settings.reload()
+    try:
+        found = Discovery(runner._poll_client_factory(pool_size=2), Options()).queues()
+    finally:
+        monkeypatch.undo()
+        settings.reload()
+    assert found[silo].concurrency == 3 and found[silo].kind == runner.DELIVERY
+    assert found[w.shared].concurrency == Options().pool_concurrency
