@@ -8,6 +8,7 @@ from broker.deadletters import api as dead_letters_api
 from broker.sync import api as sync_api
 from portal import views
 from portal.urls_common import urlpatterns as common
+from portal.urls_deadletters import public_urlpatterns as dead_letter_pages
 from tenants import api, seed_api
 
 router = SimpleRouter()
@@ -26,6 +27,7 @@ urlpatterns = [
     # One sign-in page for everyone (with django-axes and the role check): the admin's too.
     path("admin/login/", views.admin_login_redirect),
     path("admin/", admin.site.urls),
+    *dead_letter_pages,
     path("api/v1/sync/", sync_api.PlatformSyncView.as_view(), name="sync"),
     path("api/v1/sync/resync/", sync_api.ResyncView.as_view(), name="sync-resync"),
     path("api/v1/sync/jobs/<uuid:job_id>/", sync_api.SyncJobView.as_view(), name="sync-job"),

@@ -8,6 +8,7 @@ from broker.deadletters import api as dead_letters_api
 from broker.sync import api as sync_api
 from portal import views, views_config
 from portal.urls_common import urlpatterns as common
+from portal.urls_deadletters import tenant_urlpatterns as dead_letter_pages
 from portal.urls_deliveries import urlpatterns as deliveries
 from tenants import api_members
 
@@ -45,6 +46,7 @@ urlpatterns = [
     ),
     path("api/v1/me/", api_members.MeView.as_view(), name="me"),
     path("api/v1/sync-status/", sync_api.TenantSyncStatusView.as_view(), name="sync-status"),
+    *dead_letter_pages,
     path("api/v1/dlq-alerts/", dead_letters_api.DlqAlertsView.as_view(), name="dlq-alerts"),
     *deliveries,
     path("api/v1/", include(router.urls)),
