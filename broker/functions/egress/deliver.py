@@ -139,7 +139,10 @@ def process_body(body: str, *, source_arn: str, slots: inflight.Slots, lambda_co
     d = message.delivery
     ids = {"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "delivery_id": d.delivery_id}
     if d.not_before:
-        wait = (datetime.fromisoformat(d.not_before) - _now()).total_seconds()
+        try:
+            wait = (datetime.fromisoformat(d.not_before) - _now()).total_seconds()
+        except (TypeError, ValueError):
+            wait = 0  # unreadable: due now rather than stuck
         if wait > 1:
             _send(queue_url(source_arn), message, delay=wait)
             logger.debug("Retry not due yet, put back", extra={**ids, "wait_s": round(wait)})
