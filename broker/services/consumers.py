@@ -13,6 +13,7 @@ from broker.models import Consumer, ConsumerAuth, Kind
 from broker.sync.contract import CONSUMER, SUBSCRIPTION
 from core.errors import ApplicationError
 
+from . import queues
 from ._common import (
     bump,
     check_at_most,
@@ -198,6 +199,13 @@ def _validate(
                 arn.parse_sqs_arn(consumer.queue_arn)
             except arn.ArnError as exc:
                 errors.setdefault("queue_arn", []).append(str(exc))
+            queues.check_queue_arn(
+                consumer.queue_arn,
+                role=queues.CONSUMER,
+                obj=consumer,
+                field="queue_arn",
+                errors=errors,
+            )
         if consumer.url:
             errors.setdefault("url", []).append("Only https consumers have a URL.")
         if consumer.auth_type != ConsumerAuth.NONE:
@@ -314,6 +322,7 @@ def consumer_create(
         raise ApplicationError(
             "Invalid input.", fields={"name": ["A consumer with this name already exists."]}
         )
+    queues.claim(role=queues.CONSUMER, obj=consumer, queue_arn=consumer.queue_arn)
     after = snapshot(consumer, FIELDS)
     if auth_secret:
         after["auth_secret"] = "set"
@@ -363,6 +372,7 @@ def consumer_update(
         before["auth_secret"], after["auth_secret"] = "set", "replaced"
     bump(consumer)
     consumer.save()
+    queues.claim(role=queues.CONSUMER, obj=consumer, queue_arn=consumer.queue_arn)
     record_change(
         actor=actor,
         action="consumer.update",
@@ -464,4 +474,5 @@ def consumer_delete(*, actor, consumer: Consumer) -> None:
         deleted=True,
         stale_keys=keys,
     )
+    queues.release(role=queues.CONSUMER, obj=consumer)
     consumer.delete()

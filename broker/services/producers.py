@@ -11,6 +11,7 @@ from broker.models import ApiKey, Kind, Producer
 from broker.sync.contract import APIKEY, PRODUCER
 from core.errors import ApplicationError
 
+from . import queues
 from ._common import (
     bump,
     check_at_most,
@@ -90,6 +91,13 @@ def _validate(producer: Producer, errors: dict, *, before: dict | None = None) -
                 arn.parse_sqs_arn(producer.source_queue_arn)
             except arn.ArnError as exc:
                 errors.setdefault("source_queue_arn", []).append(str(exc))
+            queues.check_queue_arn(
+                producer.source_queue_arn,
+                role=queues.PRODUCER,
+                obj=producer,
+                field="source_queue_arn",
+                errors=errors,
+            )
     elif producer.source_queue_arn:
         errors.setdefault("source_queue_arn", []).append("Only sqs producers have a source queue.")
 
@@ -145,6 +153,7 @@ def producer_create(
         raise ApplicationError(
             "Invalid input.", fields={"name": ["A producer with this name already exists."]}
         )
+    queues.claim(role=queues.PRODUCER, obj=producer, queue_arn=producer.source_queue_arn)
     record_change(
         actor=actor,
         action="producer.create",
@@ -186,6 +195,7 @@ def producer_update(*, actor, producer: Producer, **changes) -> Producer:
     raise_if(errors)
     bump(producer)
     producer.save()
+    queues.claim(role=queues.PRODUCER, obj=producer, queue_arn=producer.source_queue_arn)
     record_change(
         actor=actor,
         action="producer.update",
@@ -236,6 +246,7 @@ def producer_delete(*, actor, producer: Producer) -> None:
         deleted=True,
         stale_keys=keys,
     )
+    queues.release(role=queues.PRODUCER, obj=producer)
     producer.delete()
 
 

@@ -116,3 +116,29 @@ class OutboxEntry(models.Model):
 
     def __str__(self):
         return f"{self.tenant_id} {self.object_type}:{self.object_id} v{self.version}"
+
+
+class QueueClaim(models.Model):
+    """An SQS queue that a tenant's producer reads or consumer is sent to.
+
+    Tenants live in separate schemas, so this one shared table is where a save finds out, in
+    one indexed query, whether another tenant already uses a queue (`broker.services.queues`).
+    A claim is written with its object and removed with it; a deleted tenant's claims no
+    longer count."""
+
+    queue_arn = models.CharField(max_length=256)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    object_type = models.CharField(max_length=16)  # producer | consumer
+    object_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "object_type", "object_id"], name="one_queue_claim_per_object"
+            )
+        ]
+        indexes = [models.Index(fields=["queue_arn"], name="queue_claim_arn")]
+
+    def __str__(self):
+        return f"{self.queue_arn} ← {self.tenant_id} {self.object_type}:{self.object_id}"
