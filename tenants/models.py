@@ -24,8 +24,28 @@ QUOTA_FIELDS = (
     "dlq_alert_backlog",
     "dlq_alert_age_minutes",
 )
+# The range of every quota, for tiers and overrides alike (docs/tenants.md lists them). The
+# bounds keep each value meaningful for what enforces it (SQS sizes and receive counts,
+# PostgreSQL integers, DynamoDB numbers) and stop one typo from breaking a tenant's sync.
+QUOTA_RANGES = {
+    "ingest_rate_per_second": (1, 100_000),
+    "ingest_burst": (1, 1_000_000),
+    "daily_event_quota": (1, 2_000_000_000),
+    "max_producers": (1, 10_000),
+    "max_consumers": (1, 10_000),
+    "max_subscriptions": (1, 100_000),
+    "delivery_concurrency": (1, 1_000),
+    "max_delivery_attempts": (1, 100),
+    "dlq_retention_days": (1, 365),
+    "api_requests_per_minute": (1, 100_000),
+    "max_event_size_bytes": (1_024, 262_144),  # SQS carries at most 256 KiB
+    "replay_rate_per_second": (1, 500),
+    "dlq_alert_backlog": (1, 1_000_000),
+    "dlq_alert_age_minutes": (1, 43_200),
+}
+assert set(QUOTA_RANGES) == set(QUOTA_FIELDS)
 # Quotas with an upper bound (a tier or an override above it is refused).
-QUOTA_MAX = {"replay_rate_per_second": 500}
+QUOTA_MAX = {name: high for name, (_, high) in QUOTA_RANGES.items()}
 
 
 class DeploymentModel(models.TextChoices):

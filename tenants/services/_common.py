@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from core.context import current_request_id
 from core.errors import ApplicationError
 
-from ..models import QUOTA_FIELDS, QUOTA_MAX, Tenant, TenantEvent, TenantStatus
+from ..models import QUOTA_FIELDS, QUOTA_RANGES, Tenant, TenantEvent, TenantStatus
 
 S = TenantStatus
 TRANSITIONS = {
@@ -63,12 +63,16 @@ def validate_quota_overrides(overrides) -> dict[str, int]:
     for name, value in overrides.items():
         if name not in QUOTA_FIELDS:
             errors[name] = [f"Unknown quota. Known quotas: {', '.join(QUOTA_FIELDS)}."]
-        elif value is not None and (type(value) is not int or value < 1):
-            errors[name] = ["Must be a positive integer (or null to remove the override)."]
-        elif value is not None and value > QUOTA_MAX.get(name, value):
-            errors[name] = [f"At most {QUOTA_MAX[name]}."]
+        elif value is not None:
+            low, high = QUOTA_RANGES[name]
+            if type(value) is not int or not low <= value <= high:
+                errors[name] = [
+                    f"At most {high} and at least {low}, an integer (null removes the override)."
+                ]
     if errors:
-        raise ApplicationError("Invalid quota overrides.", code="invalid", fields=errors)
+        raise ApplicationError(
+            f"Invalid quota values: {', '.join(sorted(errors))}.", code="invalid", fields=errors
+        )
     return overrides
 
 
