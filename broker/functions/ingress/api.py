@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 from . import auth, envelope, service
 from .errors import IngressError
 
-logger = Logger(service="ingress", child=True)
+logger = Logger(service="broker-ingress", child=True)
 
 SINGLE, BATCH = "/v1/events", "/v1/events/batch"
 

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.batch import (
 
 from . import api, sqs_source
 
-logger = Logger(service="ingress")
+logger = Logger(service="broker-ingress")
 
 
 class RetryLater(Exception):

@@ -32,7 +32,7 @@ from .errors import IngressError
 
 DEDUP_SECONDS = 24 * 3600
 QUOTA_TTL_SECONDS = 3 * 86_400
-STATS_TTL_SECONDS = 35 * 86_400
+STATS_TTL_SECONDS = 30 * 86_400  # as the egress's counters
 ROOM = "attribute_not_exists(c) OR c <= :room"
 ADD = "ADD c :n SET #ttl = if_not_exists(#ttl, :ttl)"
 

@@ -14,7 +14,7 @@ from broker.functions.shared import messages
 from . import auth, envelope, limits, routing
 from .errors import IngressError
 
-logger = Logger(service="ingress", child=True)
+logger = Logger(service="broker-ingress", child=True)
 
 Result = dict | IngressError
 

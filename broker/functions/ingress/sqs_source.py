@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger
 from . import auth, envelope, service
 from .errors import IngressError
 
-logger = Logger(service="ingress", child=True)
+logger = Logger(service="broker-ingress", child=True)
 
 
 def _parse(body: str) -> tuple[object, int]:
