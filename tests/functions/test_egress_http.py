@@ -256,3 +256,92 @@ def test_secrets_under_kms_envelope_encryption_sign_too(egress):
 
     (got,) = egress.receiver.received
     Webhook(signing).verify(got.body, got.headers)
+
+
+def _tls_receiver(tmp_path, hostname: str):
+    """An HTTPS receiver on 127.0.0.1 with a self-signed certificate for `hostname`."""
+    import ssl
+    import threading
+    from datetime import UTC, datetime, timedelta
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, cert_file, received
+
+
+def test_https_connects_to_the_vetted_address_and_checks_the_certificate_for_the_host_name(
+    egress, fake_dns, monkeypatch, tmp_path
+):
+    server, cert_file, received = _tls_receiver(tmp_path, "secure.example.com")
+    port = server.server_address[1]
+    try:
+        # The receiver is on loopback: allowed by name for this test, trusted by its own cert.
+        monkeypatch.setitem(fake_dns, "secure.example.com", ["127.0.0.1"])
+        monkeypatch.setitem(fake_dns, "impostor.example.com", ["127.0.0.1"])
+        monkeypatch.setenv(
+            "CONSUMER_PRIVATE_TARGETS",
+            f"secure.example.com:{port},impostor.example.com:{port}",
+        )
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+        settings.reload()
+        good = egress.consumer(url=f"https://secure.example.com:{port}/in")
+        bad = egress.consumer(url=f"https://impostor.example.com:{port}/in")
+
+        egress.run(egress.message(good), egress.message(bad))
+
+        (headers, body) = received[0]
+        assert len(received) == 1
+        assert headers["Host"] == f"secure.example.com:{port}"
+        Webhook(good.signing_secret).verify(body, headers)
+        log_pk = records.consumer_log_key(egress.tenant.tenant_id, bad.pk, "", "", 0, 0)[0]
+        (attempt,) = egress.record_items(log_pk)
+        assert attempt["error_kind"] == messages.ERROR_CONNECTION  # the name does not match
+        assert "doesn't match 'secure.example.com'" in attempt["error"]
+    finally:
+        server.shutdown()
+        server.server_close()
