@@ -538,3 +538,20 @@ def test_each_request_counts_ingested_routed_and_rejected_events_per_minute(shop
 def test_routing_module_chunks_by_bytes_too():
     entries = [{"Id": str(i), "MessageBody": "x" * 300_000} for i in range(7)]
     assert [len(c) for c in routing._chunks(entries)] == [3, 3, 1]
+
+
+def test_a_failing_dynamodb_answers_503_with_retry_after(shop, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    client = aws.dynamodb()
+
+    def throttled(**kwargs):
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+            "UpdateItem",
+        )
+
+    monkeypatch.setattr(client, "update_item", throttled)
+    status, body, headers = post(body=ORDER, key=shop.key)
+    assert (status, body["error"]["code"], headers["retry-after"]) == (503, "unavailable", "1")
+    assert shop.deliveries() == []

@@ -136,3 +136,18 @@ def test_a_queue_the_producer_moved_away_from_is_not_its_source_any_more(source)
     config.clear()
     assert run([record(source.queue_arn, ORDER, "m1")]) == {"m1"}
     assert run([record(new_arn, ORDER, "m2")]) == set()
+
+
+def test_a_failing_dynamodb_keeps_the_whole_batch(source, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    client = aws.dynamodb()
+
+    def throttled(**kwargs):
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "X")
+
+    monkeypatch.setattr(client, "update_item", throttled)
+    assert run([record(source.queue_arn, ORDER, "m1"), record(source.queue_arn, ORDER, "m2")]) == {
+        "m1",
+        "m2",
+    }

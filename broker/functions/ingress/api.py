@@ -11,6 +11,7 @@ import binascii
 import json
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from . import auth, envelope, service
 from .errors import IngressError
@@ -101,3 +102,13 @@ def handle(event: dict) -> dict:
         return response(202, {"results": [_result(r) for r in results]})
     except IngressError as exc:
         return error_response(exc)
+    except (BotoCoreError, ClientError) as exc:
+        # DynamoDB or SQS failed (throttled, unreachable): the producer may send again.
+        logger.warning("aws error", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
+        return error_response(
+            IngressError(
+                "unavailable",
+                "The ingress could not take the request; send it again.",
+                retry_after=1,
+            )
+        )

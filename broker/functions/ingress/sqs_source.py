@@ -14,6 +14,7 @@ import json
 from collections import defaultdict
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from . import auth, envelope, service
 from .errors import IngressError
@@ -35,6 +36,9 @@ def failed_message_ids(records: list[dict]) -> set[str]:
     for queue_arn, group in by_queue.items():
         try:
             tenant, producer = auth.source_producer(queue_arn)
+        except (BotoCoreError, ClientError):
+            failed.update(r["messageId"] for r in group)
+            continue
         except IngressError as exc:
             logger.warning("source queue refused", extra={"queue_arn": queue_arn, "code": exc.code})
             failed.update(r["messageId"] for r in group)
@@ -56,6 +60,12 @@ def failed_message_ids(records: list[dict]) -> set[str]:
             results = service.ingest(tenant, producer, items)
         except IngressError as exc:  # rate or quota: the whole batch waits
             logger.info("batch deferred", extra={**ids, "code": exc.code})
+            failed.update(r["messageId"] for r in kept)
+            continue
+        except (BotoCoreError, ClientError) as exc:  # DynamoDB or SQS failed: try again later
+            logger.warning(
+                "aws error", extra={**ids, "error": f"{type(exc).__name__}: {exc}"[:500]}
+            )
             failed.update(r["messageId"] for r in kept)
             continue
         for record, result in zip(kept, results, strict=True):
