@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -114,6 +115,12 @@ class ReceiverServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: ReceiverServer
     protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        # Headers and body go out in two writes: without this, Nagle's algorithm holds the
+        # body until the client's delayed ACK (40 ms) on every keep-alive request.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format, *args):  # noqa: A002 (the base class's name)
         log.debug("%s %s", self.address_string(), format % args)

@@ -1,0 +1,900 @@
+"""Data-plane benchmark: the ingress and egress functions' own cost, then end to end through the
+local runner on a moto server. Django-free (it needs no database).
+
+    make bench ARGS="dataplane"       (or: .venv/bin/python bench/dataplane.py [--quick])
+
+1. **The functions' own cost.** AWS calls are answered in this process by botocore's Stubber
+   (a subclass that answers by operation instead of from a queue), so only our code runs:
+   events/s routed for single-event and for 100-event batch requests, deliveries/s of the
+   egress to a local receiver (another process), DynamoDB reads per event once warm, peak
+   Python memory. Baseline in the same run: the naive path (no cache: every config item read
+   per request/event; one SendMessage per delivery; egress: no cache, a new connection per POST,
+   one record write per attempt). Budgets: ≥ 1,000 events/s single, ≥ 10,000 batched,
+   ≥ 1,000 deliveries/s, 0 reads per event warm.
+2. **End to end on the moto server** (its own, started here; `--aws-endpoint` to reuse one),
+   through the runner (in this process: its ingress HTTP server and pollers), queues drained
+   while measuring: routed events/s of batch requests against SendMessageBatch alone into the
+   same queues (budget ≥ 0.8×); egress deliveries/s and AWS calls per delivery against a naive
+   egress (one record write per attempt, one delete per message); ingress → receiver latency
+   p50/p99 on idle queues (budget p50 ≤ 50 ms).
+"""
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+import urllib.request
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-key")
+
+import boto3  # noqa: E402
+from boto3.dynamodb.types import TypeSerializer  # noqa: E402
+from botocore.awsrequest import AWSResponse  # noqa: E402
+from botocore.stub import Stubber  # noqa: E402
+from standardwebhooks import Webhook  # noqa: E402
+
+from broker.functions import aws, bootstrap, config, settings  # noqa: E402
+from broker.functions import egress as egress_fn  # noqa: E402
+from broker.functions import ingress as ingress_fn  # noqa: E402
+from broker.functions.egress import signing  # noqa: E402
+from broker.functions.local import events as lambda_events  # noqa: E402
+from broker.functions.shared import contract, messages, patterns, records, secrets  # noqa: E402
+
+_ser = TypeSerializer()
+TENANT, PRODUCER, CONSUMER, SUBSCRIPTION = (str(uuid.uuid4()) for _ in range(4))
+API_KEY = "ebk_bench_" + uuid.uuid4().hex
+EVENT = {"type": "order.created", "data": {"order_id": "A-1", "total": 42.5, "items": [1, 2, 3]}}
+SCHEMA = {"type": "object", "required": ["order_id"], "properties": {"total": {"type": "number"}}}
+SIGNING_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+ROWS: list[tuple] = []
+
+
+def row(figure, value, unit="", budget="", baseline="", ratio=""):
+    ROWS.append((figure, value, unit, budget, baseline, ratio))
+    fmt = f"{value:,.1f}" if isinstance(value, float) else f"{value:,}" if value != "" else ""
+    print(f"{figure:<58} {fmt:>10} {unit:<10} {budget:<14} {baseline:<30} {ratio}", flush=True)
+
+
+def pct(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def configure(endpoint: str | None, *, prefix: str, receiver_url: str) -> None:
+    """The data plane's environment for one part of the benchmark."""
+    if endpoint:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+    else:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+    os.environ.update(
+        DYNAMODB_CONFIG_TABLE=f"{prefix}-config",
+        DATAPLANE_TABLE=f"{prefix}-dataplane",
+        IDEMPOTENCY_TABLE=f"{prefix}-idempotency",
+        SQS_QUEUE_PREFIX=prefix,
+        CONSUMER_PRIVATE_TARGETS=receiver_url.split("//", 1)[1].split("/", 1)[0],
+        CONFIG_CACHE_TTL_SECONDS="60",
+    )
+    settings.reload()
+    aws.reset_clients()
+    config.clear()
+    signing.clear_cache()
+
+
+def config_items(queue_urls: list[str], receiver_url: str) -> dict[tuple, dict]:
+    """The contract items of one pool tenant: producer, key, consumer, route, event type."""
+    s = settings.get()
+    secret_ref = secrets.encrypt(
+        tenant_id=TENANT,
+        plaintext=SIGNING_SECRET,
+        kms=None,
+        kms_key_id=None,
+        fernet_keys=secrets.fernet(keys=s.fernet_keys, secret_key=s.secret_key),
+    )
+    base = {"contract": contract.CONTRACT_VERSION, "version": 1, "tenant_id": TENANT}
+    big = 10**9
+    items = [
+        {
+            **base,
+            "PK": contract.tenant_pk(TENANT),
+            "SK": contract.TENANT_SK,
+            "type": "tenant",
+            "status": "active",
+            "deployment_model": "pool",
+            "quotas": {"daily_event_quota": big, "max_event_size_bytes": 262144},
+            "delivery_queues": queue_urls,
+        },
+        {
+            **base,
+            "PK": contract.tenant_pk(TENANT),
+            "SK": contract.producer_sk(PRODUCER),
+            "type": "producer",
+            "producer_id": PRODUCER,
+            "kind": "https",
+            "enabled": True,
+            "allowed_event_types": ["order.*"],
+            "rate_per_second": big,
+            "burst": big,
+            "max_event_size_bytes": 262144,
+        },
+        {
+            **base,
+            "PK": contract.apikey_pk(hashlib.sha256(API_KEY.encode()).hexdigest()),
+            "SK": contract.APIKEY_SK,
+            "type": "apikey",
+            "producer_id": PRODUCER,
+        },
+        {
+            **base,
+            "PK": contract.tenant_pk(TENANT),
+            "SK": contract.consumer_sk(CONSUMER),
+            "type": "consumer",
+            "consumer_id": CONSUMER,
+            "kind": "https",
+            "enabled": True,
+            "target": {"url": receiver_url},
+            "auth": {"type": "none"},
+            "signing_secrets": [{"secret_ref": secret_ref}],
+            "timeout_ms": 5000,
+            "concurrency": 100,
+            "retry": {"strategy": "schedule", "schedule": [1, 1], "max_attempts": 3},
+        },
+        {
+            **base,
+            "PK": contract.tenant_pk(TENANT),
+            "SK": contract.route_sk("order.*", SUBSCRIPTION),
+            "type": "route",
+            "subscription_id": SUBSCRIPTION,
+            "consumer_id": CONSUMER,
+            "event_type": "order.*",
+            "filter_json": json.dumps({"data": {"total": [{"numeric": [">", 0]}]}}),
+            "enabled": True,
+        },
+        {
+            **base,
+            "PK": contract.tenant_pk(TENANT),
+            "SK": contract.event_type_sk("order.created"),
+            "type": "event_type",
+            "name": "order.created",
+            "schema_json": json.dumps(SCHEMA),
+        },
+    ]
+    return {(i["PK"], i["SK"]): i for i in items}
+
+
+def serialize(item: dict) -> dict:
+    return {k: _ser.serialize(v) for k, v in item.items()}
+
+
+def http_request(path: str, body) -> dict:
+    return lambda_events.http_event(
+        method="POST",
+        target=path,
+        headers=[("Authorization", f"Bearer {API_KEY}"), ("Content-Type", "application/json")],
+        body=json.dumps(body).encode(),
+        source_ip="127.0.0.1",
+        domain="localhost",
+    )
+
+
+def delivery_body(n: int) -> str:
+    event = messages.event_body(
+        event_id=f"evt_{uuid.uuid4().hex}",
+        type_=EVENT["type"],
+        time=messages.now_iso(),
+        data=EVENT["data"],
+        source_id=None,
+    )
+    delivery = messages.Delivery(
+        delivery_id=messages.new_delivery_id(),
+        tenant_id=TENANT,
+        consumer_id=CONSUMER,
+        subscription_id=SUBSCRIPTION,
+        producer_id=PRODUCER,
+        event_id=event["id"],
+        event_type=event["type"],
+    )
+    return messages.delivery_message(delivery, event).body()
+
+
+def sqs_batch(bodies: list[str], queue_arn: str) -> dict:
+    raw = [
+        {"MessageId": str(uuid.uuid4()), "ReceiptHandle": uuid.uuid4().hex, "Body": b}
+        for b in bodies
+    ]
+    return lambda_events.sqs_event(raw, queue_arn=queue_arn, region="eu-west-1")
+
+
+# --- part 1: the functions' own cost, AWS answered by botocore's Stubber ----------------------
+
+
+class Answering(Stubber):
+    """botocore's Stubber, answering every call by operation (a small in-memory table for
+    GetItem/Query) instead of from a queue of expected calls; counts calls per operation."""
+
+    def __init__(self, client, items: dict[tuple, dict]):
+        super().__init__(client)
+        self.items = {k: serialize(v) for k, v in items.items()}
+        self.calls: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def _assert_expected_params(self, model, params, context, **kwargs):
+        context["bench_params"] = params  # the API parameters, for the answer below
+
+    def _get_response_handler(self, model, params, context, **kwargs):
+        with self.lock:
+            self.calls[model.name] += 1
+        answer = getattr(self, f"_{model.name}", lambda p: {})(context["bench_params"])
+        return AWSResponse(None, 200, {}, None), answer
+
+    def _GetItem(self, p):
+        item = self.items.get((p["Key"]["PK"]["S"], p["Key"]["SK"]["S"]))
+        return {"Item": item} if item else {}
+
+    def _Query(self, p):
+        values = p["ExpressionAttributeValues"]
+        pk, prefix = values[":pk"]["S"], next(v["S"] for k, v in values.items() if k != ":pk")
+        found = [v for (ipk, isk), v in self.items.items() if ipk == pk and isk.startswith(prefix)]
+        return {"Items": found, "Count": len(found)}
+
+    def _UpdateItem(self, p):
+        attrs = {"c": {"N": "1"}}
+        for name in (p.get("ExpressionAttributeNames") or {}).values():
+            attrs.setdefault(name, {"N": "1"})
+        return {"Attributes": attrs}
+
+    def _BatchWriteItem(self, p):
+        return {"UnprocessedItems": {}}
+
+    def _SendMessageBatch(self, p):
+        return {
+            "Successful": [
+                {
+                    "Id": e["Id"],
+                    "MessageId": str(uuid.uuid4()),
+                    "MD5OfMessageBody": hashlib.md5(e["MessageBody"].encode()).hexdigest(),  # noqa: S324
+                }
+                for e in p["Entries"]
+            ],
+            "Failed": [],
+        }
+
+    def _SendMessage(self, p):
+        return {
+            "MessageId": str(uuid.uuid4()),
+            "MD5OfMessageBody": hashlib.md5(p["MessageBody"].encode()).hexdigest(),  # noqa: S324
+        }
+
+    def _GetQueueAttributes(self, p):
+        return {"Attributes": {"ApproximateNumberOfMessages": "0"}}
+
+
+def naive_ingress(event: dict, ddb, sqs) -> int:
+    """The naive path: every item read for every request (key, tenant, producer) and event
+    (event type, routes), one SendMessage per delivery. Same pure checks as the ingress."""
+    s = settings.get()
+    table = s.config_table
+    body = json.loads(event["body"])
+    batch = event["rawPath"].endswith("/batch")
+    key = event["headers"]["authorization"].split(" ", 1)[1]
+
+    def get(pk, sk):
+        raw = ddb.get_item(TableName=table, Key={"PK": {"S": pk}, "SK": {"S": sk}}).get("Item")
+        return config.deserialize(raw) if raw else None
+
+    apikey = get(contract.apikey_pk(hashlib.sha256(key.encode()).hexdigest()), "APIKEY")
+    tenant = get(contract.tenant_pk(apikey["tenant_id"]), contract.TENANT_SK)
+    producer = get(contract.tenant_pk(apikey["tenant_id"]), contract.producer_sk(PRODUCER))
+    assert tenant["status"] == "active" and producer["enabled"]
+    sent = 0
+    for raw in body["events"] if batch else [body]:
+        get(contract.tenant_pk(TENANT), contract.event_type_sk(raw["type"]))
+        routes = ddb.query(
+            TableName=table,
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :r)",
+            ExpressionAttributeValues={
+                ":pk": {"S": contract.tenant_pk(TENANT)},
+                ":r": {"S": contract.ROUTE_PREFIX},
+            },
+        )["Items"]
+        event_body = messages.event_body(
+            event_id=f"evt_{uuid.uuid4().hex}",
+            type_=raw["type"],
+            time=messages.now_iso(),
+            data=raw["data"],
+            source_id=None,
+        )
+        for route in map(config.deserialize, routes):
+            if not patterns.event_type_matches(route["event_type"], raw["type"]):
+                continue
+            if not patterns.filter_matches(json.loads(route["filter_json"]), event_body):
+                continue
+            delivery = messages.Delivery(
+                delivery_id=messages.new_delivery_id(),
+                tenant_id=TENANT,
+                consumer_id=route["consumer_id"],
+                subscription_id=route["subscription_id"],
+                producer_id=PRODUCER,
+                event_id=event_body["id"],
+                event_type=raw["type"],
+            )
+            message = messages.delivery_message(delivery, event_body)
+            sqs.send_message(
+                QueueUrl=tenant["delivery_queues"][0],
+                MessageBody=message.body(),
+                MessageAttributes=message.attributes(),
+            )
+            sent += 1
+    return sent
+
+
+def naive_egress_record(record: dict, ddb) -> bool:
+    """The naive egress of one message: consumer read, secret decrypted, a new connection per
+    POST, one record write per attempt."""
+    s = settings.get()
+    message = messages.parse(record["body"])
+    d = message.delivery
+    raw = ddb.get_item(
+        TableName=s.config_table,
+        Key={
+            "PK": {"S": contract.tenant_pk(d.tenant_id)},
+            "SK": {"S": contract.consumer_sk(d.consumer_id)},
+        },
+    )["Item"]
+    consumer = config.deserialize(raw)
+    secret = secrets.decrypt(
+        tenant_id=d.tenant_id,
+        token=consumer["signing_secrets"][0]["secret_ref"],
+        kms=None,
+        fernet_keys=lambda: secrets.fernet(keys=s.fernet_keys, secret_key=s.secret_key),
+    )
+    body = json.dumps(message.event, separators=(",", ":"))
+    now = datetime.now(UTC)
+    signature = Webhook(secret).sign(d.delivery_id, now, body)
+    request = urllib.request.Request(
+        consumer["target"]["url"],
+        data=body.encode(),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "webhook-id": d.delivery_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signature,
+        },
+    )
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=float(consumer["timeout_ms"]) / 1000) as answer:  # noqa: S310
+        ok = 200 <= answer.status < 300
+    pk, sk = records.delivery_attempt_key(d.tenant_id, d.delivery_id, d.replay, d.attempt)
+    ddb.put_item(
+        TableName=s.dataplane_table,
+        Item={
+            "PK": {"S": pk},
+            "SK": {"S": sk},
+            "status": {"S": records.OK if ok else records.RETRYING},
+            "latency_ms": {"N": str(round((time.perf_counter() - started) * 1000, 1))},
+        },
+    )
+    return ok
+
+
+def part1(args) -> None:
+    print("\n# 1. the functions' own cost (AWS calls answered by botocore's Stubber)")
+    receiver_port = _free_port()
+    receiver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "broker.functions.demo_receiver",
+            "--port",
+            str(receiver_port),
+            "--keep",
+            "10",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "RECEIVER_SIGNING_SECRET": "", "RECEIVER_SIGNING_SECRET_FILE": ""},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    receiver_url = f"http://127.0.0.1:{receiver_port}/bench"
+    try:
+        _wait_http(f"http://127.0.0.1:{receiver_port}/healthz")
+        configure(None, prefix="bench", receiver_url=receiver_url)
+        queues = [
+            f"https://sqs.eu-west-1.amazonaws.com/123456789012/bench-delivery-0{i}"
+            for i in range(3)
+        ]
+        items = config_items(queues, receiver_url)
+        ddb_stub, sqs_stub = Answering(aws.dynamodb(), items), Answering(aws.sqs(), items)
+        ddb_stub.activate()
+        sqs_stub.activate()
+        ctx = lambda_events.LambdaContext("bench")
+        single = http_request("/v1/events", EVENT)
+        batch = http_request("/v1/events/batch", {"events": [EVENT] * 100})
+        n_single = 300 if args.quick else 3000
+        n_batch = 30 if args.quick else 200
+
+        def run_ingress(event, n):
+            for _ in range(n):
+                answer = ingress_fn.handler(event, ctx)
+                assert answer["statusCode"] == 202, answer
+
+        run_ingress(single, 20)  # warm: caches filled, imports done
+        reads_before = ddb_stub.calls["GetItem"] + ddb_stub.calls["Query"]
+        started = time.perf_counter()
+        run_ingress(single, n_single)
+        single_rate = n_single / (time.perf_counter() - started)
+        reads = ddb_stub.calls["GetItem"] + ddb_stub.calls["Query"] - reads_before
+        started = time.perf_counter()
+        run_ingress(batch, n_batch)
+        batch_rate = n_batch * 100 / (time.perf_counter() - started)
+
+        ddb, sqs = aws.dynamodb(), aws.sqs()
+        started = time.perf_counter()
+        for _ in range(n_single):
+            naive_ingress(single, ddb, sqs)
+        naive_single = n_single / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for _ in range(max(1, n_batch // 2)):
+            naive_ingress(batch, ddb, sqs)
+        naive_batch = max(1, n_batch // 2) * 100 / (time.perf_counter() - started)
+        row(
+            "ingress, single-event requests",
+            single_rate,
+            "events/s",
+            "≥ 1,000",
+            f"naive {naive_single:,.0f}/s",
+            f"{single_rate / naive_single:.1f}×",
+        )
+        row(
+            "ingress, 100-event batch requests",
+            batch_rate,
+            "events/s",
+            "≥ 10,000",
+            f"naive {naive_batch:,.0f}/s",
+            f"{batch_rate / naive_batch:.1f}×",
+        )
+        row(
+            "DynamoDB reads per event, warm",
+            round(reads / n_single, 3),
+            "",
+            "0",
+            "naive 5 per single event",
+        )
+
+        # Egress: batches of 10 deliveries to the receiver (another process).
+        n_batches = 30 if args.quick else 200
+        arn = "arn:aws:sqs:eu-west-1:123456789012:bench-delivery-00"
+        batches = [
+            sqs_batch([delivery_body(i) for i in range(10)], arn) for _ in range(n_batches + 3)
+        ]
+        for event in batches[:3]:
+            egress_fn.handler(event, ctx)
+        before = Counter(ddb_stub.calls) + Counter(sqs_stub.calls)
+        started = time.perf_counter()
+        for event in batches[3:]:
+            answer = egress_fn.handler(event, ctx)
+            assert not answer["batchItemFailures"], answer
+        egress_fn.flush_records()
+        egress_rate = n_batches * 10 / (time.perf_counter() - started)
+        calls = Counter(ddb_stub.calls) + Counter(sqs_stub.calls) - before
+        naive_records = [
+            r
+            for b in (
+                sqs_batch([delivery_body(i) for i in range(10)], arn) for _ in range(n_batches // 2)
+            )
+            for r in b["Records"]
+        ]
+        started = time.perf_counter()
+        for record in naive_records:
+            assert naive_egress_record(record, ddb)
+        naive_rate = len(naive_records) / (time.perf_counter() - started)
+        row(
+            "egress, deliveries to a local receiver",
+            egress_rate,
+            "deliv./s",
+            "≥ 1,000",
+            f"naive {naive_rate:,.0f}/s",
+            f"{egress_rate / naive_rate:.1f}×",
+        )
+        per = n_batches * 10
+        row(
+            "  egress DynamoDB write calls per delivery",
+            round(
+                sum(
+                    v
+                    for k, v in calls.items()
+                    if k in ("PutItem", "UpdateItem", "BatchWriteItem", "DeleteItem")
+                )
+                / per,
+                2,
+            ),
+            "",
+            "records ≤ 0.2",
+            "naive 1 (no idempotency)",
+        )
+        print(
+            f"    (egress AWS calls by operation, per delivery: {', '.join(f'{k} {v / per:.2f}' for k, v in sorted(calls.items()))})"
+        )
+
+        # Peak memory: a separate pass under tracemalloc (it slows everything down).
+        tracemalloc.start()
+        run_ingress(batch, 10)
+        for event in batches[3:23]:
+            egress_fn.handler(event, ctx)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        row(
+            "peak Python memory (10 batch requests + 200 deliveries)",
+            peak / 2**20,
+            "MiB",
+            "bounded",
+        )
+        ddb_stub.deactivate()
+        sqs_stub.deactivate()
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=10)
+        aws.reset_clients()
+
+
+# --- part 2: end to end on the moto server ------------------------------------------------
+
+
+class TimingReceiver(ThreadingHTTPServer):
+    """Answers 204 and notes when each event id arrived (for the latency figure)."""
+
+    daemon_threads = True
+    request_queue_size = 256
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _TimingHandler)
+        self.arrived: dict[str, float] = {}
+        self.count = 0
+        self.lock = threading.Lock()
+
+
+class _TimingHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        now = time.perf_counter()
+        try:
+            event_id = json.loads(body)["id"]
+        except (ValueError, KeyError):
+            event_id = None
+        with self.server.lock:
+            self.server.count += 1
+            if event_id:
+                self.server.arrived[event_id] = now
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def _wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()  # noqa: S310
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _counting(client, counter: Counter, lock: threading.Lock):
+    def count(model, **kwargs):
+        with lock:
+            counter[model.name] += 1
+
+    client.meta.events.register("before-call.*.*", count)
+
+
+def _backlog(sqs, urls) -> int:
+    total = 0
+    for url in urls:
+        a = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        total += int(a["ApproximateNumberOfMessages"]) + int(
+            a["ApproximateNumberOfMessagesNotVisible"]
+        )
+    return total
+
+
+def _wait_drained(sqs, urls, timeout=120) -> None:
+    deadline = time.monotonic() + timeout
+    while _backlog(sqs, urls) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def part2(args) -> None:
+    from broker.functions.runner import Options, Runner
+
+    print("\n# 2. end to end on the moto server, through the runner")
+    moto = None
+    endpoint = args.aws_endpoint
+    if not endpoint:
+        port = _free_port()
+        moto = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        endpoint = f"http://127.0.0.1:{port}"
+        _wait_http(f"{endpoint}/moto-api/")
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    receiver = TimingReceiver()
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    receiver_url = f"http://127.0.0.1:{receiver.server_port}/bench"
+    runner = None
+    try:
+        configure(endpoint, prefix=prefix, receiver_url=receiver_url)
+        s = settings.get()
+        ddb, sqs = aws.dynamodb(), aws.sqs()
+        ddb.create_table(
+            TableName=s.config_table,
+            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("PK", "SK")],
+            KeySchema=[
+                {"AttributeName": "PK", "KeyType": "HASH"},
+                {"AttributeName": "SK", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        bootstrap.create_tables()
+        sqs.create_queue(QueueName=s.central_dlq_name)
+        urls = [
+            sqs.create_queue(QueueName=f"{prefix}-delivery-{i:02d}")["QueueUrl"] for i in range(4)
+        ]
+        for item in config_items(urls, receiver_url).values():
+            ddb.put_item(TableName=s.config_table, Item=serialize(item))
+        seconds = 4 if args.quick else 15
+        clients = 4
+
+        # (a) ingress: batch requests through the runner vs SendMessageBatch alone; both while
+        # the runner's pollers drain the queues (receive + delete, no delivery).
+        opts = Options(port=_free_port(), wait_seconds=2, pool_concurrency=2, discover_seconds=3600)
+        runner = Runner(opts)
+        runner.egress = lambda event, context: {"batchItemFailures": []}
+        runner.start()
+        body = delivery_body(0)
+
+        def raw_sender(i, stop, out):
+            n = 0
+            while not stop.is_set():
+                sqs.send_message_batch(
+                    QueueUrl=urls[(i + n) % len(urls)],
+                    Entries=[{"Id": str(k), "MessageBody": body} for k in range(10)],
+                )
+                n += 1
+            out.append(n * 10)
+
+        def ingress_sender(i, stop, out):
+            conn = http.client.HTTPConnection("127.0.0.1", opts.port, timeout=60)
+            payload = json.dumps({"events": [EVENT] * 100})
+            headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+            n = 0
+            while not stop.is_set():
+                conn.request("POST", "/v1/events/batch", payload, headers)
+                answer = json.loads(conn.getresponse().read())
+                n += sum(r.get("deliveries", 0) for r in answer["results"])
+            out.append(n)
+
+        def measure(worker) -> float:
+            stop, out = threading.Event(), []
+            threads = [threading.Thread(target=worker, args=(i, stop, out)) for i in range(clients)]
+            started = time.perf_counter()
+            for t in threads:
+                t.start()
+            time.sleep(seconds)
+            stop.set()
+            for t in threads:
+                t.join()
+            rate = sum(out) / (time.perf_counter() - started)
+            _wait_drained(sqs, urls)
+            return rate
+
+        raw_rate = measure(raw_sender)
+        routed_rate = measure(ingress_sender)
+        raw_rate_2 = measure(raw_sender)  # again: the emulator drifts during a run
+        baseline = (raw_rate + raw_rate_2) / 2
+        row(
+            "routed events/s, 100-event batches (4 clients)",
+            routed_rate,
+            "events/s",
+            "≥ 0.8× raw",
+            f"SendMessageBatch {baseline:,.0f}/s",
+            f"{routed_rate / baseline:.2f}×",
+        )
+        runner.stop()
+        time.sleep(opts.wait_seconds + 0.5)  # its long polls end
+
+        # (b) egress: N deliveries preloaded, drained by the runner's egress, against a naive
+        # egress in this process (one record write per attempt, one delete per message).
+        n = 200 if args.quick else 1000
+
+        def preload():
+            for start in range(0, n, 10):
+                sqs.send_message_batch(
+                    QueueUrl=urls[(start // 10) % len(urls)],
+                    Entries=[
+                        {
+                            "Id": str(k),
+                            "MessageBody": delivery_body(k),
+                            "MessageAttributes": {
+                                "tenant_id": {"DataType": "String", "StringValue": TENANT}
+                            },
+                        }
+                        for k in range(10)
+                    ],
+                )
+
+        preload()
+        calls, lock = Counter(), threading.Lock()
+        opts = Options(
+            port=_free_port(), wait_seconds=20, pool_concurrency=2, discover_seconds=3600
+        )
+        runner = Runner(opts)
+        for client in (runner.sqs, aws.sqs(), aws.dynamodb()):
+            _counting(client, calls, lock)
+        receiver.count = 0
+        started = time.perf_counter()
+        runner.start()
+        while receiver.count < n and time.perf_counter() - started < 300:
+            time.sleep(0.01)
+        egress_rate = receiver.count / (time.perf_counter() - started)
+        runner._flush()
+        ours = sum(calls.values()) / n
+        ours_detail = dict(calls)
+
+        # naive, with the runner's pollers out of the way
+        runner.stop()
+        time.sleep(0.2)
+        _wait_drained(sqs, urls, timeout=30)
+        preload()
+        naive_calls = Counter()
+        naive_ddb = boto3.session.Session().client(
+            "dynamodb", endpoint_url=endpoint, region_name="eu-west-1"
+        )
+        naive_sqs = boto3.session.Session().client(
+            "sqs", endpoint_url=endpoint, region_name="eu-west-1"
+        )
+        _counting(naive_ddb, naive_calls, lock)
+        _counting(naive_sqs, naive_calls, lock)
+        done = Counter()
+
+        def naive_worker(url):
+            while True:
+                got = naive_sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                ).get("Messages", [])
+                if not got:
+                    return
+                for m in got:
+                    naive_egress_record({"body": m["Body"]}, naive_ddb)
+                    naive_sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+                    with lock:
+                        done["n"] += 1
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=naive_worker, args=(u,)) for u in urls for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        naive_rate = done["n"] / (time.perf_counter() - started - 1.0)  # minus the last empty poll
+        naive_per = sum(naive_calls.values()) / max(1, done["n"])
+        row(
+            "egress deliveries/s through the runner",
+            egress_rate,
+            "deliv./s",
+            "≥ 0.8× naive",
+            f"naive egress {naive_rate:,.0f}/s",
+            f"{egress_rate / naive_rate:.2f}×",
+        )
+        row(
+            "  AWS calls per delivery",
+            round(ours, 2),
+            "",
+            "",
+            f"naive {naive_per:.2f}",
+            f"{ours / naive_per:.2f}×",
+        )
+        print(
+            f"    (runner egress calls by operation, per delivery: {', '.join(f'{k} {v / n:.2f}' for k, v in sorted(ours_detail.items()))})"
+        )
+
+        # (c) latency on idle queues: one event at a time, ingress → receiver.
+        opts = Options(
+            port=_free_port(), wait_seconds=20, pool_concurrency=2, discover_seconds=3600
+        )
+        runner = Runner(opts)
+        runner.start()
+        time.sleep(1)
+        conn = http.client.HTTPConnection("127.0.0.1", opts.port, timeout=30)
+        headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+        latencies = []
+        for _ in range(20 if args.quick else 100):
+            sent = time.perf_counter()
+            conn.request("POST", "/v1/events", json.dumps(EVENT), headers)
+            event_id = json.loads(conn.getresponse().read())["id"]
+            while event_id not in receiver.arrived and time.perf_counter() - sent < 10:
+                time.sleep(0.0005)
+            latencies.append((receiver.arrived.get(event_id, time.perf_counter()) - sent) * 1000)
+            time.sleep(0.05)
+        probe = []
+        for _ in range(20):
+            t = time.perf_counter()
+            sqs.get_queue_attributes(QueueUrl=urls[0], AttributeNames=["QueueArn"])
+            probe.append((time.perf_counter() - t) * 1000)
+        row(
+            "ingress → receiver latency p50, idle queues",
+            statistics.median(latencies),
+            "ms",
+            "≤ 50 ms",
+            f"one SQS call {statistics.median(probe):.1f} ms",
+            f"{statistics.median(latencies) / statistics.median(probe):.1f}×",
+        )
+        row("ingress → receiver latency p99", pct(latencies, 99), "ms")
+        runner.stop()
+        runner = None
+    finally:
+        if runner is not None:
+            runner.stop()
+        receiver.shutdown()
+        if moto is not None:
+            moto.terminate()
+            moto.wait(timeout=10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
+    parser.add_argument("--aws-endpoint", help="reuse this moto server instead of starting one")
+    parser.add_argument("--part", choices=["1", "2"], help="only this part")
+    args = parser.parse_args()
+    print(f"# data-plane benchmark, {datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} CPUs")
+    print(
+        f"{'figure':<58} {'value':>10} {'unit':<10} {'budget':<14} {'baseline (same run)':<30} ratio"
+    )
+    if args.part in (None, "1"):
+        part1(args)
+    if args.part in (None, "2"):
+        part2(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
