@@ -37,6 +37,9 @@ FIELDS = (
 KEY_PREFIX = "ebk_"
 # Each pattern rides in the producer's DynamoDB item: bounded, as every field of it is.
 MAX_ALLOWED_EVENT_TYPES = 100
+# Keys valid at once per producer (the current one and those still in their rotation grace
+# period): rotating in a loop cannot pile up keys (and APIKEY items) without end.
+MAX_API_KEYS_PER_PRODUCER = 10
 
 
 def hash_key(key: str) -> str:
@@ -270,6 +273,13 @@ def producer_rotate_key(
     )
     now = timezone.now()
     expires = now + grace
+    valid = [k for k in producer.api_keys.select_for_update() if k.is_valid(now)]
+    if len(valid) >= MAX_API_KEYS_PER_PRODUCER:
+        raise ApplicationError(
+            f"At most {MAX_API_KEYS_PER_PRODUCER} valid API keys per producer: revoke one of "
+            "the keys still in their grace period first.",
+            code="limit_exceeded",
+        )
     for old in producer.api_keys.select_for_update().filter(revoked_at__isnull=True):
         if old.expires_at is not None and old.expires_at <= expires:
             continue  # already on its way out, sooner

@@ -191,3 +191,31 @@ def test_an_update_still_checks_the_objects_invariants(world, in_a):
     with pytest.raises(ApplicationError) as caught:
         services.consumer_update(actor=world.admin_a, consumer=consumer, auth_type="bearer")
     assert "auth_secret" in _fields(caught)
+
+
+# --- caps ----------------------------------------------------------------------------------
+
+
+def test_rotating_in_a_loop_stops_at_the_api_key_cap_until_a_key_is_revoked(world, in_a):
+    from broker.services.producers import MAX_API_KEYS_PER_PRODUCER
+
+    producer, _ = services.producer_create(actor=world.admin_a, name="loop", kind="https")
+    for _ in range(MAX_API_KEYS_PER_PRODUCER - 1):
+        services.producer_rotate_key(actor=world.admin_a, producer=producer, grace_seconds=3600)
+    with pytest.raises(ApplicationError) as caught:
+        services.producer_rotate_key(actor=world.admin_a, producer=producer, grace_seconds=3600)
+    assert caught.value.code == "limit_exceeded"
+    oldest = producer.api_keys.order_by("created_at").first()
+    services.producer_revoke_key(actor=world.admin_a, producer=producer, key_id=oldest.pk)
+    services.producer_rotate_key(actor=world.admin_a, producer=producer, grace_seconds=3600)
+
+
+def test_event_types_per_tenant_are_capped(world, in_a, monkeypatch):
+    from broker.services import event_types
+
+    monkeypatch.setattr(event_types, "MAX_EVENT_TYPES", 2)
+    services.event_type_create(actor=world.admin_a, name="a.one")
+    services.event_type_create(actor=world.admin_a, name="a.two")
+    with pytest.raises(ApplicationError) as caught:
+        services.event_type_create(actor=world.admin_a, name="a.three")
+    assert caught.value.code == "limit_exceeded"
