@@ -28,6 +28,12 @@ def _is_public() -> bool:
     return connection.schema_name == get_public_schema_name()
 
 
+def _tenant_suspended(request) -> bool:
+    """A suspended tenant's pages read, never write (as its API: tenants.permissions)."""
+    tenant = getattr(request, "tenant", None)
+    return not _is_public() and tenant is not None and tenant.status == "suspended"
+
+
 def role_required(*allowed):
     """Anonymous → login page; signed in without one of `allowed` on this host → 404."""
 
@@ -38,6 +44,8 @@ def role_required(*allowed):
                 return redirect(f"/login/?next={request.path}")
             if roles.resolve_role(request) not in allowed:
                 raise Http404
+            if request.method == "POST" and _tenant_suspended(request):
+                return render(request, "portal/tenant_suspended.html", status=403)
             return view(request, *args, **kwargs)
 
         return wrapper
