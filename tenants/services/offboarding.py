@@ -35,6 +35,12 @@ def tenant_offboard(*, tenant: Tenant, actor=None) -> Tenant:
 
 def _export_tenant_data(tenant: Tenant) -> str:
     from django.apps import apps
+def _secret_field(name: str) -> bool:
+    """Encrypted credentials and API key hashes: useless to the tenant once its account is
+    gone, and harmful in a file that outlives it."""
+    return name.endswith("_encrypted") or name == "key_hash"
+
+
 
     export_dir = Path(settings.OFFBOARD_EXPORT_DIR)
     export_dir.mkdir(parents=True, exist_ok=True)
@@ -56,6 +62,8 @@ def _export_tenant_data(tenant: Tenant) -> str:
                 )
     data["objects"] = objects
     tmp = path.with_suffix(".json.tmp")
+    for obj in objects:
+        obj["fields"] = {k: v for k, v in obj["fields"].items() if not _secret_field(k)}
     tmp.write_text(json.dumps(data, indent=2, default=str))
     tmp.replace(path)
     return str(path)
