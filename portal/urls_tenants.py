@@ -35,6 +35,11 @@ urlpatterns = [
         name="config-consumer-edit",
     ),
     path(
+        "config/producer/<uuid:object_id>/edit/",
+        views_config.producer_edit,
+        name="config-producer-edit",
+    ),
+    path(
         "config/subscription/<uuid:object_id>/edit/",
         views_config.subscription_edit,
         name="config-subscription-edit",

@@ -237,11 +237,33 @@ def member_change(request, membership_id):
     return redirect("/")
 
 
+def _invitation_unusable(request, token):
+    """A link that no longer works says why, and what to do, instead of a bare 404."""
+    invitation = selectors.invitation_by_token(tenant=request.tenant, token=token)
+    if invitation is None:
+        reason = "This invitation link is not valid: check that it was copied whole."
+    elif invitation.accepted_at:
+        reason = (
+            f"This invitation was already accepted on {invitation.accepted_at:%Y-%m-%d}. "
+            "Sign in with that account instead."
+        )
+    elif invitation.revoked_at:
+        reason = "This invitation was withdrawn by an administrator."
+    else:
+        reason = f"This invitation expired on {invitation.expires_at:%Y-%m-%d %H:%M} UTC."
+    return render(
+        request,
+        "portal/invitation_unusable.html",
+        {"reason": reason, "accepted": bool(invitation and invitation.accepted_at)},
+        status=404,  # still "no usable invitation here", now with the reason
+    )
+
+
 def invitation_accept(request, token):
     try:
         invitation = services.invitation_get(tenant=request.tenant, token=token)
     except ApplicationError:
-        raise Http404
+        return _invitation_unusable(request, token)
     form = AcceptInvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

@@ -222,6 +222,26 @@ class ConsumerEditForm(forms.Form):
     )
 
 
+class ProducerEditForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    allowed_event_types = forms.CharField(
+        required=False, help_text="Comma-separated patterns (order.*); empty: any type."
+    )
+    ingest_rate_per_second = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Rate (events per second)",
+        help_text="Empty: the tier's.",
+    )
+    ingest_burst = forms.IntegerField(
+        required=False, min_value=1, label="Burst (events)", help_text="Empty: the tier's."
+    )
+
+    def clean_allowed_event_types(self):
+        text = self.cleaned_data["allowed_event_types"]
+        return [t.strip() for t in text.split(",") if t.strip()]
+
+
 class SubscriptionEditForm(forms.Form):
     event_type = forms.CharField(max_length=200)
     filter = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
@@ -282,6 +302,26 @@ def consumer_edit(request, object_id):
 
 
 @role_required(*roles.TENANT_WRITE_ROLES)
+def producer_edit(request, object_id):
+    producer = Producer.objects.filter(pk=object_id).first()
+    if producer is None:
+        raise Http404
+    return _edit(
+        request,
+        obj=producer,
+        form_class=ProducerEditForm,
+        initial={
+            "name": producer.name,
+            "allowed_event_types": ", ".join(producer.allowed_event_types),
+            "ingest_rate_per_second": producer.ingest_rate_per_second,
+            "ingest_burst": producer.ingest_burst,
+        },
+        update=lambda data: services.producer_update(actor=request.user, producer=producer, **data),
+        fields=["name", "allowed_event_types", "ingest_rate_per_second", "ingest_burst"],
+    )
+
+
+@role_required(*roles.TENANT_WRITE_ROLES)
 def subscription_edit(request, object_id):
     sub = Subscription.objects.filter(pk=object_id).first()
     if sub is None:
@@ -290,7 +330,7 @@ def subscription_edit(request, object_id):
         request,
         obj=sub,
         form_class=SubscriptionEditForm,
-        initial={"event_type": sub.event_type, "filter": json.dumps(sub.filter)},
+        initial={"event_type": sub.event_type, "filter": json.dumps(sub.filter, indent=2)},
         update=lambda data: services.subscription_update(
             actor=request.user, subscription=sub, **data
         ),

@@ -1,6 +1,8 @@
+import hashlib
+
 from django.db.models import Count, Q
 
-from .models import Membership, Tenant, TenantStatus
+from .models import Invitation, Membership, Tenant, TenantStatus
 
 
 def tenant_list():
@@ -25,3 +27,10 @@ def membership_list(*, tenant):
 
 def live_tenants():
     return tenant_list().filter(Q(status=TenantStatus.ACTIVE) | Q(status=TenantStatus.SUSPENDED))
+
+
+def invitation_by_token(*, tenant, token: str):
+    """The invitation a link points to, whatever its state (to explain a used or expired
+    link); None for an unknown token."""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    return Invitation.objects.filter(tenant=tenant, token_hash=digest).first()

@@ -24,7 +24,7 @@ MAX_LIMIT = 100
 class AttemptSerializer(serializers.Serializer):
     delivery_id = serializers.CharField()
     at = serializers.CharField(help_text="ISO 8601, UTC, milliseconds")
-    status = serializers.ChoiceField(choices=records.STATUSES)
+    status = serializers.CharField(help_text="ok, retrying (another attempt follows) or dead")
     http_status = serializers.IntegerField(allow_null=True, required=False)
     latency_ms = serializers.IntegerField(allow_null=True, required=False)
     error = serializers.CharField(allow_null=True, required=False)
@@ -83,6 +83,7 @@ class DeliveryListView(APIView):
 
     @extend_schema(
         tags=["deliveries"],
+        operation_id="deliveries_list",
         parameters=[
             OpenApiParameter("consumer", str, description="consumer id (all consumers if absent)"),
             OpenApiParameter("status", str, enum=list(records.STATUSES)),

@@ -25,3 +25,27 @@
     }
   });
 })();
+
+/* Forms with a kind (https or sqs) show only the fields of the chosen kind. */
+(function () {
+  "use strict";
+  var ONLY = {
+    source_queue_arn: "sqs", queue_arn: "sqs",
+    url: "https", auth_type: "https", auth_username: "https", auth_secret: "https",
+  };
+  function apply(grid, kind) {
+    grid.querySelectorAll("[data-field]").forEach(function (el) {
+      var only = ONLY[el.getAttribute("data-field")];
+      el.hidden = Boolean(only && kind && only !== kind);
+    });
+  }
+  document.querySelectorAll("[data-kind-form]").forEach(function (grid) {
+    var select = grid.querySelector("[data-field=kind] select");
+    if (select) {
+      apply(grid, select.value);
+      select.addEventListener("change", function () { apply(grid, select.value); });
+    } else {
+      apply(grid, grid.getAttribute("data-kind"));
+    }
+  });
+})();
