@@ -3,7 +3,7 @@
 import functools
 
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import authenticate, login, logout
 from django.db import connection
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -267,6 +267,14 @@ def invitation_accept(request, token):
     form = AcceptInvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
+        if selectors.user_exists(email=invitation.email):
+            # Proving an existing account's password is a sign-in: django-axes counts the
+            # failures and locks the account out as the login form would.
+            authenticate(
+                request, username=invitation.email, password=form.cleaned_data["password"]
+            )
+            if getattr(request, "axes_locked_out", False):
+                return render(request, "portal/locked_out.html", status=429)
             membership = services.invitation_accept(
                 tenant=request.tenant, token=token, **form.cleaned_data
             )

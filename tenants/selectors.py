@@ -2,7 +2,7 @@ import hashlib
 
 from django.db.models import Count, Q
 
-from .models import Invitation, Membership, Tenant, TenantStatus
+from .models import Invitation, Membership, Tenant, TenantStatus, User
 
 
 def tenant_list():
@@ -34,3 +34,7 @@ def invitation_by_token(*, tenant, token: str):
     link); None for an unknown token."""
     digest = hashlib.sha256(token.encode()).hexdigest()
     return Invitation.objects.filter(tenant=tenant, token_hash=digest).first()
+
+
+def user_exists(*, email: str) -> bool:
+    return User.objects.filter(email=(email or "").strip().lower()).exists()
