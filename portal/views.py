@@ -266,7 +266,6 @@ def invitation_accept(request, token):
         return _invitation_unusable(request, token)
     form = AcceptInvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
         if selectors.user_exists(email=invitation.email):
             # Proving an existing account's password is a sign-in: django-axes counts the
             # failures and locks the account out as the login form would.
@@ -275,6 +274,7 @@ def invitation_accept(request, token):
             )
             if getattr(request, "axes_locked_out", False):
                 return render(request, "portal/locked_out.html", status=429)
+        try:
             membership = services.invitation_accept(
                 tenant=request.tenant, token=token, **form.cleaned_data
             )
