@@ -198,6 +198,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# One caller (user or address) may use at most this share of its tenant's API budget per
+# minute (`api_requests_per_minute`), so one client cannot spend everyone's (core/throttling.py).
+API_THROTTLE_CALLER_SHARE = env.float("API_THROTTLE_CALLER_SHARE", default=0.5)
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=1)),

@@ -33,14 +33,14 @@ def tenant_offboard(*, tenant: Tenant, actor=None) -> Tenant:
     return tenant
 
 
-def _export_tenant_data(tenant: Tenant) -> str:
-    from django.apps import apps
 def _secret_field(name: str) -> bool:
     """Encrypted credentials and API key hashes: useless to the tenant once its account is
     gone, and harmful in a file that outlives it."""
     return name.endswith("_encrypted") or name == "key_hash"
 
 
+def _export_tenant_data(tenant: Tenant) -> str:
+    from django.apps import apps
 
     export_dir = Path(settings.OFFBOARD_EXPORT_DIR)
     export_dir.mkdir(parents=True, exist_ok=True)
@@ -60,10 +60,10 @@ def _secret_field(name: str) -> bool:
                 objects.extend(
                     json.loads(django_serializers.serialize("json", model.objects.all()))
                 )
-    data["objects"] = objects
-    tmp = path.with_suffix(".json.tmp")
     for obj in objects:
         obj["fields"] = {k: v for k, v in obj["fields"].items() if not _secret_field(k)}
+    data["objects"] = objects
+    tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str))
     tmp.replace(path)
     return str(path)
