@@ -106,6 +106,8 @@ WSGI_APPLICATION = "portal.wsgi.application"
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://portal@127.0.0.1:54329/portal")}
 # django-tenants' backend with a faster table list (portal/db/base.py).
 DATABASES["default"]["ENGINE"] = "portal.db"
+# A connection per serving thread, kept for its next request: gunicorn's fixed thread pools
+# bound the total (WEB_WORKERS × WEB_THREADS ≤ WEB_DB_MAX_CONNECTIONS, portal/gunicorn_conf.py).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
@@ -160,8 +162,9 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="portal@localhost")
 INVITATION_TTL = timedelta(days=env.int("INVITATION_TTL_DAYS", default=7))
 
 # --- Security (production values unless DEBUG) ---
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+# Secure-only cookies unless DEBUG; `make run` (plain http on this machine) turns them off.
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -21,8 +21,31 @@ start_redis
 start_moto
 
 export WEB_PORT WEB_HOST
-export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
-export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-dev-only-insecure-key}"
+# --- web server mode ---------------------------------------------------------------------
+# Default: the way production serves it: gunicorn (portal/gunicorn_conf.py: gthread workers,
+# at most WEB_WORKERS × WEB_THREADS database connections, checked against
+# WEB_DB_MAX_CONNECTIONS), DEBUG off, static files collected and served by whitenoise; plain
+# http on this machine. `make run DEV=1` (or RUN_MODE=dev): runserver with autoreload, DEBUG on.
+RUN_MODE="${RUN_MODE:-$([[ "${DEV:-}" == 1 ]] && echo dev || echo prod)}"
+if [[ "$RUN_MODE" == dev ]]; then
+    export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
+    export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-dev-only-insecure-key}"
+else
+    export DJANGO_DEBUG="${DJANGO_DEBUG:-0}"
+    if [[ -z "${DJANGO_SECRET_KEY:-}" ]]; then # one key per checkout, kept in var/
+        mkdir -p "$VAR_DIR"
+        [[ -s "$VAR_DIR/secret-key" ]] ||
+            (umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$VAR_DIR/secret-key")
+        DJANGO_SECRET_KEY="$(cat "$VAR_DIR/secret-key")"
+        export DJANGO_SECRET_KEY
+    fi
+    # No TLS on this machine: no https redirect, HSTS or secure-only cookies; http links.
+    export DJANGO_SECURE_SSL_REDIRECT="${DJANGO_SECURE_SSL_REDIRECT:-0}"
+    export DJANGO_SECURE_HSTS_SECONDS="${DJANGO_SECURE_HSTS_SECONDS:-0}"
+    export DJANGO_SECURE_COOKIES="${DJANGO_SECURE_COOKIES:-0}"
+    export PORTAL_URL_SCHEME="${PORTAL_URL_SCHEME:-http}"
+fi
+# --- end web server mode -----------------------------------------------------------------
 export EMAIL_BACKEND="${EMAIL_BACKEND:-django.core.mail.backends.filebased.EmailBackend}"
 
 # --- data plane (issue 10): ports and the private targets the demo consumers use ----------
@@ -50,8 +73,14 @@ log "writing the configuration to DynamoDB (the moto server starts empty)"
 
 log "starting web, worker and beat (logs in var/log/)"
 : >"$LOG_DIR/web.log"; : >"$LOG_DIR/worker.log"; : >"$LOG_DIR/beat.log"
-start_bg web "$LOG_DIR/web.log" \
-    "$PY" manage.py runserver "$WEB_HOST:$WEB_PORT" --noreload
+if [[ "$RUN_MODE" == dev ]]; then
+    start_bg web "$LOG_DIR/web.log" "$PY" manage.py runserver "$WEB_HOST:$WEB_PORT"
+else
+    log "collecting static files (served by whitenoise)"
+    "$PY" manage.py collectstatic --noinput -v 0
+    start_bg web "$LOG_DIR/web.log" \
+        "$VENV/bin/gunicorn" -c python:portal.gunicorn_conf portal.wsgi
+fi
 start_bg worker "$LOG_DIR/worker.log" \
     "$VENV/bin/celery" -A portal worker -l info --concurrency 2
 start_bg beat "$LOG_DIR/beat.log" \

@@ -1,0 +1,43 @@
+"""gunicorn settings of `make run` and of `bench/load.py` (a starting point for production).
+
+    gunicorn -c python:portal.gunicorn_conf portal.wsgi
+
+Database connections are bounded. Django opens at most one connection per thread that serves
+a request and, with CONN_MAX_AGE > 0, keeps it open for that thread's next request (closing it
+after CONN_MAX_AGE seconds, or at once when it broke). A gthread worker serves requests from a
+fixed pool of `threads`, so the web tier never holds more than
+
+    WEB_WORKERS × WEB_THREADS  connections (default 3 × 4 = 12)
+
+and gunicorn refuses to start when that product exceeds WEB_DB_MAX_CONNECTIONS (default 16),
+the share of PostgreSQL's `max_connections` (100 by default) given to the web tier. The rest
+goes to the Celery worker (its concurrency, + 1), beat (1), management commands and psql.
+Requests beyond the thread pool wait in the listen backlog instead of opening connections.
+(runserver, by contrast, opens a thread and a connection per request and leaves idle
+connections behind: that is how six clients once exhausted PostgreSQL.) No `max_requests`:
+recycling a worker would briefly run the old and the new side by side, doubling the bound.
+"""
+
+import os
+
+bind = f"{os.environ.get('WEB_HOST', '127.0.0.1')}:{os.environ.get('WEB_PORT', '8000')}"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_WORKERS", "3"))
+threads = int(os.environ.get("WEB_THREADS", "4"))
+db_connection_bound = int(os.environ.get("WEB_DB_MAX_CONNECTIONS", "16"))
+if workers * threads > db_connection_bound:
+    raise SystemExit(
+        f"WEB_WORKERS × WEB_THREADS = {workers * threads} database connections, above "
+        f"WEB_DB_MAX_CONNECTIONS = {db_connection_bound}: lower one or raise the bound "
+        "(and PostgreSQL's max_connections with it)."
+    )
+
+timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
+graceful_timeout = 20
+keepalive = 5
+backlog = 2048
+accesslog = os.environ.get("WEB_ACCESS_LOG", "-")
+errorlog = "-"
+# The path only (no query string), the status, the size and the time in ms.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+proc_name = "portal-web"

@@ -1,0 +1,135 @@
+"""`make run` serves the portal the way production does: gunicorn (portal/gunicorn_conf.py)
+with DEBUG off and a bounded number of database connections."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.db import connection
+
+from tests.broker.sync import _processes
+from tests.conftest import _free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+
+
+def conf_check(**env) -> subprocess.CompletedProcess:
+    """Loads the gunicorn settings the way gunicorn does (`gunicorn --check-config`)."""
+    return subprocess.run(
+        [str(GUNICORN), "-c", "python:portal.gunicorn_conf", "--check-config", "portal.wsgi"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_DEBUG": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_gunicorn_refuses_more_threads_than_the_database_connection_bound():
+    refused = conf_check(WEB_WORKERS="5", WEB_THREADS="4", WEB_DB_MAX_CONNECTIONS="16")
+    assert refused.returncode != 0
+    assert "WEB_DB_MAX_CONNECTIONS" in refused.stdout + refused.stderr
+    assert conf_check(WEB_WORKERS="4", WEB_THREADS="4", WEB_DB_MAX_CONNECTIONS="16").returncode == 0
+
+
+def test_make_run_serves_with_gunicorn_by_default_and_runserver_only_in_dev_mode():
+    script = (ROOT / "scripts" / "run.sh").read_text()
+    assert '"$VENV/bin/gunicorn" -c python:portal.gunicorn_conf portal.wsgi' in script
+    assert "collectstatic --noinput" in script
+    assert 'manage.py runserver "$WEB_HOST:$WEB_PORT"\n' in script  # autoreload (dev only)
+    assert "--noreload" not in script
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_requests_open_at_most_workers_times_threads_connections(tmp_path):
+    port = _free_port()
+    app_name = f"web-bound-{os.getpid()}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{_processes.test_database_url()}?application_name={app_name}",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "test-only-key-not-secret-at-least-32-bytes",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DJANGO_SECURE_COOKIES": "0",
+        "WEB_PORT": str(port),
+        "WEB_WORKERS": "2",
+        "WEB_THREADS": "2",
+        "WEB_DB_MAX_CONNECTIONS": "4",
+        "WEB_ACCESS_LOG": str(tmp_path / "access.log"),
+    }
+    log = (tmp_path / "web.log").open("w")
+    server = subprocess.Popen(
+        [str(GUNICORN), "-c", "python:portal.gunicorn_conf", "portal.wsgi"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path):
+        request = urllib.request.Request(base + path, headers={"Host": "localhost"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                get("/login/")
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "web.log").read_text()
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+
+        peak, stop = [0], threading.Event()
+        dsn = _processes.test_database_url().rsplit("/", 1)[0] + "/postgres"
+
+        def poll():
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                while not stop.is_set():
+                    (count,) = conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                        [app_name],
+                    ).fetchone()
+                    peak[0] = max(peak[0], count)
+                    time.sleep(0.02)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        answers = []  # /healthz reads PostgreSQL on every request
+        clients = [
+            threading.Thread(target=lambda: answers.extend(get("/healthz") for _ in range(4)))
+            for _ in range(50)
+        ]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+        stop.set()
+        poller.join()
+        assert len(answers) == 200
+        assert all(json.loads(body)["checks"]["database"]["ok"] for _, body in answers)
+        assert 1 <= peak[0] <= 4
+
+        status, body = get("/no-such-page/")
+        assert status == 404 and b"URLconf" not in body and b"Traceback" not in body  # DEBUG off
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    connection.close()
