@@ -16,11 +16,10 @@ from django.views.decorators.http import require_POST
 from broker import services
 from broker.models import Consumer, ConsumerAuth, Kind, Producer, Subscription
 from core.errors import ApplicationError
+from portal import one_time as one_time_secret
 from portal.forms import apply_application_error
 from portal.views import role_required
 from tenants import roles
-
-ONE_TIME = "one_time_secret"
 
 
 class ProducerForm(forms.Form):
@@ -117,13 +116,14 @@ def config_page(request):
             else:
                 obj, secret = result if isinstance(result, tuple) else (result, None)
                 messages.success(request, f"{which.title()} {obj} created.")
+                response = redirect("/config/")
                 if secret:
-                    request.session[ONE_TIME] = {"label": str(obj), "value": secret}
-                return redirect("/config/")
+                    one_time_secret.stash(request, response, label=str(obj), value=secret)
+                return response
         status = 400
-    one_time = request.session.pop(ONE_TIME, None)
+    one_time = one_time_secret.take(request)
     forms_ = {name: bound.get(name) or cls(prefix=name) for name, (cls, _) in FORMS.items()}
-    return render(
+    response = render(
         request,
         "portal/config.html",
         {
@@ -139,6 +139,7 @@ def config_page(request):
         },
         status=status,
     )
+    return one_time_secret.forget_key(request, response)
 
 
 def _rotate_key(actor, obj):
@@ -201,7 +202,9 @@ def config_action(request, kind, object_id, action):
     else:
         messages.success(request, f"{kind.title()} {obj}: {action.replace('-', ' ')} done.")
         if action.startswith("rotate"):
-            request.session[ONE_TIME] = {"label": str(obj), "value": result}
+            response = redirect("/config/")
+            one_time_secret.stash(request, response, label=str(obj), value=result)
+            return response
     return redirect("/config/")
 
 
