@@ -246,6 +246,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Periodic jobs (django-celery-beat installs them in its tables on start). The relay also runs
 # after every commit; this run catches what a crash between commit and enqueue would lose.
 CELERY_BEAT_SCHEDULE = {
+    # Provisioning and offboarding runs idle for TENANT_RESUME_AFTER_SECONDS are re-queued.
+    "tenant-lifecycle-resume": {
+        "task": "tenants.tasks.tenant_lifecycle_resume",
+        "schedule": env.float("TENANT_RESUME_INTERVAL_SECONDS", default=60.0),
+    },
     "relay-outbox": {
         "task": "broker.sync.tasks.relay_tick",
         "schedule": env.float("RELAY_INTERVAL_SECONDS", default=10.0),
@@ -335,6 +340,17 @@ DLQ_INGEST_MAX_BATCHES = env.int("DLQ_INGEST_MAX_BATCHES", default=50)
 REPLAY_MAX_SELECTION = env.int("REPLAY_MAX_SELECTION", default=100_000)
 REPLAY_AWS_MAX_WAIT_SECONDS = env.int("REPLAY_AWS_MAX_WAIT_SECONDS", default=600)
 OFFBOARD_EXPORT_DIR = env("OFFBOARD_EXPORT_DIR", default=str(BASE_DIR / "var" / "exports"))
+# Provisioning and offboarding retry a failed step with exponential backoff (full jitter),
+# then stop: provisioning as `failed`, offboarding with its error, for an operator to act.
+TENANT_LIFECYCLE_MAX_RETRIES = env.int("TENANT_LIFECYCLE_MAX_RETRIES", default=5)
+TENANT_LIFECYCLE_RETRY_BACKOFF_SECONDS = env.int(
+    "TENANT_LIFECYCLE_RETRY_BACKOFF_SECONDS", default=5
+)
+TENANT_LIFECYCLE_RETRY_BACKOFF_MAX_SECONDS = env.int(
+    "TENANT_LIFECYCLE_RETRY_BACKOFF_MAX_SECONDS", default=300
+)
+# A provisioning or offboarding run idle for longer is re-queued (its worker died).
+TENANT_RESUME_AFTER_SECONDS = env.float("TENANT_RESUME_AFTER_SECONDS", default=600.0)
 
 LOGGING = {
     "version": 1,

@@ -132,6 +132,7 @@ def console_tenant_action(request, tenant_id, action):
         "resume": services.tenant_resume,
         "offboard": services.tenant_offboard,
         "retry-provisioning": services.tenant_retry_provisioning,
+        "resume-offboarding": services.tenant_resume_offboarding,
         "resync": lambda tenant, actor: sync_job_start(tenant=tenant, actor=actor),
     }
     if tenant is None or action not in actions:

@@ -202,6 +202,13 @@ class TenantViewSet(
         tenant = services.tenant_retry_provisioning(tenant=self.get_object(), actor=request.user)
         return self._respond(tenant, status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=None, responses={202: TenantSerializer})
+    @action(detail=True, methods=["post"], url_path="resume-offboarding")
+    def resume_offboarding(self, request, pk=None):
+        """Runs a stopped offboarding again from where it stopped (its steps are idempotent)."""
+        tenant = services.tenant_resume_offboarding(tenant=self.get_object(), actor=request.user)
+        return self._respond(tenant, status.HTTP_202_ACCEPTED)
+
     @extend_schema(methods=["GET"], responses=MemberSerializer(many=True))
     @extend_schema(
         methods=["POST"], request=InviteSerializer, responses={201: InvitationSerializer}

@@ -6,6 +6,7 @@ One module per concern; this package re-exports the public names (`services.tena
 
 from ._common import (
     TRANSITIONS,
+    StepFailed,
     check_transition,
     public_url,
     tenant_host,
@@ -16,6 +17,7 @@ from .lifecycle import (
     tenant_resume,
     tenant_suspend,
     tenant_update_quotas,
+    tenants_stalled,
 )
 from .members import (
     invitation_accept,
@@ -25,7 +27,7 @@ from .members import (
     membership_remove,
     user_end_tokens,
 )
-from .offboarding import tenant_offboard, tenant_offboard_run
+from .offboarding import tenant_offboard, tenant_offboard_run, tenant_resume_offboarding
 from .onboarding import (
     RESERVED_SLUGS,
     SLUG_RE,
@@ -37,6 +39,9 @@ from .onboarding import (
 from .tiers import tier_get, tier_update
 
 __all__ = [
+    "StepFailed",
+    "tenants_stalled",
+    "tenant_resume_offboarding",
     "RESERVED_SLUGS",
     "SLUG_RE",
     "TRANSITIONS",

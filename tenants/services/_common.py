@@ -22,6 +22,11 @@ TRANSITIONS = {
 }
 
 
+class StepFailed(Exception):
+    """A provisioning or offboarding run failed before its last attempt: its task retries it
+    with backoff (tenants/tasks.py). The error is already recorded on the tenant."""
+
+
 def _actor(user):
     return user if user is not None and getattr(user, "is_authenticated", False) else None
 

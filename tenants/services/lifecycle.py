@@ -1,7 +1,11 @@
 """Suspend, resume and quota overrides. Each change bumps the tenant's version and queues
 its TENANT item (and, for quotas, every item carrying quotas) for the relay (tenants/hooks.py)."""
 
+from datetime import timedelta
+
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from core.context import current_request_id
 from core.errors import ApplicationError
@@ -19,6 +23,17 @@ def _status_change(tenant: Tenant, to: str, *, action: str, actor) -> Tenant:
         tenant.save()
         hooks.tenant_changed(tenant)
     return tenant
+
+
+def tenants_stalled(*, idle_seconds: float) -> list[Tenant]:
+    """Tenants whose provisioning or offboarding has not moved for `idle_seconds`, except an
+    offboarding stopped after its last attempt (it waits for an operator)."""
+    cutoff = timezone.now() - timedelta(seconds=idle_seconds)
+    return list(
+        Tenant.objects.filter(status__in=[S.PROVISIONING, S.OFFBOARDING], updated_at__lt=cutoff)
+        .filter(~Q(offboarding_report__has_key="stopped"))
+        .order_by("updated_at")
+    )
 
 
 def tenant_suspend(*, tenant: Tenant, actor=None) -> Tenant:

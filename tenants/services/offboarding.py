@@ -11,10 +11,12 @@ from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
 
 from core import aws
+from core.context import current_request_id
+from core.errors import ApplicationError
 
 from .. import hooks
-from ..models import Invitation, Membership, Tenant
-from ._common import S, _exclusive, _kick, _locked, _transition
+from ..models import Invitation, Membership, Tenant, TenantEvent
+from ._common import S, StepFailed, _actor, _exclusive, _kick, _locked, _transition
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +71,19 @@ def _export_tenant_data(tenant: Tenant) -> str:
     return str(path)
 
 
-def tenant_offboard_run(*, tenant_id) -> Tenant | None:
-    """Tears the tenant down step by step; every step is idempotent, so a retry resumes."""
+def tenant_offboard_run(*, tenant_id, final: bool = True) -> Tenant | None:
+    """Tears the tenant down step by step; every step is idempotent, so a retry resumes.
+
+    A failure is recorded in the report (`error`); before the `final` attempt StepFailed is
+    raised and the task retries with backoff; after it the tenant waits in `offboarding` for
+    an operator to resume it."""
     with _exclusive("offboard", tenant_id) as mine:
         if not mine:
             return None
-        return _offboard(tenant_id)
+        return _offboard(tenant_id, final=final)
 
 
-def _offboard(tenant_id) -> Tenant | None:
+def _offboard(tenant_id, *, final: bool) -> Tenant | None:
     tenant = Tenant.objects.select_related("tier").filter(pk=tenant_id).first()
     if tenant is None or tenant.status != S.OFFBOARDING:
         return tenant
@@ -107,6 +113,7 @@ def _offboard(tenant_id) -> Tenant | None:
             report["removed_domains"] = sorted(tenant.domains.values_list("domain", flat=True))
             tenant.domains.all().delete()
             report.pop("error", None)
+            report.pop("stopped", None)
             report["completed_at"] = timezone.now().isoformat()
             _transition(tenant, S.DELETED, action="offboarded", detail=report)
             tenant.offboarding_report = report
@@ -114,5 +121,41 @@ def _offboard(tenant_id) -> Tenant | None:
     except Exception as exc:
         logger.exception("offboarding of tenant %s failed", tenant_id)
         report["error"] = f"{type(exc).__name__}: {exc}"[:2000]
-        Tenant.objects.filter(pk=tenant_id).update(offboarding_report=report)
+        report["failed_attempts"] = report.get("failed_attempts", 0) + 1
+        if final:
+            report["stopped"] = True  # the resume job leaves it to an operator
+        Tenant.objects.filter(pk=tenant_id).update(
+            offboarding_report=report, updated_at=timezone.now()
+        )
+        if not final:
+            raise StepFailed(report["error"]) from exc
+    return tenant
+
+
+@transaction.atomic
+def tenant_resume_offboarding(*, tenant: Tenant, actor=None) -> Tenant:
+    """An operator resumes an offboarding that stopped (failed after its retries, or whose
+    worker died): the teardown runs again from where it stopped (every step is idempotent)."""
+    tenant = _locked(tenant.pk)
+    if tenant.status != S.OFFBOARDING:
+        raise ApplicationError(
+            f"Cannot resume offboarding of a tenant whose status is {tenant.status}.",
+            code="invalid_transition",
+        )
+    report = dict(tenant.offboarding_report or {})
+    report.pop("stopped", None)
+    tenant.offboarding_report = report
+    tenant.save(update_fields=["offboarding_report", "updated_at"])
+    TenantEvent.objects.create(
+        tenant=tenant,
+        action="resume_offboarding",
+        from_status=tenant.status,
+        to_status=tenant.status,
+        actor=_actor(actor),
+        detail={"error": (tenant.offboarding_report or {}).get("error", "")},
+        request_id=current_request_id() or "",
+    )
+    from ..tasks import tenant_offboard_task
+
+    _kick(tenant_offboard_task, str(tenant.pk))
     return tenant

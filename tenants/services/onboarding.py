@@ -18,6 +18,7 @@ from ..schemas import create_tenant_schema
 from ..shuffle_shard import shard_for
 from ._common import (
     S,
+    StepFailed,
     _actor,
     _exclusive,
     _kick,
@@ -144,17 +145,20 @@ def _provision_queues(tenant: Tenant) -> tuple[list[str], str]:
     return [aws.queue_url(names[i]) for i in shard], ""
 
 
-def tenant_provision(*, tenant_id) -> Tenant | None:
+def tenant_provision(*, tenant_id, final: bool = True) -> Tenant | None:
     """Runs every provisioning step; each one is safe to run again after a failure.
 
-    A duplicate run (a redelivered task, a second worker) finds the lock taken and leaves."""
+    A failure is recorded (`provisioning_error`); on the `final` attempt the tenant becomes
+    `failed` (an operator retries it), before it StepFailed is raised and the task retries
+    with backoff. A duplicate run (a redelivered task, a second worker, the resume job) finds
+    the lock taken and leaves."""
     with _exclusive("provision", tenant_id) as mine:
         if not mine:
             return None
-        return _provision(tenant_id)
+        return _provision(tenant_id, final=final)
 
 
-def _provision(tenant_id) -> Tenant | None:
+def _provision(tenant_id, *, final: bool) -> Tenant | None:
     tenant = Tenant.objects.select_related("tier").filter(pk=tenant_id).first()
     if tenant is None or tenant.status != S.PROVISIONING:
         return tenant
@@ -179,12 +183,16 @@ def _provision(tenant_id) -> Tenant | None:
         logger.exception("provisioning of tenant %s failed", tenant_id)
         with transaction.atomic():
             tenant = _locked(tenant_id)
-            if tenant.status == S.PROVISIONING:
+            if tenant.status != S.PROVISIONING:
+                return tenant
+            if final:
                 _transition(
                     tenant, S.FAILED, action="provisioning_failed", detail={"error": str(exc)}
                 )
-                tenant.provisioning_error = f"{type(exc).__name__}: {exc}"[:2000]
-                tenant.save()
+            tenant.provisioning_error = f"{type(exc).__name__}: {exc}"[:2000]
+            tenant.save()
+        if not final:
+            raise StepFailed(tenant.provisioning_error) from exc
     return tenant
 
 

@@ -79,8 +79,9 @@ def test_onboarding_a_silo_tenant_creates_one_queue_redriving_to_the_central_dlq
 
 
 def test_a_failure_at_the_aws_call_marks_failed_and_a_retry_ends_active_with_one_queue(
-    monkeypatch, django_capture_on_commit_callbacks
+    monkeypatch, settings, django_capture_on_commit_callbacks
 ):
+    settings.TENANT_LIFECYCLE_MAX_RETRIES = 0  # the task's own retries: test_lifecycle_retries
     real_put = dynamo.put_versioned
     calls = {"n": 0}
 
