@@ -1,5 +1,6 @@
 """Building blocks shared by the operator and tenant APIs."""
 
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 
@@ -37,3 +38,22 @@ class SafeLookupMixin:
             return super().get_object()
         except (ValidationError, ValueError, TypeError):
             raise NotFound()
+
+
+# The error shape of core/errors.py, as the API schema documents it.
+ERROR = OpenApiResponse(
+    response=inline_serializer(
+        "Error",
+        {
+            "error": inline_serializer(
+                "ErrorBody",
+                {
+                    "code": serializers.CharField(),
+                    "message": serializers.CharField(),
+                    "fields": serializers.DictField(),
+                },
+            )
+        },
+    ),
+    description='`{"error": {"code", "message", "fields"}}`; `fields` maps a field to messages.',
+)

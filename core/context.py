@@ -15,3 +15,18 @@ def set_request_id(value: str | None) -> contextvars.Token:
 
 def reset_request_id(token: contextvars.Token) -> None:
     _request_id.reset(token)
+
+
+_user_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("user_id", default=None)
+
+
+def current_user_id() -> str | None:
+    return _user_id.get()
+
+
+def set_user_id(value: str | None) -> contextvars.Token:
+    return _user_id.set(value)
+
+
+def reset_user_id(token: contextvars.Token) -> None:
+    _user_id.reset(token)

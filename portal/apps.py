@@ -3,3 +3,7 @@ from django.apps import AppConfig
 
 class PortalConfig(AppConfig):
     name = "portal"
+
+    def ready(self):
+        # Connects the Celery task-outcome counters (web and worker both load the apps).
+        from portal import metrics  # noqa: F401

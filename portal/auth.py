@@ -13,6 +13,8 @@ from django_tenants.utils import get_public_schema_name
 from rest_framework import exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
+from core.context import set_user_id
+
 
 def host_scope(request) -> str:
     if connection.schema_name == get_public_schema_name():
@@ -31,6 +33,7 @@ class TenantJWTAuthentication(JWTAuthentication):
                 "Token was not issued for this host.", code="token_not_valid_for_host"
             )
         check_generation(user, token)
+        set_user_id(str(user.pk))  # log lines of this request name the user (reset per request)
         return user, token
 
 

@@ -1,6 +1,16 @@
 import os
 
+from celery import signals
 from tenant_schemas_celery.app import CeleryApp as TenantAwareCeleryApp
+
+from core.context import (
+    current_request_id,
+    current_user_id,
+    reset_request_id,
+    reset_user_id,
+    set_request_id,
+    set_user_id,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -11,3 +21,32 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Task modules outside an app's own tasks.py.
 app.autodiscover_tasks(["broker.deliveries"])
+
+
+# Log lines of a task carry the request id and user of the request that enqueued it (the
+# tenant comes from the schema the task runs in).
+@signals.before_task_publish.connect
+def _stamp_context(headers=None, **kwargs):
+    if headers is not None:
+        headers.setdefault("request_id", current_request_id())
+        headers.setdefault("user_id", current_user_id())
+
+
+@signals.task_prerun.connect
+def _enter_context(task=None, **kwargs):
+    request = getattr(task, "request", None)
+    # Eager tasks (tests) run inside the request: keep its context.
+    request_id = getattr(request, "request_id", None) or current_request_id()
+    task._log_tokens = (
+        set_request_id(request_id or getattr(request, "id", None)),
+        set_user_id(getattr(request, "user_id", None) or current_user_id()),
+    )
+
+
+@signals.task_postrun.connect
+def _leave_context(task=None, **kwargs):
+    tokens = getattr(task, "_log_tokens", None)
+    if tokens:
+        reset_request_id(tokens[0])
+        reset_user_id(tokens[1])
+        task._log_tokens = None

@@ -7,7 +7,7 @@ from django.http import Http404
 from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_public_schema_name, get_tenant_model, remove_www
 
-from core.context import reset_request_id, set_request_id
+from core.context import reset_request_id, reset_user_id, set_request_id, set_user_id
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -60,3 +60,18 @@ class RequestIdMiddleware:
             reset_request_id(token)
         response["X-Request-ID"] = request.id
         return response
+
+
+class LogUserMiddleware:
+    """After authentication: log lines of this request carry the user's id."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        token = set_user_id(str(user.pk) if user is not None and user.is_authenticated else None)
+        try:
+            return self.get_response(request)
+        finally:
+            reset_user_id(token)

@@ -53,6 +53,7 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "django_celery_beat",
+    "django_prometheus",
     "portal",
 ]
 # Only the broker lives in tenant schemas: every table here is created again per tenant.
@@ -72,6 +73,7 @@ TENANT_LIMIT_SET_CALLS = True
 AUTH_USER_MODEL = "tenants.User"
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "portal.middleware.TenantHostMiddleware",
     "portal.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -80,10 +82,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.middleware.LogUserMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+# /metrics (portal/metrics.py) answers loopback and private addresses, or this bearer token.
+# Requests that came through a proxy (X-Forwarded-For) need the token.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
 TEMPLATES = [
     {
@@ -175,11 +182,11 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
-# --- API ---
 # Largest request body read into memory (API JSON and forms alike): 413 above it. The biggest
 # object we store (an event type's schema) is capped well below DynamoDB's 400 KB item.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_DATA_UPLOAD_MAX_BYTES", default=1024 * 1024)
 
+# --- API ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "portal.auth.TenantJWTAuthentication",
@@ -198,7 +205,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # One tag per resource, error responses of every operation (portal/openapi.py).
+    "DEFAULT_SCHEMA_CLASS": "portal.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 # One caller (user or address) may use at most this share of its tenant's API budget per
@@ -215,9 +223,45 @@ SIMPLE_JWT = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Event broker control plane API",
-    "DESCRIPTION": "Operator API on the public host; tenant API on <slug>.<base domain>.",
+    "DESCRIPTION": (
+        "The control plane of a multi-tenant serverless event broker.\n\n"
+        "**Two APIs, one per host.** The operator API (tiers, tenants, sync, dead-letter "
+        "quarantine) answers on the public host; each tenant's API (producers and their API "
+        "keys, consumers, subscriptions with payload filters, event types, deliveries, dead "
+        "letters and replays, members, audit log) answers on `<slug>.<base domain>`.\n\n"
+        "**Authentication.** `POST /api/v1/auth/token/` with e-mail and password on the host "
+        "you want to act on; send the access token as `Authorization: Bearer <token>`. A token "
+        "minted on one host is refused on every other.\n\n"
+        "**Roles.** Operators do everything on the public host, support staff read; on a "
+        "tenant host viewers read, developers and admins write, admins manage members.\n\n"
+        '**Errors** share one shape, `{"error": {"code", "message", "fields"}}`: '
+        "400 invalid input (`fields` says where), 401 no or bad token, 403 role, 404 unknown "
+        "or another tenant's object, 409 conflict with the object's state, 429 over the "
+        "tenant's API budget (`Retry-After`).\n\n"
+        "**Changes** are versioned, audited and mirrored to DynamoDB by the relay; "
+        "`GET /api/v1/sync-status/` says where each object stands. POSTs take an "
+        "`Idempotency-Key` header.\n\n"
+        "The `seed` group holds the endpoints of the original control-plane "
+        "contract (`/tenants`, `/onboarding`, `/delete`, `/tenant-info`)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "TAGS": [
+        {"name": "auth", "description": "Tokens bound to the host that minted them."},
+        {"name": "tiers", "description": "Tiers and their quotas (operators)."},
+        {"name": "tenants", "description": "Onboarding, lifecycle, quota overrides (operators)."},
+        {"name": "sync", "description": "DynamoDB sync state, resync and reconcile jobs."},
+        {"name": "producers", "description": "Event sources and their API keys."},
+        {"name": "consumers", "description": "Delivery endpoints (https or sqs)."},
+        {"name": "subscriptions", "description": "Which events reach which consumer."},
+        {"name": "event-types", "description": "Registered event types and their schemas."},
+        {"name": "deliveries", "description": "Delivery log, attempts, resend, test events."},
+        {"name": "dead-letters", "description": "Failed deliveries and their replay."},
+        {"name": "replay-jobs", "description": "Progress of dead-letter replays."},
+        {"name": "members", "description": "Tenant members and their roles."},
+        {"name": "audit-events", "description": "Every configuration change."},
+        {"name": "seed", "description": "Seed-compatible: the original control-plane contract."},
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -352,24 +396,33 @@ TENANT_LIFECYCLE_RETRY_BACKOFF_MAX_SECONDS = env.int(
 # A provisioning or offboarding run idle for longer is re-queued (its worker died).
 TENANT_RESUME_AFTER_SECONDS = env.float("TENANT_RESUME_AFTER_SECONDS", default=600.0)
 
+# Structured logs: one JSON object a line (LOG_FORMAT=plain for a terminal), each with the
+# request id, tenant schema and user, secrets masked (core/log_context.py), web and worker.
+LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
         "context": {"()": "core.logging.ContextFilter"},
+        "log_context": {"()": "core.log_context.LogContextFilter"},
         # Invitation tokens travel in link paths: never in a log line.
         "redact": {"()": "core.logging.RedactSecretPathsFilter"},
     },
     "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(tenant)s %(user)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
         "plain": {
             "format": "%(asctime)s %(levelname)s %(name)s [schema=%(schema)s req=%(request_id)s] %(message)s"
-        }
+        },
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["context", "redact"],
+            "formatter": "plain" if LOG_FORMAT == "plain" else "json",
+            "filters": ["context", "log_context", "redact"],
         }
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},

@@ -6,7 +6,7 @@ from rest_framework.routers import SimpleRouter
 
 from broker.deadletters import api as dead_letters_api
 from broker.sync import api as sync_api
-from portal import views
+from portal import metrics, views
 from portal.urls_common import urlpatterns as common
 from portal.urls_deadletters import public_urlpatterns as dead_letter_pages
 from tenants import api, seed_api
@@ -19,6 +19,7 @@ router.register("quarantine", dead_letters_api.QuarantineViewSet, basename="quar
 urlpatterns = [
     *common,
     path("", views.home, name="home"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path(
         "console/tenants/<uuid:tenant_id>/<slug:action>/",
         views.console_tenant_action,

@@ -1,28 +1,11 @@
 """What the tenant API's viewsets share: the error schema, the config viewset base."""
 
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import mixins, serializers, viewsets
 
-from core.api import SafeLookupMixin, StrictSerializer
+from core.api import ERROR, SafeLookupMixin, StrictSerializer
 from core.idempotency import IdempotentMixin
 from tenants.permissions import IsTenantMember
 
-ERROR = OpenApiResponse(
-    response=inline_serializer(
-        "Error",
-        {
-            "error": inline_serializer(
-                "ErrorBody",
-                {
-                    "code": serializers.CharField(),
-                    "message": serializers.CharField(),
-                    "fields": serializers.DictField(),
-                },
-            )
-        },
-    ),
-    description='`{"error": {"code", "message", "fields"}}`; `fields` maps a field to messages.',
-)
 ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR}
 
 
