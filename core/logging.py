@@ -28,4 +28,16 @@ class RedactSecretPathsFilter(logging.Filter):
         redacted = _SECRET_PATHS.sub(r"\1[redacted]", message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        # Structured formatters also print extras: django.request's `request` among them.
+        for name, value in list(vars(record).items()):
+            if name in _STANDARD or name in ("msg", "args"):
+                continue
+            text = value if isinstance(value, str) else None
+            if text is None and hasattr(value, "get_full_path"):
+                text = repr(value)
+            if text is not None and _SECRET_PATHS.search(text):
+                setattr(record, name, _SECRET_PATHS.sub(r"\1[redacted]", text))
         return True
+
+
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
