@@ -10,6 +10,10 @@ import os
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+# boto3 reads AWS_ENDPOINT_URL from the environment when a client gets no endpoint: left set,
+# "in-process" moto would silently talk to whatever server the variable names. Tests that
+# need a server (live_aws, the e2e tests) pass its address explicitly.
+os.environ.pop("AWS_ENDPOINT_URL", None)
 
 import pytest  # noqa: E402
 from django.conf import settings  # noqa: E402

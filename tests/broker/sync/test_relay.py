@@ -166,7 +166,7 @@ def test_a_failing_tenant_does_not_hold_up_another(world, monkeypatch):
         )
     with tenant_context(world.b):
         pb, _ = services.producer_create(
-            actor=world.admin_b, name="p", kind="sqs", source_queue_arn=QUEUE
+            actor=world.admin_b, name="p", kind="sqs", source_queue_arn=QUEUE + "-b"
         )
     real = dynamo.put_versioned
 
