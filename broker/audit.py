@@ -1,38 +1,21 @@
 from django_tenants.utils import schema_context, schema_exists
 
+from core.audit import actor_fields, diff
 from core.context import current_request_id
 
 from .models import AuditEvent
-
-SECRET_MARKERS = ("secret", "password", "token", "api_key", "credential")
-MASK = "********"
-
-
-def mask_secrets(data: dict) -> dict:
-    return {
-        k: (MASK if any(m in k.lower() for m in SECRET_MARKERS) and v else v)
-        for k, v in data.items()
-    }
 
 
 def audit_record(
     *, actor, action: str, object_type: str, object_id, before=None, after=None
 ) -> AuditEvent:
     """Writes an audit row in the active tenant schema (call it inside the change's transaction)."""
-    before = mask_secrets(before or {})
-    after = mask_secrets(after or {})
-    diff = {
-        k: [before.get(k), after.get(k)]
-        for k in sorted(set(before) | set(after))
-        if before.get(k) != after.get(k)
-    }
     return AuditEvent.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        actor_email=getattr(actor, "email", "") or "",
+        **actor_fields(actor),
         action=action,
         object_type=object_type,
         object_id=str(object_id),
-        diff=diff,
+        diff=diff(before, after),
         request_id=current_request_id() or "",
     )
 

@@ -12,7 +12,16 @@ from core.errors import ApplicationError
 from tenants import roles
 
 from . import services
-from .models import QUOTA_FIELDS, Invitation, Membership, Tenant, TenantEvent, Tier, User
+from .models import (
+    QUOTA_FIELDS,
+    Invitation,
+    Membership,
+    PlatformEvent,
+    Tenant,
+    TenantEvent,
+    Tier,
+    User,
+)
 
 
 def _operators_only(request) -> bool:
@@ -98,6 +107,30 @@ class UserChangeForm(BaseUserChangeForm):
     class Meta:
         model = User
         fields = "__all__"
+
+    def clean(self):
+        data = super().clean()
+        error = services.last_operator_error(
+            self.instance,
+            platform_role=data.get("platform_role", self.instance.platform_role),
+            is_active=data.get("is_active", self.instance.is_active),
+        )
+        if error:
+            raise forms.ValidationError(error)
+        return data
+
+
+class MembershipForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["role"]
+
+    def clean_role(self):
+        role = self.cleaned_data["role"]
+        error = services.membership_change_error(self.instance, new_role=role)
+        if error:
+            raise forms.ValidationError(error)
+        return role
 
 
 class TenantEventInline(admin.TabularInline):
@@ -235,15 +268,78 @@ class UserAdmin(OperatorAdmin, BaseUserAdmin):
     filter_horizontal = []
     form = UserChangeForm
     add_form = UserCreationForm
+    readonly_fields = ["is_staff", "is_superuser", "last_login", "date_joined"]
+
+    def save_model(self, request, obj, form, change):
+        """Through the services: audited, admin access in step with the role, tokens ended
+        when the role or access changes."""
+        if not change:
+            user = services.user_create(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password1"],
+                platform_role=form.cleaned_data.get("platform_role", ""),
+                actor=request.user,
+            )
+            obj.pk = user.pk
+            return
+        changes = {
+            f: form.cleaned_data[f] for f in services.USER_EDITABLE if f in form.changed_data
+        }
+        if changes:
+            services.user_update(user=obj, actor=request.user, **changes)
 
 
 @admin.register(Membership)
 class MembershipAdmin(OperatorAdmin):
+    """Role changes and removals go through the services (last-admin guard, the tenant's
+    audit log, the member's tokens ended); members join by invitation only."""
+
     list_display = ["user", "tenant", "role", "created_at"]
     list_filter = ["role"]
     list_select_related = ["user", "tenant"]
     search_fields = ["user__email", "tenant__slug"]
-    raw_id_fields = ["user", "tenant"]
+    form = MembershipForm
+    fields = ["user", "tenant", "role", "created_at"]
+    readonly_fields = ["user", "tenant", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        services.membership_change_role(
+            membership=obj, role=form.cleaned_data["role"], actor=request.user
+        )
+
+    def delete_model(self, request, obj):
+        try:
+            services.membership_remove(membership=obj, actor=request.user)
+        except ApplicationError as exc:
+            messages.error(request, f"{obj}: {exc.message}")
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            self.delete_model(request, membership)
+
+
+@admin.register(PlatformEvent)
+class PlatformEventAdmin(OperatorAdmin):
+    """The platform's audit log (read-only): tier quotas, users' roles and access."""
+
+    list_display = ["created_at", "action", "object_type", "object_id", "actor_email"]
+    list_filter = ["action", "object_type"]
+    search_fields = ["object_id", "actor_email", "request_id"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in PlatformEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Invitation)

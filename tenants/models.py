@@ -177,6 +177,28 @@ class TenantEvent(models.Model):
         return f"{self.action} ({self.from_status or '-'} → {self.to_status or '-'})"
 
 
+class PlatformEvent(models.Model):
+    """Operator changes that belong to no tenant (a tier's quotas, a user's platform role or
+    access): who, what, when, the changed fields (secrets masked), the request id. Tenant
+    lifecycle changes are TenantEvents; configuration changes, the tenant's AuditEvents."""
+
+    action = models.CharField(max_length=40)
+    object_type = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=64)
+    actor = models.ForeignKey("User", null=True, blank=True, on_delete=models.SET_NULL)
+    actor_email = models.CharField(max_length=254, blank=True)
+    diff = models.JSONField(default=dict, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="platform_event_object")]
+
+    def __str__(self):
+        return f"{self.action} {self.object_type}:{self.object_id}"
+
+
 class UserManager(BaseUserManager):
     use_in_migrations = True
 

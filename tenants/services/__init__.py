@@ -8,6 +8,7 @@ from ._common import (
     TRANSITIONS,
     StepFailed,
     check_transition,
+    platform_audit,
     public_url,
     tenant_host,
     tenant_url,
@@ -23,6 +24,7 @@ from .members import (
     invitation_accept,
     invitation_get,
     member_invite,
+    membership_change_error,
     membership_change_role,
     membership_remove,
     user_end_tokens,
@@ -37,8 +39,16 @@ from .onboarding import (
     tenant_retry_provisioning,
 )
 from .tiers import tier_get, tier_update
+from .users import EDITABLE as USER_EDITABLE
+from .users import last_operator_error, user_create, user_update
 
 __all__ = [
+    "USER_EDITABLE",
+    "last_operator_error",
+    "membership_change_error",
+    "platform_audit",
+    "user_create",
+    "user_update",
     "StepFailed",
     "tenants_stalled",
     "tenant_resume_offboarding",

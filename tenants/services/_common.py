@@ -6,10 +6,11 @@ import hashlib
 from django.conf import settings
 from django.db import connection, transaction
 
+from core.audit import actor_fields, diff
 from core.context import current_request_id
 from core.errors import ApplicationError
 
-from ..models import QUOTA_FIELDS, QUOTA_RANGES, Tenant, TenantEvent, TenantStatus
+from ..models import QUOTA_FIELDS, QUOTA_RANGES, PlatformEvent, Tenant, TenantEvent, TenantStatus
 
 S = TenantStatus
 TRANSITIONS = {
@@ -25,6 +26,21 @@ TRANSITIONS = {
 class StepFailed(Exception):
     """A provisioning or offboarding run failed before its last attempt: its task retries it
     with backoff (tenants/tasks.py). The error is already recorded on the tenant."""
+
+
+def platform_audit(
+    *, actor, action: str, object_type: str, object_id, before=None, after=None
+) -> PlatformEvent:
+    """A row in the platform's audit log (operator changes outside any tenant), in the
+    caller's transaction."""
+    return PlatformEvent.objects.create(
+        **actor_fields(actor),
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        diff=diff(before, after),
+        request_id=current_request_id() or "",
+    )
 
 
 def _actor(user):

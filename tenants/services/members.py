@@ -148,6 +148,15 @@ def invitation_accept(
     return membership
 
 
+def membership_change_error(membership: Membership, *, new_role: str | None) -> str | None:
+    """Why this change (None: a removal) would leave the tenant without an admin, or None.
+    For forms; the services check again under lock."""
+    if membership.role != TenantRole.ADMIN or new_role == TenantRole.ADMIN:
+        return None
+    admins = Membership.objects.filter(tenant_id=membership.tenant_id, role=TenantRole.ADMIN)
+    return "A tenant must keep at least one admin." if admins.count() <= 1 else None
+
+
 def _guard_last_admin(membership: Membership, *, new_role: str | None) -> None:
     if membership.role != TenantRole.ADMIN or new_role == TenantRole.ADMIN:
         return

@@ -10,7 +10,7 @@ from core.errors import ApplicationError
 
 from .. import hooks
 from ..models import Tenant, Tier
-from ._common import S, _actor, validate_quota_overrides
+from ._common import S, platform_audit, validate_quota_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +41,17 @@ def tier_update(*, tier: Tier, quotas: dict, actor=None) -> Tier:
     tier.full_clean()
     tier.save()
     if tier.quotas() != before:
+        platform_audit(
+            actor=actor,
+            action="tier.update",
+            object_type="tier",
+            object_id=tier.name,
+            before=before,
+            after=tier.quotas(),
+        )
         live = Tenant.objects.filter(tier=tier, status__in=[S.ACTIVE, S.SUSPENDED])
         ids = list(live.values_list("pk", flat=True))
         live.update(version=F("version") + 1, updated_at=timezone.now())
         for tenant in Tenant.objects.select_related("tier").filter(pk__in=ids):
             hooks.tenant_changed(tenant, quotas_changed=True)
-    logger.info("tier %s updated by %s: %s", tier.name, _actor(actor), quotas)
     return tier
