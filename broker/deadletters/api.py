@@ -32,6 +32,26 @@ from . import alerts, quarantine, selectors, services
 from .models import DeadLetter, ReplayJob
 
 PAGING_PARAMS = {"page", "page_size", "ordering", "format"}
+LIST_FIELDS = (
+    "id",
+    "delivery_id",
+    "consumer_id",
+    "subscription_id",
+    "producer_id",
+    "event_id",
+    "event_type",
+    "status",
+    "attempts",
+    "last_status",
+    "last_error",
+    "error_kind",
+    "first_attempt_at",
+    "last_attempt_at",
+    "dead_lettered_at",
+    "replay_count",
+    "last_job_id",
+    "payload_bytes",
+)
 
 
 def _consumer_names(ids) -> dict[str, str]:
@@ -188,12 +208,15 @@ class DeadLetterViewSet(
         qs = selectors.letters_filtered(filters, self.get_queryset()).order_by(
             "-dead_lettered_at", "-id"
         )
-        page = self.paginate_queryset(qs)
-        context = self.get_serializer_context()
-        context["consumer_names"] = _consumer_names(letter.consumer_id for letter in page)
-        return self.get_paginated_response(
-            DeadLetterSerializer(page, many=True, context=context).data
-        )
+        # Plain rows, built by hand: DRF's field-by-field serializer was most of the time
+        # of a page of 100 (DeadLetterSerializer documents the same shape).
+        page = self.paginate_queryset(qs.values(*LIST_FIELDS))
+        names = _consumer_names(row["consumer_id"] for row in page)
+        for row in page:
+            row["consumer_name"] = names.get(row["consumer_id"], "")
+            row["failure"] = str(row["last_status"]) if row["last_status"] else row["error_kind"]
+            row["last_job"] = row.pop("last_job_id")
+        return self.get_paginated_response(page)
 
     @extend_schema(responses={200: DeadLetterDetailSerializer, **ERRORS})
     def retrieve(self, request, pk=None):
