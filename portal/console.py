@@ -8,8 +8,10 @@ page's delivery counters (never a call per row).
 import logging
 from dataclasses import dataclass
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.paginator import Paginator
 from django.db.models import BooleanField, Case, Exists, IntegerField, OuterRef, Q, Value, When
+from django.utils import timezone
 
 from broker.deliveries import selectors as deliveries
 from broker.sync.models import OutboxEntry, SyncState
@@ -78,18 +80,22 @@ class ConsoleQuery:
 def _queryset(query: ConsoleQuery):
     failing_sync = SyncState.objects.filter(tenant=OuterRef("pk")).exclude(last_error="")
     failing_outbox = OutboxEntry.objects.filter(tenant=OuterRef("pk")).exclude(last_error="")
-    qs = selectors.tenant_list().annotate(
-        status_rank=Case(
-            *[When(status=s, then=Value(r)) for s, r in _STATUS_RANK.items()],
-            default=Value(9),
-            output_field=IntegerField(),
-        ),
-        sync_failing=Exists(failing_sync) | Exists(failing_outbox),
-        offboarding_failed=Case(
-            When(offboarding_report__has_key="error", then=Value(True)),
-            default=Value(False),
-            output_field=BooleanField(),
-        ),
+    qs = (
+        selectors.tenant_list()
+        .select_related("dlq_state")
+        .annotate(
+            status_rank=Case(
+                *[When(status=s, then=Value(r)) for s, r in _STATUS_RANK.items()],
+                default=Value(9),
+                output_field=IntegerField(),
+            ),
+            sync_failing=Exists(failing_sync) | Exists(failing_outbox),
+            offboarding_failed=Case(
+                When(offboarding_report__has_key="error", then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            ),
+        )
     )
     if query.q:
         qs = qs.filter(
@@ -171,6 +177,7 @@ def console_page(query: ConsoleQuery) -> dict:
         else:
             tenant.quota_used = None
         tenant.extra = {name: values.get(tid) for name, values in extra.items()}
+        tenant.dlq = _dlq(tenant)
         tenant.problems = _problems(tenant)
     return {
         "page": page,
@@ -185,8 +192,25 @@ def console_page(query: ConsoleQuery) -> dict:
     }
 
 
+def _dlq(tenant) -> dict | None:
+    """The tenant's DLQ backlog as last measured by the DLQ jobs (broker.dlq), or None."""
+    try:
+        state = tenant.dlq_state
+    except ObjectDoesNotExist:
+        return None
+    age = (timezone.now() - state.oldest_at).total_seconds() if state.oldest_at else None
+    return {
+        "backlog": state.backlog,
+        "oldest_age": _age(age) if age is not None else None,
+        "alerting": state.alerting,
+        "reason": state.alert_reason,
+    }
+
+
 def _problems(tenant) -> list[str]:
     out = []
+    if tenant.dlq and tenant.dlq["alerting"]:
+        out.append("dead letters piling up")
     if tenant.status == TenantStatus.FAILED:
         out.append("provisioning failed")
     if tenant.offboarding_failed:

@@ -20,6 +20,8 @@ recycling a worker would briefly run the old and the new side by side, doubling 
 
 import os
 
+from prometheus_client import multiprocess
+
 bind = f"{os.environ.get('WEB_HOST', '127.0.0.1')}:{os.environ.get('WEB_PORT', '8000')}"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_WORKERS", "3"))
@@ -41,3 +43,10 @@ errorlog = "-"
 # The path only (no query string), the status, the size and the time in ms.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 proc_name = "portal-web"
+
+
+def child_exit(server, worker):
+    """prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, portal/metrics.py):
+    a dead worker's live gauges leave the sums."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,11 +1,15 @@
 """The operator console: one row per tenant saying whether it is in trouble, found by search,
 filters, sort and pages, in a constant number of SQL queries."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from broker.dlq.models import TenantDlqState
 from broker.sync.models import SyncState
 from core import aws
 from tenants.models import Tenant, TenantStatus, Tier
@@ -156,3 +160,16 @@ def test_delivery_counters_of_a_page_are_read_in_batches_not_per_row(world):
     # 42 tenants x 61 keys = 2562 keys: 26 BatchGetItem calls, nothing else.
     assert set(calls) == {"BatchGetItem"}
     assert len(calls) == 26
+
+
+def test_the_dlq_column_shows_backlog_and_age_and_flags_an_alert(world):
+    TenantDlqState.objects.update_or_create(
+        tenant=world.a,
+        defaults={
+            "backlog": 42,
+            "oldest_at": timezone.now() - timedelta(minutes=30),
+            "alerting": True,
+        },
+    )
+    row = row_of(console(world.support).get("/").content.decode(), "tenant-a")
+    assert "42 pending" in row and "oldest 30 min" in row and "dead letters piling up" in row
