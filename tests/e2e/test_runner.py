@@ -5,6 +5,9 @@ the runner's behaviour is under test."""
 
 import json
 import signal
+import subprocess
+import sys
+import urllib.request
 import uuid
 
 import boto3
@@ -13,6 +16,7 @@ import pytest
 from broker.functions import runner, settings
 from broker.functions.runner import Discovery, Options
 from broker.functions.shared import contract
+from tests.conftest import _free_port
 from tests.e2e.conftest import Runner, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -220,3 +224,54 @@ def test_a_silo_queue_gets_as_many_pollers_as_its_tenants_largest_consumer_concu
         settings.reload()
     assert found[silo].concurrency == 3 and found[silo].kind == runner.DELIVERY
     assert found[w.shared].concurrency == Options().pool_concurrency
+
+
+def test_the_runner_starts_against_an_empty_moto_server_and_picks_up_what_appears_later(
+    live_aws, logs
+):
+    """No table, no queue: it creates the data plane's tables, then polls the config table and
+    the delivery queues once the portal's bootstrap has made them."""
+    port = _free_port()
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(lambda: _answers(f"{endpoint}/moto-api/"), timeout=30)
+        log = logs / "calls.jsonl"
+        log.touch()
+        r = Runner(
+            aws_endpoint=endpoint,
+            log=logs / "fresh.log",
+            SQS_QUEUE_PREFIX="fresh",
+            DYNAMODB_CONFIG_TABLE="fresh-config",
+            DATAPLANE_TABLE="fresh-dataplane",
+            IDEMPOTENCY_TABLE="fresh-idempotency",
+            RUNNER_WAIT_SECONDS=1,
+            RUNNER_DISCOVER_SECONDS=0.5,
+            RUNNER_TEST_LOG=log,
+            **HANDLERS,
+        )
+        try:
+            ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="eu-west-1")
+            assert {"fresh-dataplane", "fresh-idempotency"} <= set(ddb.list_tables()["TableNames"])
+            sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="eu-west-1")
+            url = sqs.create_queue(QueueName="fresh-delivery-00")["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody="late")
+            assert wait_for(lambda: "late" in log.read_text(), timeout=10)
+            assert r.proc.poll() is None
+        finally:
+            assert r.stop() == 0
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=1).close()  # noqa: S310
+        return True
+    except OSError:
+        return False
