@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 from django_tenants.utils import tenant_context
 
+from broker import secrets
 from broker.models import Consumer, Producer, Subscription
 from broker.services.producers import hash_key
 from tenants.models import Tenant
@@ -48,3 +49,23 @@ def test_seed_demo_sets_up_the_demo_receiver_consumers_and_a_working_key_once(de
     assert (demo_env / "receiver-secrets").read_text().split() == secrets
     with tenant_context(tenant):
         assert Consumer.objects.filter(name__in=["demo-receiver", "always-failing"]).count() == 2
+
+
+def test_a_signing_secret_made_under_another_key_is_replaced_not_a_crash(demo_env):
+    call_command("seed_demo", stdout=io.StringIO())
+    tenant = Tenant.objects.get(slug="demo")
+    with tenant_context(tenant):
+        Consumer.objects.filter(name="demo-receiver").update(
+            signing_secret_encrypted="fernet1:gAAAAABnot-a-token-of-this-key"
+        )
+    before = (demo_env / "receiver-secrets").read_text().split()
+
+    call_command("seed_demo", stdout=io.StringIO())
+    after = (demo_env / "receiver-secrets").read_text().split()
+    assert after[0] != before[0] and after[0].startswith("whsec_") and after[1] == before[1]
+    with tenant_context(tenant):
+        receiver = Consumer.objects.get(name="demo-receiver")
+        assert (
+            secrets.decrypt(tenant_id=str(tenant.pk), token=receiver.signing_secret_encrypted)
+            == after[0]
+        )

@@ -92,6 +92,24 @@ def _demo_api_key(producer, admin) -> tuple[str, bool]:
     return key, True
 
 
+def _signing_secret(tenant, admin, consumer) -> str:
+    """The consumer's current signing secret in clear. One encrypted under another key (the
+    database outlived the DJANGO_SECRET_KEY / SECRETS_FERNET_KEYS it was made with) is replaced
+    by a new one, which nothing could verify anyway."""
+    from broker import secrets
+    from broker import services as broker
+    from broker.functions.shared.secrets import SecretError
+
+    try:
+        return secrets.decrypt(tenant_id=str(tenant.pk), token=consumer.signing_secret_encrypted)
+    except SecretError:
+        with transaction.atomic():
+            _, secret = broker.consumer_rotate_signing_secret(
+                actor=admin, consumer=consumer, grace_seconds=0
+            )
+        return secret
+
+
 def _data_plane_demo(tenant, admin, stdout) -> None:
     """For the local data plane (runner + demo receiver, see scripts/run.sh): the web-shop
     producer's key in var/demo/api-key, a consumer on the demo receiver and one on its /fail
@@ -100,7 +118,6 @@ def _data_plane_demo(tenant, admin, stdout) -> None:
     warehouse consumer's queue on the moto server, so its deliveries succeed."""
     from django_tenants.utils import tenant_context
 
-    from broker import secrets
     from broker import services as broker
     from broker.models import Consumer, Producer
     from core import aws
@@ -136,13 +153,7 @@ def _data_plane_demo(tenant, admin, stdout) -> None:
                     continue
             consumers[name] = consumer
         # Both consumers post to the receiver: it verifies either's signatures.
-        tokens = []
-        for consumer in consumers.values():
-            tokens += [
-                consumer.signing_secret_encrypted,
-                consumer.previous_signing_secret_encrypted,
-            ]
-        plain = [secrets.decrypt(tenant_id=str(tenant.pk), token=t) for t in tokens if t]
+        plain = [_signing_secret(tenant, admin, c) for c in consumers.values()]
         if plain:
             _write_private(demo_dir() / "receiver-secrets", "\n".join(plain) + "\n")
         producer = Producer.objects.get(name="web-shop")
