@@ -133,7 +133,9 @@ class ReplayJob(models.Model):
             # One active job per consumer (the service answers 409 before this ever fires).
             models.UniqueConstraint(
                 fields=["consumer_id"],
-                condition=models.Q(status__in=["queued", "running"]),
+                # Two equalities, not IN: PostgreSQL prints this predicate back identically,
+                # so a cloned tenant schema compares equal to a migrated one.
+                condition=models.Q(status="queued") | models.Q(status="running"),
                 name="one_active_replay_per_consumer",
             )
         ]
