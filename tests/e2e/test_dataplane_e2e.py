@@ -252,3 +252,71 @@ def test_one_slow_pool_consumer_does_not_delay_another_tenants_deliveries(dp):
         "QueueUrls"
     ]:
         sqs.purge_queue(QueueUrl=url)
+
+
+def test_a_producer_restricted_subscription_only_gets_that_producers_events(dp):
+    w = dp.world
+    chosen, key, consumer, _, sub = dp.setup(w.a, w.admin_a, path="restricted")
+    with tenant_context(w.a):
+        services.subscription_update(actor=w.admin_a, subscription=sub, producer=chosen)
+        _, other_key = services.producer_create(actor=w.admin_a, name=f"o-{dp.tag}", kind="https")
+    relay.drain()
+    status, answer, _ = dp.send(other_key)
+    assert status == 202 and answer["deliveries"] == 0
+    status, answer, _ = dp.send(key)
+    assert status == 202 and answer["deliveries"] == 1
+    (got,) = wait_for(lambda: dp.received("restricted"), timeout=10)
+    assert json.loads(got["body"])["id"] == answer["id"]
+
+
+def test_an_event_sent_twice_with_the_producers_id_is_delivered_once(dp):
+    w = dp.world
+    _, key, *_ = dp.setup(w.a, w.admin_a, path="once")
+    event = {**ORDER, "id": f"order-{dp.tag}"}
+    first = dp.send(key, event)[1]
+    second = dp.send(key, event)[1]
+    assert second == {**first, "duplicate": True}
+    assert wait_for(lambda: dp.received("once"), timeout=10)
+    time.sleep(1)  # a second delivery would have arrived by now
+    assert len(dp.received("once")) == 1
+
+
+def test_tenant_as_events_never_reach_tenant_bs_consumers(dp):
+    w = dp.world
+    _, key_a, *_ = dp.setup(w.a, w.admin_a, path="tenant-a")
+    dp.setup(w.b, w.admin_b, path="tenant-b")
+    assert dp.send(key_a)[1]["deliveries"] == 1
+    assert wait_for(lambda: dp.received("tenant-a"), timeout=10)
+    time.sleep(1)
+    assert dp.received("tenant-b") == []
+
+
+def test_a_delivery_message_sqs_hands_out_twice_is_posted_once(dp):
+    w = dp.world
+    producer, _, consumer, _, sub = dp.setup(w.a, w.admin_a, path="dup")
+    event = messages.event_body(
+        event_id=f"evt_{uuid.uuid4().hex}",
+        type_="order.created",
+        time=messages.now_iso(),
+        data=ORDER["data"],
+        source_id=None,
+    )
+    delivery = messages.Delivery(
+        delivery_id=messages.new_delivery_id(),
+        tenant_id=str(w.a.pk),
+        consumer_id=str(consumer.pk),
+        subscription_id=str(sub.pk),
+        producer_id=str(producer.pk),
+        event_id=event["id"],
+        event_type=event["type"],
+    )
+    message = messages.delivery_message(delivery, event)
+    queue = aws.queue_url(w.a.delivery_queues[0].rsplit("/", 1)[-1])
+    for _ in range(2):  # the same message twice, as SQS may deliver it
+        aws.sqs().send_message(
+            QueueUrl=queue, MessageBody=message.body(), MessageAttributes=message.attributes()
+        )
+    assert wait_for(lambda: dp.received("dup"), timeout=10)
+    time.sleep(1.5)
+    posts = dp.received("dup")
+    assert len(posts) == 1 and posts[0]["webhook_id"] == delivery.delivery_id
