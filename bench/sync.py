@@ -260,11 +260,11 @@ def built_items(tenant):
     from django_tenants.utils import tenant_context
 
     from broker.sync import contract
-    from broker.sync.relay import _models
+    from broker.sync.registry import MODELS
 
     out = []
     with tenant_context(tenant):
-        for object_type, model in _models().items():
+        for object_type, model in MODELS.items():
             builder = contract.BUILDERS[object_type]
             out.extend(builder(obj, tenant=tenant) for obj in model.objects.iterator())
     return out

@@ -23,10 +23,6 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
-    pass
-
-
 class SafeLookupMixin:
     """A malformed id in the URL is a 404 like any other unknown object, not a 400 or 500."""
 

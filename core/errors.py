@@ -24,6 +24,13 @@ class ApplicationError(Exception):
         self.status_code = status_code
 
 
+def reject_unknown_fields(data, allowed) -> None:
+    """A 400 naming each key of `data` that is not in `allowed` ("Unknown field.")."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ApplicationError("Invalid input.", fields={k: ["Unknown field."] for k in unknown})
+
+
 def _fields_from(detail) -> dict:
     if isinstance(detail, dict):
         out = {}

@@ -3,7 +3,7 @@
 from django.contrib.auth import authenticate, get_user_model
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -98,11 +98,6 @@ class PortalTokenRefreshSerializer(TokenRefreshSerializer):
         for key, value in token_claims(request, user).items():
             access[key] = value
         return {"access": str(access)}
-
-
-class TokenPairResponse(serializers.Serializer):
-    refresh = serializers.CharField()
-    access = serializers.CharField()
 
 
 class TokenObtainView(TokenObtainPairView):

@@ -10,8 +10,6 @@ leaving, attributes that disagree with the body) goes to the public quarantine, 
 SQS message id: never lost, never crashing the job.
 """
 
-import contextlib
-import hashlib
 import json
 import logging
 import uuid
@@ -27,7 +25,7 @@ from django_tenants.utils import schema_context
 from broker import secrets
 from broker.dlq.models import QuarantinedMessage
 from broker.functions.shared import messages
-from core import aws
+from core import aws, locks
 from tenants.models import Tenant, TenantStatus
 
 from .models import ERROR_REDRIVEN, DeadLetter, LetterStatus
@@ -52,24 +50,10 @@ class IngestResult:
     tenants: set = field(default_factory=set)
 
 
-def _lock_id() -> int:
-    digest = hashlib.sha256(b"dlq-ingest").digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-@contextlib.contextmanager
 def _single_ingest():
     """One ingest at a time (the beat and the self-kick may overlap): the row upsert then needs
     no conflict handling. A session advisory lock dies with its connection (a killed worker)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_id()])
-        mine = cursor.fetchone()[0]
-    try:
-        yield mine
-    finally:
-        if mine:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_id()])
+    return locks.try_session_lock("dlq-ingest")
 
 
 def dlq_url() -> str:

@@ -1,8 +1,6 @@
 """The replay job runner (DESIGN.md flow 7): frozen selection → SendMessageBatch to the
 consumer's current delivery queue, 10 a call, at the job's rate; progress saved per batch."""
 
-import contextlib
-import hashlib
 import json
 import logging
 import random
@@ -10,13 +8,13 @@ import time
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from broker import secrets
 from broker.functions.shared import messages
 from broker.models import Consumer
-from core import aws
+from core import aws, locks
 from tenants.models import Tenant
 
 from .models import DeadLetter, JobStatus, LetterStatus, ReplayJob
@@ -148,24 +146,10 @@ def _send(queue_url: str, entries: list[dict], *, job_id, sleep=time.sleep) -> t
     return sent, refused
 
 
-def _lock_id(job_id) -> int:
-    digest = hashlib.sha256(f"replay-job:{job_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-@contextlib.contextmanager
 def _one_runner(job_id):
     """One runner per job (a resume kick may find it still running). A session advisory
     lock dies with its connection, so a killed worker's job can be resumed at once."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_id(job_id)])
-        mine = cursor.fetchone()[0]
-    try:
-        yield mine
-    finally:
-        if mine:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_id(job_id)])
+    return locks.try_session_lock("replay-job", job_id)
 
 
 def replay_job_run(*, tenant: Tenant, job_id, sleep=time.sleep, clock=time.monotonic) -> str:

@@ -1,6 +1,5 @@
 """What every configuration service does: lock, check limits, audit, outbox."""
 
-import hashlib
 import json
 
 from django.db import connection, transaction
@@ -9,6 +8,7 @@ from django.utils import timezone
 from broker.audit import audit_record
 from broker.sync import contract
 from broker.sync.models import OutboxEntry
+from core import locks
 from core.errors import ApplicationError
 from core.parsers import check_json_value
 
@@ -36,10 +36,7 @@ def quotas() -> dict[str, int]:
 
 def lock(name: str) -> None:
     """A transaction-scoped advisory lock per tenant: serialises count-then-insert limit checks."""
-    key = f"{name}:{connection.schema_name}".encode()
-    lock_id = int.from_bytes(hashlib.sha256(key).digest()[:8], "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+    locks.xact_lock(name, connection.schema_name)
 
 
 def check_limit(*, model, quota: str, label: str) -> None:
@@ -129,6 +126,27 @@ def record_change(
     )
     transaction.on_commit(_kick_relay)
     return entry
+
+
+def delete_recorded(
+    *, actor, object_type: str, obj, action: str = "", before=None, audit: bool = True
+) -> None:
+    """The one way a mirrored object is deleted: its version bumped, tombstones queued for
+    every item key it had, an audit row (unless `audit` is off), then the row itself."""
+    keys = keys_of(object_type, obj)
+    bump(obj)
+    record_change(
+        actor=actor,
+        action=action or f"{object_type}.delete",
+        object_type=object_type,
+        obj=obj,
+        before=before,
+        after=None,
+        deleted=True,
+        stale_keys=keys,
+        audit=audit,
+    )
+    obj.delete()
 
 
 def keys_of(object_type: str, obj) -> list[tuple[str, str]]:

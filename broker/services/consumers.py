@@ -11,7 +11,7 @@ from broker import secrets
 from broker.functions.shared import arn, ssrf
 from broker.models import Consumer, ConsumerAuth, Kind
 from broker.sync.contract import CONSUMER, SUBSCRIPTION
-from core.errors import ApplicationError
+from core.errors import ApplicationError, reject_unknown_fields
 
 from . import queues
 from ._common import (
@@ -19,7 +19,7 @@ from ._common import (
     check_at_most,
     check_limit,
     current_tenant,
-    keys_of,
+    delete_recorded,
     lock,
     quotas,
     raise_if,
@@ -342,11 +342,7 @@ def consumer_update(
     *, actor, consumer: Consumer, auth_secret: str | None = None, **changes
 ) -> Consumer:
     """Changes any of FIELDS but `kind`; `auth_secret` replaces the stored credential."""
-    unknown = set(changes) - set(FIELDS)
-    if unknown:
-        raise ApplicationError(
-            "Invalid input.", fields={k: ["Unknown field."] for k in sorted(unknown)}
-        )
+    reject_unknown_fields(changes, FIELDS)
     consumer = Consumer.objects.select_for_update().get(pk=consumer.pk)
     if "kind" in changes and changes["kind"] != consumer.kind:
         raise ApplicationError(
@@ -448,31 +444,10 @@ def consumer_delete(*, actor, consumer: Consumer) -> None:
 
     consumer = Consumer.objects.select_for_update().get(pk=consumer.pk)
     for sub in consumer.subscriptions.select_for_update():
-        keys = keys_of(SUBSCRIPTION, sub)
-        before = snapshot(sub, SUB_FIELDS)
-        bump(sub)
-        record_change(
-            actor=actor,
-            action="subscription.delete",
-            object_type=SUBSCRIPTION,
-            obj=sub,
-            before=before,
-            after=None,
-            deleted=True,
-            stale_keys=keys,
+        delete_recorded(
+            actor=actor, object_type=SUBSCRIPTION, obj=sub, before=snapshot(sub, SUB_FIELDS)
         )
-    keys = keys_of(CONSUMER, consumer)
-    before = snapshot(consumer, FIELDS)
-    bump(consumer)
-    record_change(
-        actor=actor,
-        action="consumer.delete",
-        object_type=CONSUMER,
-        obj=consumer,
-        before=before,
-        after=None,
-        deleted=True,
-        stale_keys=keys,
-    )
     queues.release(role=queues.CONSUMER, obj=consumer)
-    consumer.delete()
+    delete_recorded(
+        actor=actor, object_type=CONSUMER, obj=consumer, before=snapshot(consumer, FIELDS)
+    )

@@ -4,9 +4,16 @@ from jsonschema import SchemaError, validators
 from broker.functions.shared import patterns
 from broker.models import EventType
 from broker.sync.contract import EVENT_TYPE
-from core.errors import ApplicationError
+from core.errors import ApplicationError, reject_unknown_fields
 
-from ._common import bump, check_json_size, keys_of, raise_if, record_change, snapshot
+from ._common import (
+    bump,
+    check_json_size,
+    delete_recorded,
+    raise_if,
+    record_change,
+    snapshot,
+)
 
 FIELDS = ("name", "description", "schema")
 MAX_EVENT_TYPES = 1000
@@ -75,11 +82,7 @@ def event_type_create(
 @transaction.atomic
 def event_type_update(*, actor, event_type: EventType, **changes) -> EventType:
     """Description and schema change; the name is the type's identity and does not."""
-    unknown = set(changes) - {"description", "schema", "name"}
-    if unknown:
-        raise ApplicationError(
-            "Invalid input.", fields={k: ["Unknown field."] for k in sorted(unknown)}
-        )
+    reject_unknown_fields(changes, {"description", "schema", "name"})
     event_type = EventType.objects.select_for_update().get(pk=event_type.pk)
     if "name" in changes and changes["name"] != event_type.name:
         raise ApplicationError(
@@ -110,17 +113,6 @@ def event_type_update(*, actor, event_type: EventType, **changes) -> EventType:
 @transaction.atomic
 def event_type_delete(*, actor, event_type: EventType) -> None:
     event_type = EventType.objects.select_for_update().get(pk=event_type.pk)
-    keys = keys_of(EVENT_TYPE, event_type)
-    before = snapshot(event_type, FIELDS)
-    bump(event_type)
-    record_change(
-        actor=actor,
-        action="event_type.delete",
-        object_type=EVENT_TYPE,
-        obj=event_type,
-        before=before,
-        after=None,
-        deleted=True,
-        stale_keys=keys,
+    delete_recorded(
+        actor=actor, object_type=EVENT_TYPE, obj=event_type, before=snapshot(event_type, FIELDS)
     )
-    event_type.delete()

@@ -9,13 +9,14 @@ from django.utils import timezone
 from broker.functions.shared import arn, patterns
 from broker.models import ApiKey, Kind, Producer
 from broker.sync.contract import APIKEY, PRODUCER
-from core.errors import ApplicationError
+from core.errors import ApplicationError, reject_unknown_fields
 
 from . import queues
 from ._common import (
     bump,
     check_at_most,
     check_limit,
+    delete_recorded,
     keys_of,
     lock,
     quotas,
@@ -174,11 +175,7 @@ def producer_create(
 @transaction.atomic
 def producer_update(*, actor, producer: Producer, **changes) -> Producer:
     """Changes any of FIELDS except `kind` (an https producer cannot become an sqs one)."""
-    unknown = set(changes) - set(FIELDS)
-    if unknown:
-        raise ApplicationError(
-            "Invalid input.", fields={k: ["Unknown field."] for k in sorted(unknown)}
-        )
+    reject_unknown_fields(changes, FIELDS)
     producer = Producer.objects.select_for_update().get(pk=producer.pk)
     if "kind" in changes and changes["kind"] != producer.kind:
         raise ApplicationError(
@@ -223,34 +220,11 @@ def producer_delete(*, actor, producer: Producer) -> None:
             code="in_use",
         )
     for key in producer.api_keys.select_for_update():
-        keys = keys_of(APIKEY, key)
-        bump(key)
-        record_change(
-            actor=actor,
-            action="apikey.delete",
-            object_type=APIKEY,
-            obj=key,
-            before=None,
-            after=None,
-            deleted=True,
-            stale_keys=keys,
-            audit=False,
-        )
-    keys = keys_of(PRODUCER, producer)
-    before = snapshot(producer, FIELDS)
-    bump(producer)
-    record_change(
-        actor=actor,
-        action="producer.delete",
-        object_type=PRODUCER,
-        obj=producer,
-        before=before,
-        after=None,
-        deleted=True,
-        stale_keys=keys,
-    )
+        delete_recorded(actor=actor, object_type=APIKEY, obj=key, audit=False)
     queues.release(role=queues.PRODUCER, obj=producer)
-    producer.delete()
+    delete_recorded(
+        actor=actor, object_type=PRODUCER, obj=producer, before=snapshot(producer, FIELDS)
+    )
 
 
 def _require_https(producer: Producer) -> None:
@@ -347,17 +321,11 @@ def api_keys_expire(*, now=None) -> int:
         )
     )
     for key in expired:
-        keys = keys_of(APIKEY, key)
-        bump(key)
-        record_change(
+        delete_recorded(
             actor=None,
             action="apikey.expire",
             object_type=APIKEY,
             obj=key,
             before={"prefix": key.prefix, "producer": str(key.producer_id)},
-            after=None,
-            deleted=True,
-            stale_keys=keys,
         )
-        key.delete()
     return len(expired)

@@ -12,13 +12,11 @@ queue's ARN), and a queue is never both a producer's source and a consumer's tar
 would loop). Several consumers of a tenant may share a queue.
 """
 
-import hashlib
-
 from django.conf import settings
-from django.db import connection
 
 from broker.functions.shared import arn
 from broker.sync.models import QueueClaim
+from core import locks
 
 from ._common import current_tenant
 
@@ -26,10 +24,7 @@ PRODUCER, CONSUMER = "producer", "consumer"
 
 
 def _lock(queue_arn: str) -> None:
-    key = f"queue-arn:{queue_arn}".encode()
-    lock_id = int.from_bytes(hashlib.sha256(key).digest()[:8], "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+    locks.xact_lock("queue-arn", queue_arn)
 
 
 def is_platform_queue(queue_arn: str) -> bool:

@@ -3,12 +3,13 @@ from django.db import transaction
 from broker.functions.shared import patterns
 from broker.models import Consumer, Producer, Subscription
 from broker.sync.contract import SUBSCRIPTION
-from core.errors import ApplicationError
+from core.errors import reject_unknown_fields
 
 from ._common import (
     bump,
     check_json_size,
     check_limit,
+    delete_recorded,
     keys_of,
     lock,
     raise_if,
@@ -97,11 +98,7 @@ def subscription_create(
 
 @transaction.atomic
 def subscription_update(*, actor, subscription: Subscription, **changes) -> Subscription:
-    unknown = set(changes) - set(UPDATABLE)
-    if unknown:
-        raise ApplicationError(
-            "Invalid input.", fields={k: ["Unknown field."] for k in sorted(unknown)}
-        )
+    reject_unknown_fields(changes, UPDATABLE)
     sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
     errors: dict = {}
     _check_refs(changes.get("consumer"), changes.get("producer"), errors)
@@ -136,17 +133,4 @@ def subscription_update(*, actor, subscription: Subscription, **changes) -> Subs
 @transaction.atomic
 def subscription_delete(*, actor, subscription: Subscription) -> None:
     sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
-    keys = keys_of(SUBSCRIPTION, sub)
-    before = snapshot(sub, FIELDS)
-    bump(sub)
-    record_change(
-        actor=actor,
-        action="subscription.delete",
-        object_type=SUBSCRIPTION,
-        obj=sub,
-        before=before,
-        after=None,
-        deleted=True,
-        stale_keys=keys,
-    )
-    sub.delete()
+    delete_recorded(actor=actor, object_type=SUBSCRIPTION, obj=sub, before=snapshot(sub, FIELDS))

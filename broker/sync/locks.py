@@ -7,31 +7,15 @@ checks versions itself, against what it read), so it holds the lock exclusively:
 write a newer version of the tenant's items between its read and its write.
 """
 
-import contextlib
-import hashlib
+from core import locks
 
-from django.db import connection
-
-
-def _lock_id(tenant_id) -> int:
-    digest = hashlib.sha256(f"dynamo-writer:{tenant_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+NAME = "dynamo-writer"
 
 
 def try_shared_in_transaction(tenant_id) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock_shared(%s)", [_lock_id(tenant_id)])
-        return cursor.fetchone()[0]
+    return locks.try_xact_lock_shared(NAME, tenant_id)
 
 
-@contextlib.contextmanager
 def exclusive(tenant_id):
     """Waits for the relays writing this tenant to finish, then keeps them out."""
-    lock_id = _lock_id(tenant_id)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s)", [lock_id])
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
+    return locks.session_lock(NAME, tenant_id)

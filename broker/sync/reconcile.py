@@ -28,7 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
-from . import contract, dynamo, locks
+from . import contract, dynamo, locks, registry
 from .models import SyncJob, SyncState
 
 logger = logging.getLogger(__name__)
@@ -66,12 +66,6 @@ def _read_actual(tenant) -> dict:
             bool(item.get("deleted")),
         )
     return actual
-
-
-def _models():
-    from .relay import _models as relay_models
-
-    return relay_models()
 
 
 def sync_tenant(tenant, *, job: SyncJob | None = None, resync: bool = False) -> Counter:
@@ -125,7 +119,7 @@ def sync_tenant(tenant, *, job: SyncJob | None = None, resync: bool = False) -> 
 
         now = timezone.now()
         with schema_context(tenant.schema_name):
-            for object_type, model in _models().items():
+            for object_type, model in registry.MODELS.items():
                 for obj in model.objects.order_by("pk").iterator(chunk_size=CHUNK):
                     wants = contract.build_all(object_type, obj, tenant=tenant)
                     if resync:
@@ -240,6 +234,15 @@ def _save_states(states: list[SyncState]) -> None:
     )
 
 
+def job_create(*, kind: str, tenant=None, actor=None) -> SyncJob:
+    """The one place a resync or reconcile job is created (run it with run_job)."""
+    return SyncJob.objects.create(
+        kind=kind,
+        tenant=tenant,
+        requested_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+
+
 def run_job(job_id) -> SyncJob | None:
     """Runs a resync or reconcile job to its end; a redelivered job starts over (harmless)."""
     from tenants.models import Tenant
@@ -257,7 +260,7 @@ def run_job(job_id) -> SyncJob | None:
     total = 0
     for tenant in tenants:
         with schema_context(tenant.schema_name):
-            total += sum(m.objects.count() for m in _models().values())
+            total += sum(m.objects.count() for m in registry.MODELS.values())
     SyncJob.objects.filter(pk=job.pk).update(
         status="running", total=total, done=0, started_at=timezone.now(), counts={}, error=""
     )

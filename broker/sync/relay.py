@@ -22,7 +22,7 @@ from django_tenants.utils import schema_context
 
 from tenants.models import Tenant
 
-from . import contract, dynamo, locks
+from . import contract, dynamo, locks, registry
 from .models import OutboxEntry, SyncState
 
 # Every object type the relay writes (the rest, if any, are dropped).
@@ -34,18 +34,6 @@ BATCH_SIZE = 100
 # A tenant being resynced or reconciled is written by that job alone; its rows wait this long.
 LOCKED_TENANT_DELAY = timedelta(seconds=2)
 GONE = ("offboarding", "deleted")
-
-
-def _models():
-    from broker.models import ApiKey, Consumer, EventType, Producer, Subscription
-
-    return {
-        contract.PRODUCER: Producer,
-        contract.APIKEY: ApiKey,
-        contract.CONSUMER: Consumer,
-        contract.SUBSCRIPTION: Subscription,
-        contract.EVENT_TYPE: EventType,
-    }
 
 
 def backoff(attempts: int) -> timedelta:
@@ -64,7 +52,7 @@ def build_items(tenant, object_type: str, object_id: str, rows) -> list[dict]:
     if object_type == contract.TENANT:
         obj = tenant  # the tenant itself (public schema), as the caller read it
     else:
-        obj = _models()[object_type].objects.filter(pk=object_id).first()
+        obj = registry.MODELS[object_type].objects.filter(pk=object_id).first()
     if obj is not None:
         for item in contract.build_all(object_type, obj, tenant=tenant):
             items.append(item)

@@ -6,22 +6,10 @@ from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from . import contract
+from . import registry
 from .models import OutboxEntry, SyncJob, SyncState
 
 IN_SYNC, PENDING, FAILING = "in_sync", "pending", "failing"
-
-
-def _names():
-    from broker.models import ApiKey, Consumer, EventType, Producer, Subscription
-
-    return [
-        (contract.PRODUCER, Producer, "name"),
-        (contract.APIKEY, ApiKey, "prefix"),
-        (contract.CONSUMER, Consumer, "name"),
-        (contract.SUBSCRIPTION, Subscription, "event_type"),
-        (contract.EVENT_TYPE, EventType, "name"),
-    ]
 
 
 def tenant_sync_status(tenant) -> tuple[dict, list[dict]]:
@@ -52,7 +40,8 @@ def tenant_sync_status(tenant) -> tuple[dict, list[dict]]:
         }
     ]
     with schema_context(tenant.schema_name):
-        for object_type, model, label in _names():
+        for object_type, model in registry.MODELS.items():
+            label = registry.NAME_FIELDS[object_type]
             for pk, version, name in model.objects.values_list("pk", "version", label):
                 objects.append(
                     {

@@ -6,6 +6,7 @@ from celery import shared_task
 from django.db import connection
 
 from . import reconcile, relay
+from .models import SyncJobKind
 
 
 def kick_relay() -> None:
@@ -37,10 +38,8 @@ def sync_job_run(job_id: str) -> None:
 @shared_task(ignore_result=True)
 def reconcile_tick(jitter_seconds: float = 0) -> None:
     """Beat's entry point: the periodic reconciler as a job (drift counts are kept)."""
-    from .models import SyncJob
-
     connection.set_schema_to_public()
-    job = SyncJob.objects.create(kind="reconcile")
+    job = reconcile.job_create(kind=SyncJobKind.RECONCILE)
     countdown = random.uniform(0, jitter_seconds) if jitter_seconds else 0  # noqa: S311
     sync_job_run.apply_async(
         args=[str(job.pk)], countdown=countdown, headers={"_schema_name": "public"}

@@ -1,11 +1,9 @@
 """What the tenant services share: the status machine, locking, quota validation, URLs."""
 
-import contextlib
-import hashlib
-
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
+from core import locks
 from core.audit import actor_fields, diff
 from core.context import current_request_id
 from core.errors import ApplicationError
@@ -115,18 +113,6 @@ def public_url(path: str = "/") -> str:
     return f"{settings.PORTAL_URL_SCHEME}://{settings.PORTAL_BASE_DOMAIN}{port}{path}"
 
 
-@contextlib.contextmanager
 def _exclusive(name: str, key):
-    """A PostgreSQL advisory lock: yields False when someone else holds it."""
-    lock_id = int.from_bytes(
-        hashlib.sha256(f"{name}:{key}".encode()).digest()[:8], "big", signed=True
-    )
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_id])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
+    """A session advisory lock: yields False when someone else holds it."""
+    return locks.try_session_lock(name, key)

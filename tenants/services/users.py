@@ -6,7 +6,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from core.errors import ApplicationError
+from core.errors import ApplicationError, reject_unknown_fields
 
 from ..models import PlatformRole, User
 from ._common import platform_audit
@@ -76,11 +76,7 @@ def user_create(
 @transaction.atomic
 def user_update(*, user: User, actor=None, **changes) -> User:
     """Changes the fields in EDITABLE; keeps admin access in step with the role."""
-    unknown = sorted(set(changes) - set(EDITABLE))
-    if unknown:
-        raise ApplicationError(
-            "These fields cannot be changed here.", fields={k: ["Not editable."] for k in unknown}
-        )
+    reject_unknown_fields(changes, EDITABLE)
     if "platform_role" in changes:
         _check_role(changes["platform_role"])
     user = User.objects.select_for_update().get(pk=user.pk)

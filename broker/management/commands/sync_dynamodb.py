@@ -15,7 +15,7 @@ then exits 0, unless `--fail-on-error` is given (for scripts that must notice).
 from django.core.management.base import BaseCommand, CommandError
 
 from broker.sync import reconcile
-from broker.sync.models import SyncJob, SyncJobKind
+from broker.sync.models import SyncJobKind
 
 
 class Command(BaseCommand):
@@ -39,7 +39,7 @@ class Command(BaseCommand):
             if tenant is None:
                 raise CommandError(f"no tenant {options['tenant']!r}")
         kind = SyncJobKind.RECONCILE if options["reconcile"] else SyncJobKind.RESYNC
-        job = reconcile.run_job(SyncJob.objects.create(kind=kind, tenant=tenant).pk)
+        job = reconcile.run_job(reconcile.job_create(kind=kind, tenant=tenant).pk)
         self.stdout.write(f"{job.kind} {job.status}: {job.counts}")
         if job.status == "done":
             return
