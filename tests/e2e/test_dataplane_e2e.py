@@ -320,3 +320,49 @@ def test_a_delivery_message_sqs_hands_out_twice_is_posted_once(dp):
     time.sleep(1.5)
     posts = dp.received("dup")
     assert len(posts) == 1 and posts[0]["webhook_id"] == delivery.delivery_id
+
+
+def test_the_ingress_answers_errors_in_the_portals_shape(dp):
+    w = dp.world
+    _, key, *_ = dp.setup(w.a, w.admin_a, path="errors")
+    with tenant_context(w.a):
+        services.event_type_create(
+            actor=w.admin_a,
+            name="order.created",
+            schema={"type": "object", "required": ["order_id"]},
+        )
+    relay.drain()
+    cases = [
+        (
+            dp.runner.post("/v1/events", ORDER, headers={"Authorization": "Bearer nope"}),
+            401,
+            "not_authenticated",
+        ),
+        (
+            dp.runner.post("/v1/events", b"{not json", headers={"Authorization": f"Bearer {key}"}),
+            400,
+            "parse_error",
+        ),
+        (dp.send(key, {"type": "order.created"}), 400, "invalid"),
+        (dp.send(key, {"type": "order.created", "data": {"total": 1}}), 400, "schema_mismatch"),
+        (
+            dp.send(key, {"type": "order.created", "data": {"order_id": "x" * 300_000}}),
+            413,
+            "too_large",
+        ),
+    ]
+    for (status, answer, _), expected_status, code in cases:
+        assert (status, answer["error"]["code"]) == (expected_status, code), answer
+    assert dp.received("errors") == []
+
+
+def test_a_rotated_key_stops_working_when_its_grace_ends_and_the_new_one_works(dp):
+    w = dp.world
+    producer, old, *_ = dp.setup(w.a, w.admin_a, path="rotated")
+    assert dp.send(old)[0] == 202
+    with tenant_context(w.a):
+        _, new = services.producer_rotate_key(actor=w.admin_a, producer=producer, grace_seconds=1)
+    relay.drain()
+    assert wait_for(lambda: dp.send(new)[0] == 202, timeout=5, interval=0.2)
+    assert wait_for(lambda: dp.send(old)[0] == 401, timeout=5, interval=0.2)
+    assert dp.send(new)[0] == 202
