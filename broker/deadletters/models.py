@@ -74,6 +74,14 @@ class DeadLetter(models.Model):
             models.Index(fields=["status", "dead_lettered_at"], name="dl_status_time"),
             models.Index(fields=["consumer_id", "status"], name="dl_consumer_status"),
             models.Index(fields=["last_job", "status", "id"], name="dl_job_status_id"),
+            # The list's order: a page is an index range, not a sort of every letter.
+            models.Index(fields=["-dead_lettered_at", "-id"], name="dl_time_id"),
+            # The groups: an index-only scan of the pending letters.
+            models.Index(
+                fields=["status", "consumer_id", "last_status", "error_kind", "event_type"],
+                include=["dead_lettered_at"],
+                name="dl_groups",
+            ),
         ]
 
     def __str__(self):
