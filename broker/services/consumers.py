@@ -26,6 +26,7 @@ from ._common import (
     record_change,
     snapshot,
 )
+from .retry_policy import normalize_retry_policy
 
 FIELDS = (
     "name",
@@ -106,70 +107,88 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def normalize_retry_policy(
-    policy, *, max_attempts: int, errors: dict, previous_attempts: int | None = None
-) -> dict:
-    """Fills defaults and checks bounds. Attempts never exceed the tier's cap, unless the
-    stored policy already had as many (the cap was lowered since: kept, not raised)."""
-    field = "retry_policy"
-    if policy in (None, {}):
-        policy = {"strategy": "exponential"}
-    if not isinstance(policy, dict):
-        errors.setdefault(field, []).append("An object.")
-        return {}
-    strategy = policy.get("strategy", "exponential")
-    if strategy == "exponential":
-        allowed = {"strategy", "base_seconds", "cap_seconds", "jitter", "max_attempts"}
-        out = {
-            "strategy": "exponential",
-            "base_seconds": policy.get("base_seconds", 5),
-            "cap_seconds": policy.get("cap_seconds", 3600),
-            "jitter": policy.get("jitter", True),
-            "max_attempts": policy.get("max_attempts", max_attempts),
-        }
-        base, cap, attempts = out["base_seconds"], out["cap_seconds"], out["max_attempts"]
-        if not _is_int(base) or not 1 <= base <= 3600:
-            errors.setdefault(field, []).append("base_seconds: an integer from 1 to 3600.")
-        if not _is_int(cap) or not 1 <= cap <= 86_400:
-            errors.setdefault(field, []).append("cap_seconds: an integer from 1 to 86400.")
-        elif _is_int(base) and cap < base:
-            errors.setdefault(field, []).append("cap_seconds must be at least base_seconds.")
-        if not isinstance(out["jitter"], bool):
-            errors.setdefault(field, []).append("jitter: true or false.")
-    elif strategy == "schedule":
-        # max_attempts follows from the schedule; it is stored, so it may come back as read.
-        allowed = {"strategy", "schedule", "max_attempts"}
-        schedule = policy.get("schedule")
-        if (
-            not isinstance(schedule, list)
-            or not schedule
-            or not all(_is_int(s) and 1 <= s <= 86_400 for s in schedule)
-        ):
-            errors.setdefault(field, []).append(
-                "schedule: a non-empty list of delays in seconds (1 to 86400)."
-            )
-            return {}
-        out = {"strategy": "schedule", "schedule": schedule, "max_attempts": len(schedule) + 1}
-        attempts = out["max_attempts"]
-        if policy.get("max_attempts", attempts) != attempts:
-            errors.setdefault(field, []).append(
-                f"max_attempts: the schedule's length plus one ({attempts}), or left out."
-            )
-    else:
-        errors.setdefault(field, []).append("strategy: 'exponential' or 'schedule'.")
-        return {}
-    unknown = sorted(set(policy) - allowed)
-    if unknown:
-        errors.setdefault(field, []).append(f"Unknown keys: {', '.join(unknown)}.")
-    if not _is_int(attempts) or attempts < 1:
-        errors.setdefault(field, []).append("max_attempts: a positive integer.")
-    elif attempts > max_attempts and not (
-        previous_attempts is not None and attempts <= previous_attempts
-    ):
-        errors.setdefault(field, []).append(
-            f"At most {max_attempts} delivery attempts on your plan (max_delivery_attempts)."
+def _problem(check, value) -> str | None:
+    """The message of a check that raises (SSRF, ARN parsing), or None when it passes."""
+    try:
+        check(value)
+    except (ssrf.UnsafeURL, arn.ArnError) as exc:
+        return str(exc)
+    return None
+
+
+# Each rule: (field, applies to the consumer, message). The first failing rule of a field
+# wins; rules that need a call (SSRF, ARN) give their message through _problem.
+def _target_rules(c: Consumer) -> list[tuple[str, bool, str | None]]:
+    if c.kind == Kind.HTTPS:
+        return [
+            ("url", not c.url, "Required for an https consumer."),
+            ("url", bool(c.url), c.url and _problem(check_consumer_url, c.url)),
+            ("queue_arn", bool(c.queue_arn), "Only sqs consumers have a queue."),
+        ]
+    if c.kind == Kind.SQS:
+        return [
+            ("queue_arn", not c.queue_arn, "Required for an sqs consumer."),
+            (
+                "queue_arn",
+                bool(c.queue_arn),
+                c.queue_arn and _problem(arn.parse_sqs_arn, c.queue_arn),
+            ),
+            ("url", bool(c.url), "Only https consumers have a URL."),
+            (
+                "auth_type",
+                c.auth_type != ConsumerAuth.NONE,
+                "sqs consumers use IAM, not credentials.",
+            ),
+        ]
+    return [("kind", True, f"One of: {', '.join(Kind.values)}.")]
+
+
+def _header_name_problem(name: str) -> str | None:
+    if not HEADER_NAME_RE.match(name or ""):
+        return "The header name: letters, digits and hyphens."
+    return f"{name} is set by the broker." if name.lower() in RESERVED_HEADERS else None
+
+
+def _auth_rules(c: Consumer, auth_secret: str | None) -> list[tuple[str, bool, str | None]]:
+    auth, user = c.auth_type, c.auth_username
+    has_secret = bool(auth_secret) or (auth_secret is None and bool(c.auth_secret_encrypted))
+    rules = [
+        (
+            "auth_secret",
+            auth_secret is not None and len(auth_secret) > 4096,
+            "At most 4096 characters.",
         )
-    return out
+    ]
+    if auth not in ConsumerAuth.values:
+        return [("auth_type", True, f"One of: {', '.join(ConsumerAuth.values)}."), *rules]
+    if auth == ConsumerAuth.NONE:
+        message = "auth_username and auth_secret need auth_type header, basic or bearer."
+        return [("auth_type", bool(user or auth_secret), message), *rules]
+    user_rule = {
+        ConsumerAuth.HEADER: (True, _header_name_problem(user)),
+        ConsumerAuth.BASIC: (not user or ":" in user, "A user name without ':'."),
+        ConsumerAuth.BEARER: (bool(user), "Bearer auth takes no user name."),
+    }[auth]
+    return [
+        ("auth_username", *user_rule),
+        ("auth_secret", not has_secret, f"Required for {auth} auth."),
+        *rules,
+    ]
+
+
+def _timeout_rules(c: Consumer) -> list[tuple[str, bool, str | None]]:
+    in_range = _is_int(c.timeout_ms) and MIN_TIMEOUT_MS <= c.timeout_ms <= MAX_TIMEOUT_MS
+    return [
+        ("timeout_ms", not in_range, f"From {MIN_TIMEOUT_MS} to {MAX_TIMEOUT_MS} milliseconds.")
+    ]
+
+
+def _apply(rules, errors: dict) -> None:
+    failed: set[str] = set()
+    for field, applies, message in rules:
+        if applies and message and field not in failed:
+            failed.add(field)
+            errors.setdefault(field, []).append(message)
 
 
 def _validate(
@@ -177,75 +196,27 @@ def _validate(
 ) -> None:
     """`before`: the stored values on an update (a plan limit then applies only to raising)."""
     before = before or {}
-    if not consumer.name.strip():
-        errors.setdefault("name", []).append("This field is required.")
-    elif Consumer.objects.filter(name=consumer.name).exclude(pk=consumer.pk).exists():
-        errors.setdefault("name", []).append("A consumer with this name already exists.")
-    if consumer.kind == Kind.HTTPS:
-        if not consumer.url:
-            errors.setdefault("url", []).append("Required for an https consumer.")
-        else:
-            try:
-                check_consumer_url(consumer.url)
-            except ssrf.UnsafeURL as exc:
-                errors.setdefault("url", []).append(str(exc))
-        if consumer.queue_arn:
-            errors.setdefault("queue_arn", []).append("Only sqs consumers have a queue.")
-    elif consumer.kind == Kind.SQS:
-        if not consumer.queue_arn:
-            errors.setdefault("queue_arn", []).append("Required for an sqs consumer.")
-        else:
-            try:
-                arn.parse_sqs_arn(consumer.queue_arn)
-            except arn.ArnError as exc:
-                errors.setdefault("queue_arn", []).append(str(exc))
-            queues.check_queue_arn(
-                consumer.queue_arn,
-                role=queues.CONSUMER,
-                obj=consumer,
-                field="queue_arn",
-                errors=errors,
-            )
-        if consumer.url:
-            errors.setdefault("url", []).append("Only https consumers have a URL.")
-        if consumer.auth_type != ConsumerAuth.NONE:
-            errors.setdefault("auth_type", []).append("sqs consumers use IAM, not credentials.")
-    else:
-        errors.setdefault("kind", []).append(f"One of: {', '.join(Kind.values)}.")
-
-    auth = consumer.auth_type
-    has_secret = bool(auth_secret) or (auth_secret is None and consumer.auth_secret_encrypted)
-    if auth not in ConsumerAuth.values:
-        errors.setdefault("auth_type", []).append(f"One of: {', '.join(ConsumerAuth.values)}.")
-    elif auth == ConsumerAuth.NONE:
-        if consumer.auth_username or auth_secret:
-            errors.setdefault("auth_type", []).append(
-                "auth_username and auth_secret need auth_type header, basic or bearer."
-            )
-    else:
-        if auth == ConsumerAuth.HEADER:
-            name = consumer.auth_username
-            if not HEADER_NAME_RE.match(name or ""):
-                errors.setdefault("auth_username", []).append(
-                    "The header name: letters, digits and hyphens."
-                )
-            elif name.lower() in RESERVED_HEADERS:
-                errors.setdefault("auth_username", []).append(f"{name} is set by the broker.")
-        elif auth == ConsumerAuth.BASIC:
-            if not consumer.auth_username or ":" in consumer.auth_username:
-                errors.setdefault("auth_username", []).append("A user name without ':'.")
-        elif consumer.auth_username:
-            errors.setdefault("auth_username", []).append("Bearer auth takes no user name.")
-        if not has_secret:
-            errors.setdefault("auth_secret", []).append(f"Required for {auth} auth.")
-    if auth_secret is not None and len(auth_secret) > 4096:
-        errors.setdefault("auth_secret", []).append("At most 4096 characters.")
-
-    if not _is_int(consumer.timeout_ms) or not MIN_TIMEOUT_MS <= consumer.timeout_ms <= (
-        MAX_TIMEOUT_MS
-    ):
-        errors.setdefault("timeout_ms", []).append(
-            f"From {MIN_TIMEOUT_MS} to {MAX_TIMEOUT_MS} milliseconds."
+    taken = Consumer.objects.filter(name=consumer.name).exclude(pk=consumer.pk)
+    name_rules = [
+        ("name", not consumer.name.strip(), "This field is required."),
+        (
+            "name",
+            bool(consumer.name.strip()) and taken.exists(),
+            "A consumer with this name already exists.",
+        ),
+    ]
+    _apply(
+        [
+            *name_rules,
+            *_target_rules(consumer),
+            *_auth_rules(consumer, auth_secret),
+            *_timeout_rules(consumer),
+        ],
+        errors,
+    )
+    if consumer.kind == Kind.SQS and consumer.queue_arn:
+        queues.check_queue_arn(
+            consumer.queue_arn, role=queues.CONSUMER, obj=consumer, field="queue_arn", errors=errors
         )
     check_at_most(
         field="delivery_concurrency",

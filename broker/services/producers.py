@@ -56,19 +56,9 @@ def _validate(producer: Producer, errors: dict, *, before: dict | None = None) -
         errors.setdefault("name", []).append("A producer with this name already exists.")
     if producer.kind not in Kind.values:
         errors.setdefault("kind", []).append(f"One of: {', '.join(Kind.values)}.")
-    types = producer.allowed_event_types
-    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-        errors.setdefault("allowed_event_types", []).append("A list of event type patterns.")
-    elif len(types) > MAX_ALLOWED_EVENT_TYPES:
-        errors.setdefault("allowed_event_types", []).append(
-            f"At most {MAX_ALLOWED_EVENT_TYPES} patterns."
-        )
-    else:
-        for value in types:
-            try:
-                patterns.validate_event_type_pattern(value)
-            except patterns.PatternError as exc:
-                errors.setdefault("allowed_event_types", []).append(f"{value!r}: {exc}")
+    problems = _pattern_problems(producer.allowed_event_types)
+    if problems:
+        errors.setdefault("allowed_event_types", []).extend(problems)
     if producer.ingest_rate_per_second is not None or producer.ingest_burst is not None:
         limits = quotas()
         check_at_most(
@@ -87,23 +77,41 @@ def _validate(producer: Producer, errors: dict, *, before: dict | None = None) -
             limits=limits,
             previous=before.get("ingest_burst"),
         )
-    if producer.kind == Kind.SQS:
-        if not producer.source_queue_arn:
-            errors.setdefault("source_queue_arn", []).append("Required for an sqs producer.")
-        else:
-            try:
-                arn.parse_sqs_arn(producer.source_queue_arn)
-            except arn.ArnError as exc:
-                errors.setdefault("source_queue_arn", []).append(str(exc))
-            queues.check_queue_arn(
-                producer.source_queue_arn,
-                role=queues.PRODUCER,
-                obj=producer,
-                field="source_queue_arn",
-                errors=errors,
-            )
-    elif producer.source_queue_arn:
-        errors.setdefault("source_queue_arn", []).append("Only sqs producers have a source queue.")
+    _check_source_queue(producer, errors)
+
+
+def _pattern_problems(types) -> list[str]:
+    """What is wrong with a producer's allowed event type patterns (nothing: [])."""
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        return ["A list of event type patterns."]
+    if len(types) > MAX_ALLOWED_EVENT_TYPES:
+        return [f"At most {MAX_ALLOWED_EVENT_TYPES} patterns."]
+    problems = []
+    for value in types:
+        try:
+            patterns.validate_event_type_pattern(value)
+        except patterns.PatternError as exc:
+            problems.append(f"{value!r}: {exc}")
+    return problems
+
+
+def _check_source_queue(producer: Producer, errors: dict) -> None:
+    """An sqs producer names its own source queue; an https producer has none."""
+    field, queue_arn = "source_queue_arn", producer.source_queue_arn
+    if producer.kind != Kind.SQS:
+        if queue_arn:
+            errors.setdefault(field, []).append("Only sqs producers have a source queue.")
+        return
+    if not queue_arn:
+        errors.setdefault(field, []).append("Required for an sqs producer.")
+        return
+    try:
+        arn.parse_sqs_arn(queue_arn)
+    except arn.ArnError as exc:
+        errors.setdefault(field, []).append(str(exc))
+    queues.check_queue_arn(
+        queue_arn, role=queues.PRODUCER, obj=producer, field=field, errors=errors
+    )
 
 
 def _new_key(*, producer: Producer, actor) -> tuple[ApiKey, str]:

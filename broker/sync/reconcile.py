@@ -28,6 +28,8 @@ from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
+from tenants.models import Tenant
+
 from . import contract, dynamo, locks, registry
 from .models import SyncJob, SyncState
 
@@ -68,6 +70,49 @@ def _read_actual(tenant) -> dict:
     return actual
 
 
+def _sync_tenant_item(tenant, *, actual: dict, seen: set, counts: Counter, resync: bool) -> None:
+    """The TENANT item, written with a DynamoDB condition when it differs (or on a resync)."""
+    want = contract.tenant_item(tenant)
+    key = (want["PK"], want["SK"])
+    seen.add(key)
+    have = actual.get(key)
+    kind = "missing" if resync else _classify(want, have)
+    if kind in ("altered", "ahead"):
+        new_version = max(tenant.version, have[0]) + 1
+        Tenant.objects.filter(pk=tenant.pk).update(version=new_version)
+        tenant.version = new_version
+        want = contract.tenant_item(tenant)
+    if kind:
+        if not resync:
+            counts[kind] += 1
+        dynamo.put_versioned(want)
+        Tenant.objects.filter(pk=tenant.pk, synced_version__lt=tenant.version).update(
+            synced_version=tenant.version
+        )
+    counts["objects"] += 1
+
+
+def _compare(object_type, obj, tenant, actual, seen, counts, pending) -> list[dict]:
+    """One object's items against what the table holds: the differing ones go to `pending`;
+    an altered or newer item there bumps the object's version (all its items rewritten).
+    Returns the object's items as they are now."""
+    wants = contract.build_all(object_type, obj, tenant=tenant)
+    haves = [actual.get((w["PK"], w["SK"])) for w in wants]
+    kinds = [_classify(w, h) for w, h in zip(wants, haves, strict=True)]
+    seen.update((w["PK"], w["SK"]) for w in wants)
+    bumped = [h[0] for h, k in zip(haves, kinds, strict=True) if k in ("altered", "ahead")]
+    if bumped:
+        obj.version = max(obj.version, *bumped) + 1
+        type(obj).objects.filter(pk=obj.pk).update(version=obj.version)
+        wants = contract.build_all(object_type, obj, tenant=tenant)
+    for want, kind in zip(wants, kinds, strict=True):
+        if kind:
+            counts[kind] += 1
+        if kind or bumped:
+            pending.append(want)
+    return wants
+
+
 def sync_tenant(tenant, *, job: SyncJob | None = None, resync: bool = False) -> Counter:
     """Makes one tenant's items match PostgreSQL; returns drift counts. Safe to run at any
     time, repeatedly.
@@ -77,8 +122,6 @@ def sync_tenant(tenant, *, job: SyncJob | None = None, resync: bool = False) -> 
     partition); under the exclusive lock the table cannot hold a newer version of any of them
     than PostgreSQL, so this keeps every version guarantee. Extras are left to the reconciler.
     """
-    from tenants.models import Tenant
-
     counts = Counter()
     with locks.exclusive(tenant.pk):
         tenant = Tenant.objects.select_related("tier").get(pk=tenant.pk)
@@ -88,25 +131,7 @@ def sync_tenant(tenant, *, job: SyncJob | None = None, resync: bool = False) -> 
         actual = {} if resync else _read_actual(tenant)
         seen = set()
 
-        # The TENANT item, with a DynamoDB condition.
-        want = contract.tenant_item(tenant)
-        key = (want["PK"], want["SK"])
-        seen.add(key)
-        have = actual.get(key)
-        kind = "missing" if resync else _classify(want, have)
-        if kind in ("altered", "ahead"):
-            new_version = max(tenant.version, have[0]) + 1
-            Tenant.objects.filter(pk=tenant.pk).update(version=new_version)
-            tenant.version = new_version
-            want = contract.tenant_item(tenant)
-        if kind:
-            if not resync:
-                counts[kind] += 1
-            dynamo.put_versioned(want)
-            Tenant.objects.filter(pk=tenant.pk, synced_version__lt=tenant.version).update(
-                synced_version=tenant.version
-            )
-        counts["objects"] += 1
+        _sync_tenant_item(tenant, actual=actual, seen=seen, counts=counts, resync=resync)
 
         pending: list[dict] = []
         states: list[SyncState] = []
@@ -121,28 +146,11 @@ def sync_tenant(tenant, *, job: SyncJob | None = None, resync: bool = False) -> 
         with schema_context(tenant.schema_name):
             for object_type, model in registry.MODELS.items():
                 for obj in model.objects.order_by("pk").iterator(chunk_size=CHUNK):
-                    wants = contract.build_all(object_type, obj, tenant=tenant)
                     if resync:
+                        wants = contract.build_all(object_type, obj, tenant=tenant)
                         pending.extend(w for w in wants if not w.get("deleted"))
                     else:
-                        haves = [actual.get((w["PK"], w["SK"])) for w in wants]
-                        kinds = [_classify(w, h) for w, h in zip(wants, haves, strict=True)]
-                        seen.update((w["PK"], w["SK"]) for w in wants)
-                        bumped = [
-                            h[0]
-                            for h, k in zip(haves, kinds, strict=True)
-                            if k in ("altered", "ahead")
-                        ]
-                        if bumped:
-                            # One version for all of an object's items: every one is rewritten.
-                            obj.version = max(obj.version, *bumped) + 1
-                            model.objects.filter(pk=obj.pk).update(version=obj.version)
-                            wants = contract.build_all(object_type, obj, tenant=tenant)
-                        for want, kind in zip(wants, kinds, strict=True):
-                            if kind:
-                                counts[kind] += 1
-                            if kind or bumped:
-                                pending.append(want)
+                        wants = _compare(object_type, obj, tenant, actual, seen, counts, pending)
                     counts["objects"] += 1
                     states.append(
                         SyncState(
@@ -245,8 +253,6 @@ def job_create(*, kind: str, tenant=None, actor=None) -> SyncJob:
 
 def run_job(job_id) -> SyncJob | None:
     """Runs a resync or reconcile job to its end; a redelivered job starts over (harmless)."""
-    from tenants.models import Tenant
-
     job = SyncJob.objects.filter(pk=job_id).first()
     if job is None or job.status in ("done", "failed"):
         return job
