@@ -6,17 +6,16 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from broker.audit import audit_record
-from broker.sync import contract
+from broker.sync import contract, tasks
 from broker.sync.models import OutboxEntry
 from core import locks
 from core.errors import ApplicationError
 from core.parsers import check_json_value
+from tenants.models import Tenant
 
 
 def current_tenant():
     """The tenant whose schema is active (services always run inside one)."""
-    from tenants.models import Tenant
-
     tenant = getattr(connection, "tenant", None)
     if isinstance(tenant, Tenant) and tenant.tier_id:
         return tenant
@@ -29,8 +28,6 @@ def current_tenant():
 
 def quotas() -> dict[str, int]:
     """The tenant's quotas as they are now (the request's tenant object may be older)."""
-    from tenants.models import Tenant
-
     return Tenant.objects.select_related("tier").get(pk=current_tenant().pk).effective_quotas()
 
 
@@ -159,6 +156,4 @@ def bump(obj) -> None:
 
 
 def _kick_relay() -> None:
-    from broker.sync import tasks
-
     tasks.kick_relay()

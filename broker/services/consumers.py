@@ -27,6 +27,7 @@ from ._common import (
     snapshot,
 )
 from .retry_policy import normalize_retry_policy
+from .subscriptions import FIELDS as SUB_FIELDS
 
 FIELDS = (
     "name",
@@ -411,8 +412,6 @@ def consumer_rotate_signing_secret(
 @transaction.atomic
 def consumer_delete(*, actor, consumer: Consumer) -> None:
     """Deletes the consumer and its subscriptions (each gets its own tombstone and audit)."""
-    from .subscriptions import FIELDS as SUB_FIELDS
-
     consumer = Consumer.objects.select_for_update().get(pk=consumer.pk)
     for sub in consumer.subscriptions.select_for_update():
         delete_recorded(

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from broker.audit import audit_record
 from broker.functions.shared import arn, patterns
 from broker.models import ApiKey, Kind, Producer
 from broker.sync.contract import APIKEY, PRODUCER
@@ -278,8 +279,6 @@ def producer_rotate_key(
             audit=False,
         )
     key, raw = _new_key(producer=producer, actor=actor)
-    from broker.audit import audit_record
-
     audit_record(
         actor=actor,
         action="producer.rotate_key",

@@ -95,7 +95,13 @@ def validate_quota_overrides(overrides) -> dict[str, int]:
     return overrides
 
 
-def _kick(task, *args):
+# The tasks the services queue, by name. tenants/tasks.py imports the services, so
+# TenantsConfig.ready() registers them here instead of the services importing the tasks.
+TASKS: dict = {}
+
+
+def _kick(name: str, *args):
+    task = TASKS[name]
     transaction.on_commit(lambda: task.delay(*args))
 
 

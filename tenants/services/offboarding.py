@@ -4,6 +4,7 @@ import json
 import logging
 from pathlib import Path
 
+from django.apps import apps
 from django.conf import settings
 from django.core import serializers as django_serializers
 from django.db import connection, transaction
@@ -29,9 +30,7 @@ def tenant_offboard(*, tenant: Tenant, actor=None) -> Tenant:
         _transition(tenant, S.OFFBOARDING, action="offboard", actor=actor)
         tenant.version += 1
         tenant.save()
-    from ..tasks import tenant_offboard_task
-
-    _kick(tenant_offboard_task, str(tenant.pk))
+    _kick("offboard", str(tenant.pk))
     return tenant
 
 
@@ -42,8 +41,6 @@ def _secret_field(name: str) -> bool:
 
 
 def _export_tenant_data(tenant: Tenant) -> str:
-    from django.apps import apps
-
     export_dir = Path(settings.OFFBOARD_EXPORT_DIR)
     export_dir.mkdir(parents=True, exist_ok=True)
     path = export_dir / f"{tenant.slug}-{tenant.pk}.json"
@@ -155,7 +152,5 @@ def tenant_resume_offboarding(*, tenant: Tenant, actor=None) -> Tenant:
         detail={"error": (tenant.offboarding_report or {}).get("error", "")},
         request_id=current_request_id() or "",
     )
-    from ..tasks import tenant_offboard_task
-
-    _kick(tenant_offboard_task, str(tenant.pk))
+    _kick("offboard", str(tenant.pk))
     return tenant

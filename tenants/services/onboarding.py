@@ -125,9 +125,7 @@ def tenant_onboard(
         detail={"tier": tier_obj.name},
         request_id=current_request_id() or "",
     )
-    from ..tasks import tenant_provision_task
-
-    _kick(tenant_provision_task, str(tenant.pk))
+    _kick("provision", str(tenant.pk))
     return tenant
 
 
@@ -201,7 +199,5 @@ def tenant_retry_provisioning(*, tenant: Tenant, actor=None) -> Tenant:
     tenant = _locked(tenant.pk)
     _transition(tenant, S.PROVISIONING, action="retry_provisioning", actor=actor)
     tenant.save()
-    from ..tasks import tenant_provision_task
-
-    _kick(tenant_provision_task, str(tenant.pk))
+    _kick("provision", str(tenant.pk))
     return tenant
