@@ -364,7 +364,7 @@ def delivery_history(tenant_id, delivery_id: str) -> dict | None:
 def _event(item: dict | None) -> dict | None:
     if item is None:
         return None
-    value = item.get("event") or item.get("event_json") or item.get("body")
+    value = item.get("event")  # the event JSON as consumers receive it (the EVENT item)
     if isinstance(value, str):
         try:
             return json.loads(value)
