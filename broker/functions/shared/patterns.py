@@ -106,44 +106,52 @@ def _validate_object(node: dict, path: list, count: list) -> None:
             )
 
 
+def _anything_but_problem(arg) -> str | None:
+    if isinstance(arg, dict):
+        (op, value), *more = arg.items() or [(None, None)]
+        ok = not more and op in ("prefix", "suffix") and isinstance(value, str)
+        return None if ok else "'anything-but' takes a value, a list of values, or {\"prefix\": s}."
+    if isinstance(arg, list):
+        ok = bool(arg) and all(_is_scalar(v) for v in arg)
+        return None if ok else "'anything-but' takes a non-empty list of values."
+    return None if _is_scalar(arg) else "'anything-but' takes a value or a list of values."
+
+
+def _numeric_problem(arg) -> str | None:
+    if not isinstance(arg, list) or len(arg) not in (2, 4):
+        return "'numeric' takes [op, n] or [op, n, op, n]."
+    if all(arg[i] in NUMERIC_OPS and _is_number(arg[i + 1]) for i in range(0, len(arg), 2)):
+        return None
+    return f"'numeric': operators are {' '.join(NUMERIC_OPS)}, each followed by a number."
+
+
+def _takes(kind, message):
+    return lambda arg: None if isinstance(arg, kind) else message
+
+
+# operator → what is wrong with its argument (None: nothing)
+MATCHER_RULES = {
+    "prefix": _takes(str, "'prefix' takes a string."),
+    "suffix": _takes(str, "'suffix' takes a string."),
+    "equals-ignore-case": _takes(str, "'equals-ignore-case' takes a string."),
+    "exists": _takes(bool, "'exists' takes true or false."),
+    "anything-but": _anything_but_problem,
+    "numeric": _numeric_problem,
+}
+
+
 def _validate_matcher(matcher, path: list) -> None:
     if _is_scalar(matcher):
         return
     if not isinstance(matcher, dict) or len(matcher) != 1:
         raise PatternError("A matcher is a value or an object with one operator.", path)
     ((op, arg),) = matcher.items()
-    if op in ("prefix", "suffix", "equals-ignore-case"):
-        if not isinstance(arg, str):
-            raise PatternError(f"'{op}' takes a string.", path)
-    elif op == "exists":
-        if not isinstance(arg, bool):
-            raise PatternError("'exists' takes true or false.", path)
-    elif op == "anything-but":
-        if isinstance(arg, dict):
-            if (
-                len(arg) != 1
-                or next(iter(arg)) not in ("prefix", "suffix")
-                or not isinstance(next(iter(arg.values())), str)
-            ):
-                raise PatternError(
-                    "'anything-but' takes a value, a list of values, or {\"prefix\": s}.", path
-                )
-        elif isinstance(arg, list):
-            if not arg or not all(_is_scalar(v) for v in arg):
-                raise PatternError("'anything-but' takes a non-empty list of values.", path)
-        elif not _is_scalar(arg):
-            raise PatternError("'anything-but' takes a value or a list of values.", path)
-    elif op == "numeric":
-        if not isinstance(arg, list) or len(arg) not in (2, 4):
-            raise PatternError("'numeric' takes [op, n] or [op, n, op, n].", path)
-        for i in range(0, len(arg), 2):
-            if arg[i] not in NUMERIC_OPS or not _is_number(arg[i + 1]):
-                raise PatternError(
-                    f"'numeric': operators are {' '.join(NUMERIC_OPS)}, each followed by a number.",
-                    path,
-                )
-    else:
+    rule = MATCHER_RULES.get(op)
+    if rule is None:
         raise PatternError(f"Unknown operator {op!r}.", path)
+    problem = rule(arg)
+    if problem:
+        raise PatternError(problem, path)
 
 
 # --- filters: matching --------------------------------------------------------------------

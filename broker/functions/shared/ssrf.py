@@ -164,6 +164,25 @@ def check_url(
 
     `resolve` defaults to `socket.getaddrinfo` looked up at call time (tests patch it)."""
     resolve = resolve or socket.getaddrinfo
+    parts, host, port = _parse(url)
+    if parts.scheme in ("http", "https") and private_targets:
+        default_port = 80 if parts.scheme == "http" else 443
+        canonical = _canonical_host(host)
+        if any(t.matches(canonical, port or default_port) for t in private_targets):
+            return _private_target_addresses(canonical, port or default_port, resolve)
+    _check_scheme_and_port(parts.scheme, host, port, allow_http_hosts)
+    literal = parse_ip_literal(host)
+    if literal is not None:
+        if is_blocked_ip(literal):
+            raise UnsafeURL(f"{host} is not a public address.")
+        return [literal]
+    if host in BLOCKED_NAMES or host.endswith(BLOCKED_SUFFIXES):
+        raise UnsafeURL(f"{host} is not a public host.")
+    return _public_addresses(host, port or 443, resolve)
+
+
+def _parse(url):
+    """(parts, host, port) of a URL without spaces, control characters or user info."""
     if not isinstance(url, str) or not url:
         raise UnsafeURL("Enter a URL.")
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url) or "\\" in url:
@@ -178,27 +197,21 @@ def check_url(
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise UnsafeURL("The URL has no host.")
-    if parts.scheme in ("http", "https") and private_targets:
-        default_port = 80 if parts.scheme == "http" else 443
-        canonical = _canonical_host(host)
-        if any(t.matches(canonical, port or default_port) for t in private_targets):
-            return _private_target_addresses(canonical, port or default_port, resolve)
-    if parts.scheme == "http":
-        if host not in allow_http_hosts:
-            raise UnsafeURL("Only https URLs are allowed.")
-    elif parts.scheme != "https":
+    return parts, host, port
+
+
+def _check_scheme_and_port(scheme: str, host: str, port, allow_http_hosts) -> None:
+    """https everywhere; plain http only to the hosts allowed it; never port 0."""
+    if scheme not in ("http", "https") or (scheme == "http" and host not in allow_http_hosts):
         raise UnsafeURL("Only https URLs are allowed.")
     if port == 0:
         raise UnsafeURL("Port 0 is not allowed.")
-    literal = parse_ip_literal(host)
-    if literal is not None:
-        if is_blocked_ip(literal):
-            raise UnsafeURL(f"{host} is not a public address.")
-        return [literal]
-    if host in BLOCKED_NAMES or host.endswith(BLOCKED_SUFFIXES):
-        raise UnsafeURL(f"{host} is not a public host.")
+
+
+def _public_addresses(host: str, port: int, resolve) -> list[IPAddress]:
+    """Every address the name resolves to, each of them public (or UnsafeURL)."""
     try:
-        infos = resolve(host, port or 443, type=socket.SOCK_STREAM)
+        infos = resolve(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
         raise UnsafeURL(f"Could not resolve host {host}.") from None
     addresses = []
