@@ -137,13 +137,16 @@ def test_delivery_messages_reach_the_egress_as_sqs_records_successes_deleted_fai
     assert record["messageAttributes"]["tenant_id"]["stringValue"] == "t1"
     assert record["receiptHandle"] and record["messageId"]
 
-    # The failed one stays in the queue; the successful one is gone.
-    attrs = w.sqs.get_queue_attributes(QueueUrl=w.shared, AttributeNames=["All"])["Attributes"]
-    assert (
-        int(attrs["ApproximateNumberOfMessages"])
-        + int(attrs["ApproximateNumberOfMessagesNotVisible"])
-        == 1
-    )
+    # The successful one is deleted (once the handler has returned); the failed one stays.
+    def left():
+        attrs = w.sqs.get_queue_attributes(QueueUrl=w.shared, AttributeNames=["All"])
+        a = attrs["Attributes"]
+        return int(a["ApproximateNumberOfMessages"]) + int(
+            a["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    assert wait_for(lambda: left() == 1, timeout=5)
+    assert left() == 1
     w.sqs.purge_queue(QueueUrl=w.shared)
 
 
