@@ -33,6 +33,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from sync import drop_database, pct, recreate_database  # noqa: E402  (bench/sync.py)
+
 PASSWORD = "Load-Bench-2026!"
 READS = [
     "/api/v1/producers/",
@@ -55,26 +57,6 @@ def bench_database_url() -> tuple[str, str]:
 
 def admin_url(url: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/postgres"))
-
-
-def recreate_database(url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url(url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url(url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def pct(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def row(name, value, unit="", budget=""):
@@ -122,7 +104,7 @@ def setup(tenant_count: int) -> list[dict]:
                 actor=user,
                 name="c",
                 kind="sqs",
-                queue_arn="arn:aws:sqs:eu-west-1:123456789012:load-sink",
+                queue_arn=f"arn:aws:sqs:eu-west-1:123456789012:load-sink-{n}",  # one a tenant
             )
         out.append({"slug": slug, "email": user.email, "producers": [str(p.pk) for p in producers]})
     app.conf.task_always_eager = False
