@@ -271,6 +271,12 @@ SPECTACULAR_SETTINGS = {
         "EndpointKindEnum": "broker.models.Kind",
         "SyncJobKindEnum": "broker.sync.models.SyncJobKind",
         "ConsumerAuthEnum": "broker.models.ConsumerAuth",
+        # ... and several `status`.
+        "TenantStatusEnum": "tenants.models.TenantStatus",
+        "SyncJobStatusEnum": "broker.sync.models.SyncJobStatus",
+        "DeadLetterStatusEnum": "broker.deadletters.models.LetterStatus",
+        "ReplayJobStatusEnum": "broker.deadletters.models.JobStatus",
+        "QuarantineStatusEnum": "broker.dlq.models.QuarantineStatus",
     },
 }
 
