@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from boto3.dynamodb.types import TypeSerializer
 from django.conf import settings
+from django.core.cache import cache
 
 from broker.functions.shared import records
 from core import aws
@@ -110,7 +111,9 @@ def attempt(
 
 
 def clear() -> None:
-    """Deletes every item of the data-plane table (tests share the in-process moto)."""
+    """Deletes every item of the data-plane table (tests share the in-process moto), and the
+    portal's cached reads of it."""
+    cache.clear()
     ddb, table = aws.dynamodb(), settings.DATAPLANE_TABLE
     kwargs = {"TableName": table, "ProjectionExpression": "PK, SK"}
     while True:

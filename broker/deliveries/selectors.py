@@ -8,18 +8,23 @@ never a Scan, never one call per row of a page.
 
 import json
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from boto3.dynamodb.types import TypeDeserializer
 from django.conf import settings
+from django.core.cache import cache
 
 from broker.functions.shared import records
 from core import aws
 
 TENANT_COUNTERS = ("ingested", "routed", "rejected", "delivered", "failed", "dead")
 BATCH_GET_MAX = 100  # DynamoDB's limit of keys per BatchGetItem
+BATCH_GET_THREADS = 8
+# The console's per-tenant counters are kept this long (Redis): "last hour" may lag by it.
+ACTIVITY_CACHE_SECONDS = 30
 _deserializer = TypeDeserializer()
 
 
@@ -41,30 +46,31 @@ def _now(now: datetime | None) -> datetime:
     return (now or datetime.now(UTC)).astimezone(UTC)
 
 
+def _batch_get_chunk(ddb, table: str, chunk: list[tuple[str, str]]) -> list[dict]:
+    request = {table: {"Keys": [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in chunk]}}
+    found = []
+    for _ in range(8):
+        answer = ddb.batch_get_item(RequestItems=request)
+        found.extend(_item(raw) for raw in answer.get("Responses", {}).get(table, []))
+        request = answer.get("UnprocessedKeys") or {}
+        if not request:
+            break
+    return found
+
+
 def batch_get(keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
     """{(PK, SK): item} for the keys that exist, in ⌈n/100⌉ BatchGetItem calls (plus the
-    retries of unprocessed keys DynamoDB hands back under load)."""
+    retries of unprocessed keys DynamoDB hands back under load), up to BATCH_GET_THREADS at
+    a time (boto3 clients are thread-safe; each call is a network round trip)."""
     ddb, table = aws.dynamodb(), settings.DATAPLANE_TABLE
-    out: dict[tuple[str, str], dict] = {}
     unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), BATCH_GET_MAX):
-        request = {
-            table: {
-                "Keys": [
-                    {"PK": {"S": pk}, "SK": {"S": sk}}
-                    for pk, sk in unique[start : start + BATCH_GET_MAX]
-                ]
-            }
-        }
-        for _ in range(8):
-            answer = ddb.batch_get_item(RequestItems=request)
-            for raw in answer.get("Responses", {}).get(table, []):
-                item = _item(raw)
-                out[(item["PK"], item["SK"])] = item
-            request = answer.get("UnprocessedKeys") or {}
-            if not request:
-                break
-    return out
+    chunks = [unique[i : i + BATCH_GET_MAX] for i in range(0, len(unique), BATCH_GET_MAX)]
+    if len(chunks) <= 1:
+        results = [_batch_get_chunk(ddb, table, c) for c in chunks]
+    else:
+        with ThreadPoolExecutor(max_workers=min(BATCH_GET_THREADS, len(chunks))) as pool:
+            results = list(pool.map(lambda c: _batch_get_chunk(ddb, table, c), chunks))
+    return {(item["PK"], item["SK"]): item for found in results for item in found}
 
 
 def query(
@@ -137,11 +143,22 @@ def success_rate(ok: int, failed: int) -> float | None:
 
 def tenant_activity(tenant_ids, *, now: datetime | None = None) -> dict[str, dict]:
     """Per tenant: deliveries in the last hour (ok, failed, dead, success rate) and events
-    accepted today (the ingress's quota counter, attribute `c`). One BatchGetItem per 100 keys for the
-    whole page: 61 keys a tenant (60 minutes + today's quota counter)."""
+    accepted today (the ingress's quota counter, attribute `c`). One BatchGetItem per 100
+    keys for the whole page, 61 keys a tenant (60 minutes + today's quota counter); each
+    tenant's figures are then kept ACTIVITY_CACHE_SECONDS in the cache."""
     now = _now(now)
     minutes = [records.minute(now - timedelta(minutes=i)) for i in range(60)]
     today = records.day(now)
+    cache_keys = {str(t): f"dp-activity:{t}:{minutes[0]}" for t in tenant_ids}
+    cached = cache.get_many(list(cache_keys.values()))
+    missing = [t for t, key in cache_keys.items() if key not in cached]
+    out = {t: cached[key] for t, key in cache_keys.items() if key in cached}
+    fresh = _tenant_activity(missing, minutes=minutes, today=today) if missing else {}
+    cache.set_many({cache_keys[t]: v for t, v in fresh.items()}, ACTIVITY_CACHE_SECONDS)
+    return out | fresh
+
+
+def _tenant_activity(tenant_ids, *, minutes: list[str], today: str) -> dict[str, dict]:
     keys = []
     for tenant_id in map(str, tenant_ids):
         keys.extend(records.tenant_stats_key(tenant_id, m) for m in minutes)

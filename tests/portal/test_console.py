@@ -160,6 +160,13 @@ def test_delivery_counters_of_a_page_are_read_in_batches_not_per_row(world):
     # 42 tenants x 61 keys = 2562 keys: 26 BatchGetItem calls, nothing else.
     assert set(calls) == {"BatchGetItem"}
     assert len(calls) == 26
+    calls.clear()
+    events.register("before-call.dynamodb.*", count)
+    try:
+        console(world.support).get("/?per_page=50")
+    finally:
+        events.unregister("before-call.dynamodb.*", count)
+    assert calls == []  # the page's figures were kept for ACTIVITY_CACHE_SECONDS
 
 
 def test_the_dlq_column_shows_backlog_and_age_and_flags_an_alert(world):
