@@ -13,7 +13,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import connection
 
 from tests.broker.sync import _processes
 from tests.conftest import _free_port
@@ -50,7 +49,7 @@ def test_make_run_serves_with_gunicorn_by_default_and_runserver_only_in_dev_mode
 
 
 @pytest.mark.e2e
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db  # the server only runs SELECT 1: no data, no flush
 def test_fifty_concurrent_requests_open_at_most_workers_times_threads_connections(tmp_path):
     port = _free_port()
     app_name = f"web-bound-{os.getpid()}"
@@ -132,4 +131,3 @@ def test_fifty_concurrent_requests_open_at_most_workers_times_threads_connection
         server.terminate()
         server.wait(timeout=30)
         log.close()
-    connection.close()
