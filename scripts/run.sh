@@ -27,18 +27,19 @@ export WEB_PORT WEB_HOST
 # WEB_DB_MAX_CONNECTIONS), DEBUG off, static files collected and served by whitenoise; plain
 # http on this machine. `make run DEV=1` (or RUN_MODE=dev): runserver with autoreload, DEBUG on.
 RUN_MODE="${RUN_MODE:-$([[ "${DEV:-}" == 1 ]] && echo dev || echo prod)}"
+# One key per checkout, kept in var/, in both modes: secrets stored encrypted under it stay
+# readable when switching between `make run` and `make run DEV=1`.
+if [[ -z "${DJANGO_SECRET_KEY:-}" ]]; then
+    mkdir -p "$VAR_DIR"
+    [[ -s "$VAR_DIR/secret-key" ]] ||
+        (umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$VAR_DIR/secret-key")
+    DJANGO_SECRET_KEY="$(cat "$VAR_DIR/secret-key")"
+    export DJANGO_SECRET_KEY
+fi
 if [[ "$RUN_MODE" == dev ]]; then
     export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
-    export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-dev-only-insecure-key}"
 else
     export DJANGO_DEBUG="${DJANGO_DEBUG:-0}"
-    if [[ -z "${DJANGO_SECRET_KEY:-}" ]]; then # one key per checkout, kept in var/
-        mkdir -p "$VAR_DIR"
-        [[ -s "$VAR_DIR/secret-key" ]] ||
-            (umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$VAR_DIR/secret-key")
-        DJANGO_SECRET_KEY="$(cat "$VAR_DIR/secret-key")"
-        export DJANGO_SECRET_KEY
-    fi
     # No TLS on this machine: no https redirect, HSTS or secure-only cookies; http links.
     export DJANGO_SECURE_SSL_REDIRECT="${DJANGO_SECURE_SSL_REDIRECT:-0}"
     export DJANGO_SECURE_HSTS_SECONDS="${DJANGO_SECURE_HSTS_SECONDS:-0}"
