@@ -6,7 +6,7 @@ from rest_framework.routers import SimpleRouter
 
 from broker.deadletters import api as dead_letters_api
 from broker.sync import api as sync_api
-from portal import metrics, views
+from portal import metrics, views, views_console
 from portal.urls_common import urlpatterns as common
 from portal.urls_deadletters import public_urlpatterns as dead_letter_pages
 from tenants import api, seed_api
@@ -20,9 +20,15 @@ urlpatterns = [
     *common,
     path("", views.home, name="home"),
     path("metrics", metrics.metrics_view, name="metrics"),
+    path("console/tenants/<uuid:tenant_id>/", views_console.console_tenant, name="console-tenant"),
+    path(
+        "console/tenants/<uuid:tenant_id>/jobs/",
+        views_console.console_tenant_jobs,
+        name="console-tenant-jobs",
+    ),
     path(
         "console/tenants/<uuid:tenant_id>/<slug:action>/",
-        views.console_tenant_action,
+        views_console.console_tenant_action,
         name="console-tenant-action",
     ),
     # One sign-in page for everyone (with django-axes and the role check): the admin's too.

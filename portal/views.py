@@ -121,31 +121,6 @@ def console(request):
     )
 
 
-@require_POST
-@role_required(roles.OPERATOR)
-def console_tenant_action(request, tenant_id, action):
-    from broker.sync.services import sync_job_start
-
-    tenant = selectors.tenant_get(tenant_id=tenant_id)
-    actions = {
-        "suspend": services.tenant_suspend,
-        "resume": services.tenant_resume,
-        "offboard": services.tenant_offboard,
-        "retry-provisioning": services.tenant_retry_provisioning,
-        "resume-offboarding": services.tenant_resume_offboarding,
-        "resync": lambda tenant, actor: sync_job_start(tenant=tenant, actor=actor),
-    }
-    if tenant is None or action not in actions:
-        raise Http404
-    try:
-        actions[action](tenant=tenant, actor=request.user)
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{tenant.slug}: {action.replace('-', ' ')} requested.")
-    return redirect("/")
-
-
 # --- tenant self-service -----------------------------------------------------------------
 
 
@@ -270,9 +245,7 @@ def invitation_accept(request, token):
         if selectors.user_exists(email=invitation.email):
             # Proving an existing account's password is a sign-in: django-axes counts the
             # failures and locks the account out as the login form would.
-            authenticate(
-                request, username=invitation.email, password=form.cleaned_data["password"]
-            )
+            authenticate(request, username=invitation.email, password=form.cleaned_data["password"])
             if getattr(request, "axes_locked_out", False):
                 return render(request, "portal/locked_out.html", status=429)
         try:

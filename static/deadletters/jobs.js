@@ -1,11 +1,16 @@
-/* Replay jobs page: while a job is queued or running, refresh its progress every second. */
+/* Progress bars of long jobs (replay jobs, a tenant's resync and offboarding): while a job is
+   queued or running, refresh its row every second from the element's data-poll URL, which
+   answers {"results": [active jobs]}. A job carries `done` and `total` (or a replay job's
+   sent/skipped/failed) and may carry a `summary`; one gone from the answer is over, and the
+   page reloads to say how. Status changes are announced in the [data-live] region. */
 (function () {
   "use strict";
-  var table = document.querySelector("table[data-poll]");
-  if (!table) return;
-  var url = table.getAttribute("data-poll");
+  var box = document.querySelector("[data-poll]");
+  if (!box) return;
+  var url = box.getAttribute("data-poll");
+  var live = document.querySelector("[data-live]");
   var active = {};
-  table.querySelectorAll("tr[data-job]").forEach(function (row) {
+  box.querySelectorAll("[data-job]").forEach(function (row) {
     var status = row.querySelector("[data-field=status]").textContent.trim();
     if (status === "queued" || status === "running") active[row.getAttribute("data-job")] = row;
   });
@@ -15,6 +20,22 @@
     if (el) el.textContent = text;
   }
 
+  function announce(row, text) {
+    if (live) live.textContent = (row.getAttribute("data-name") || "Job") + ": " + text;
+  }
+
+  function update(row, job) {
+    var done = "done" in job ? job.done : job.sent + job.skipped + job.failed;
+    var bar = row.querySelector("[data-field=progress]");
+    bar.max = job.total || 1;
+    bar.value = done;
+    var before = row.querySelector("[data-field=status]").textContent.trim();
+    if (before !== job.status) announce(row, job.status);
+    set(row, "status", job.status);
+    set(row, "counts", job.summary || (job.sent + " sent · " + job.skipped + " skipped · " + job.failed + " failed / " + job.total));
+    if ("eta_seconds" in job) set(row, "eta", job.eta_seconds === null ? "" : job.eta_seconds + " s");
+  }
+
   function tick() {
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
@@ -22,21 +43,17 @@
         if (!data) return;
         var still = {};
         (data.results || []).forEach(function (job) { still[job.id] = job; });
+        var finished = false;
         Object.keys(active).forEach(function (id) {
-          var row = active[id];
-          var job = still[id];
-          if (!job) {
-            // Finished: the page itself says how (completed, cancelled or failed).
-            window.location.reload();
-            return;
-          }
-          var bar = row.querySelector("[data-field=progress]");
-          bar.max = job.total || 1;
-          bar.value = job.sent + job.skipped + job.failed;
-          set(row, "status", job.status);
-          set(row, "counts", job.sent + " sent · " + job.skipped + " skipped · " + job.failed + " failed / " + job.total);
-          set(row, "eta", job.eta_seconds === null ? "" : job.eta_seconds + " s");
+          if (still[id]) update(active[id], still[id]);
+          else finished = true;
         });
+        if (finished) {
+          // The page itself says how it ended (done, completed, cancelled or failed).
+          if (live) live.textContent = "A job finished; reloading.";
+          window.location.reload();
+          return;
+        }
         if (Object.keys(active).length) setTimeout(tick, 1000);
       })
       .catch(function () { setTimeout(tick, 3000); });

@@ -85,22 +85,32 @@ def _offboard(tenant_id, *, final: bool) -> Tenant | None:
     if tenant is None or tenant.status != S.OFFBOARDING:
         return tenant
     report = dict(tenant.offboarding_report or {})
+
+    def step_done():
+        # Saved after each step: the operator's page shows how far the teardown is.
+        Tenant.objects.filter(pk=tenant_id).update(offboarding_report=report)
+
     try:
         deleted_queues = report.get("deleted_queues", [])
         if tenant.silo_queue_url and tenant.silo_queue_url not in deleted_queues:
             aws.queue_delete(url=tenant.silo_queue_url)
             deleted_queues.append(tenant.silo_queue_url)
         report["deleted_queues"] = deleted_queues
+        step_done()
         report["tombstoned_items"] = report.get("tombstoned_items", 0) + hooks.tenant_tear_down(
             tenant
         )
+        step_done()
         # Dead letters hold event payloads: gone before the export, so it carries none.
         report.update(hooks.tenant_purge_dead_letters(tenant))
+        step_done()
         report["export_path"] = _export_tenant_data(tenant)
+        step_done()
         if schema_exists(tenant.schema_name):
             with connection.cursor() as cursor:
                 cursor.execute(f'DROP SCHEMA "{tenant.schema_name}" CASCADE')  # noqa: S608
         report["dropped_schema"] = tenant.schema_name
+        step_done()
         with transaction.atomic():
             tenant = _locked(tenant_id)
             report["removed_members"] = Membership.objects.filter(tenant=tenant).delete()[0]

@@ -27,7 +27,7 @@ def test_the_console_shows_queued_changes(world):
 def test_an_operator_resyncs_a_tenant_from_the_console(world, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = console(world.operator).post(
-            f"/console/tenants/{world.a.pk}/resync/", follow=True
+            f"/console/tenants/{world.a.pk}/resync/", {"confirm": "yes"}, follow=True
         )
     assert "tenant-a: resync requested." in response.content.decode()
     job = SyncJob.objects.get()
