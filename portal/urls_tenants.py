@@ -6,7 +6,7 @@ from rest_framework.routers import SimpleRouter
 from broker import api as broker_api
 from broker.deadletters import api as dead_letters_api
 from broker.sync import api as sync_api
-from portal import views, views_config
+from portal import views, views_config, views_subscriptions
 from portal.urls_common import urlpatterns as common
 from portal.urls_deadletters import tenant_urlpatterns as dead_letter_pages
 from portal.urls_deliveries import urlpatterns as deliveries
@@ -43,6 +43,16 @@ urlpatterns = [
         "config/subscription/<uuid:object_id>/edit/",
         views_config.subscription_edit,
         name="config-subscription-edit",
+    ),
+    path(
+        "config/subscription/<uuid:object_id>/test-filter/",
+        views_subscriptions.subscription_test_filter,
+        name="config-subscription-test-filter",
+    ),
+    path(
+        "config/subscription/<uuid:object_id>/test-event/",
+        views_subscriptions.subscription_test_event,
+        name="config-subscription-test-event",
     ),
     path(
         "config/<slug:kind>/<uuid:object_id>/<slug:action>/",

@@ -11,7 +11,6 @@ from core.errors import ApplicationError
 from tenants.permissions import IsAnyMember
 
 from .. import services
-from ..functions.shared import patterns
 from ..models import (
     Consumer,
     Producer,
@@ -145,29 +144,8 @@ class SubscriptionViewSet(ConfigViewSet):
             pattern, event_type = sub.filter, event_type or sub.event_type
         else:
             pattern = data["filter"]
-        errors = {}
-        try:
-            patterns.validate_filter(pattern)
-        except patterns.PatternError as exc:
-            path = ".".join(str(p) for p in exc.path)
-            errors["filter"] = [f"{path}: {exc}" if path else str(exc)]
-        if event_type:
-            try:
-                patterns.validate_event_type_pattern(event_type)
-            except patterns.PatternError as exc:
-                errors["event_type"] = [str(exc)]
-        if errors:
-            raise ApplicationError("Invalid input.", fields=errors)
-        event = data["event"]
-        result = patterns.explain(pattern, event)
-        type_ok = None
-        if event_type:
-            type_ok = patterns.event_type_matches(event_type, str(event.get("type", "")))
         return Response(
-            {
-                "matches": bool(result["matches"]) and type_ok is not False,
-                "event_type_matches": type_ok,
-                "filter_matches": bool(result["matches"]),
-                "reasons": result["reasons"],
-            }
+            services.subscription_filter_test(
+                pattern=pattern, event=data["event"], event_type=event_type
+            )
         )

@@ -18,7 +18,7 @@ from broker import services as config_services
 from broker.audit import audit_record
 from broker.functions.ingress import routing
 from broker.functions.shared import messages
-from broker.models import Consumer
+from broker.models import Consumer, Subscription
 from core import aws
 from core.errors import ApplicationError
 from tenants.models import Membership, TenantRole
@@ -119,13 +119,16 @@ def delivery_resend(*, tenant, actor, delivery_id: str) -> dict:
     }
 
 
-def consumer_test_event(*, tenant, actor, consumer: Consumer, data=None) -> dict:
-    """A test event (`broker.test`, marked `test` in its delivery) to one consumer, through
-    the routing code's message builder and queue choice."""
+def _test_event(*, tenant, actor, consumer: Consumer, subscription=None, data=None) -> dict:
+    """A test event (marked `test` in its delivery) to one consumer, through the routing
+    code's message builder and queue choice; audited on the object it was sent from."""
     _live_consumer(consumer.pk)
+    event_type = TEST_EVENT_TYPE
+    if subscription is not None and "*" not in subscription.event_type:
+        event_type = subscription.event_type  # what the subscription really receives
     event = messages.event_body(
         event_id="evt_" + uuid.uuid4().hex,
-        type_=TEST_EVENT_TYPE,
+        type_=event_type,
         time=messages.now_iso(),
         data=data if data is not None else {"message": "Test event sent from the portal."},
         source_id=None,
@@ -134,26 +137,49 @@ def consumer_test_event(*, tenant, actor, consumer: Consumer, data=None) -> dict
         tenant_id=str(tenant.pk),
         producer_id="",
         event=event,
-        routes=[{"consumer_id": str(consumer.pk), "subscription_id": None}],
+        routes=[
+            {
+                "consumer_id": str(consumer.pk),
+                "subscription_id": str(subscription.pk) if subscription else None,
+            }
+        ],
         event_index=0,
     )
     outgoing.message.delivery.producer_id = None
     outgoing.message.delivery.test = True
+    source = subscription or consumer
     with transaction.atomic():
         audit_record(
             actor=actor,
-            action="consumer.test_event",
-            object_type="consumer",
-            object_id=consumer.pk,
+            action=f"{'subscription' if subscription else 'consumer'}.test_event",
+            object_type="subscription" if subscription else "consumer",
+            object_id=source.pk,
             after={"delivery_id": outgoing.message.delivery.delivery_id},
         )
         _send(tenant, outgoing.message)
     return {
         "delivery_id": outgoing.message.delivery.delivery_id,
         "event_id": event["id"],
-        "event_type": TEST_EVENT_TYPE,
+        "event_type": event_type,
         "consumer": str(consumer.pk),
     }
+
+
+def consumer_test_event(*, tenant, actor, consumer: Consumer, data=None) -> dict:
+    """A test event (`broker.test`) to one consumer."""
+    return _test_event(tenant=tenant, actor=actor, consumer=consumer, data=data)
+
+
+def subscription_test_event(*, tenant, actor, subscription: Subscription, data=None) -> dict:
+    """A test event to the subscription's consumer, as the subscription delivers it: its event
+    type when the subscription names one (`broker.test` for a pattern), its subscription id."""
+    return _test_event(
+        tenant=tenant,
+        actor=actor,
+        consumer=subscription.consumer,
+        subscription=subscription,
+        data=data,
+    )
 
 
 # --- endpoint auto-disable ---------------------------------------------------------------

@@ -20,7 +20,12 @@ from .producers import (
     producer_rotate_key,
     producer_update,
 )
-from .subscriptions import subscription_create, subscription_delete, subscription_update
+from .subscriptions import (
+    subscription_create,
+    subscription_delete,
+    subscription_filter_test,
+    subscription_update,
+)
 
 __all__ = [
     "api_keys_expire",
@@ -38,6 +43,7 @@ __all__ = [
     "producer_rotate_key",
     "producer_update",
     "subscription_create",
+    "subscription_filter_test",
     "subscription_delete",
     "subscription_update",
 ]

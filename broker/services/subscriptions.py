@@ -3,7 +3,7 @@ from django.db import transaction
 from broker.functions.shared import patterns
 from broker.models import Consumer, Producer, Subscription
 from broker.sync.contract import SUBSCRIPTION
-from core.errors import reject_unknown_fields
+from core.errors import ApplicationError, reject_unknown_fields
 
 from ._common import (
     bump,
@@ -134,3 +134,31 @@ def subscription_update(*, actor, subscription: Subscription, **changes) -> Subs
 def subscription_delete(*, actor, subscription: Subscription) -> None:
     sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
     delete_recorded(actor=actor, object_type=SUBSCRIPTION, obj=sub, before=snapshot(sub, FIELDS))
+
+
+def subscription_filter_test(*, pattern, event: dict, event_type: str | None = None) -> dict:
+    """Whether a sample event matches a filter (and an event type pattern), and why: each
+    path of the filter with what the event holds there. Nothing is saved."""
+    errors = {}
+    try:
+        patterns.validate_filter(pattern)
+    except patterns.PatternError as exc:
+        path = ".".join(str(p) for p in exc.path)
+        errors["filter"] = [f"{path}: {exc}" if path else str(exc)]
+    if event_type:
+        try:
+            patterns.validate_event_type_pattern(event_type)
+        except patterns.PatternError as exc:
+            errors["event_type"] = [str(exc)]
+    if errors:
+        raise ApplicationError("Invalid input.", fields=errors)
+    result = patterns.explain(pattern, event)
+    type_ok = None
+    if event_type:
+        type_ok = patterns.event_type_matches(event_type, str(event.get("type", "")))
+    return {
+        "matches": bool(result["matches"]) and type_ok is not False,
+        "event_type_matches": type_ok,
+        "filter_matches": bool(result["matches"]),
+        "reasons": result["reasons"],
+    }
