@@ -5,7 +5,9 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
+from django.core.exceptions import PermissionDenied
 from django.db import connection
+from django.utils.html import format_html, format_html_join
 from django_tenants.utils import get_public_schema_name
 
 from core.errors import ApplicationError
@@ -32,7 +34,20 @@ def _operators_only(request) -> bool:
     )
 
 
-admin.site.has_permission = _operators_only
+def _admin_permission(request) -> bool:
+    """Anonymous visitors are sent to sign in; a signed-in user who is not an operator (support,
+    a tenant's member) gets the 403 page: signing in again would not help them."""
+    if request.user.is_authenticated and not _operators_only(request):
+        raise PermissionDenied
+    return _operators_only(request)
+
+
+def quota_words(name: str) -> str:
+    """`daily_event_quota` → "Daily event quota"."""
+    return name.replace("_", " ").capitalize()
+
+
+admin.site.has_permission = _admin_permission
 admin.site.site_header = "Event broker — operator admin"
 
 
@@ -80,6 +95,15 @@ class OnboardTenantForm(forms.ModelForm):
     class Meta:
         model = Tenant
         fields = ["name", "slug", "tier", "admin_email"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The seed API may onboard without one; a tenant added here always gets its first admin.
+        self.fields["admin_email"].required = True
+        self.fields["admin_email"].label = "First admin's e-mail"
+        self.fields[
+            "admin_email"
+        ].help_text = "An invitation to become the tenant's admin goes to this address."
 
     def clean(self):
         data = super().clean()
@@ -205,6 +229,7 @@ class TenantAdmin(OperatorAdmin):
             "admin_email",
             "schema_name",
             "quota_overrides",
+            "quotas_in_words",
             "provisioning_error",
             "delivery_queues",
             "silo_queue_url",
@@ -242,6 +267,29 @@ class TenantAdmin(OperatorAdmin):
 
     def get_inlines(self, request, obj):
         return [] if obj is None else self.inlines
+
+    @admin.display(description="Quotas in effect")
+    def quotas_in_words(self, obj):
+        overrides = obj.quota_overrides or {}
+        return format_html(
+            "<table>{}</table>",
+            format_html_join(
+                "",
+                "<tr><th scope='row'>{}</th><td>{}</td><td>{}</td></tr>",
+                (
+                    (quota_words(name), value, "override" if name in overrides else "tier")
+                    for name, value in obj.effective_quotas().items()
+                ),
+            ),
+        )
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "quota_overrides" and field is not None:
+            field.help_text = "A JSON object of quota names and values; the names: " + ", ".join(
+                f"{name} ({quota_words(name).lower()})" for name in QUOTA_FIELDS
+            )
+        return field
 
     def has_delete_permission(self, request, obj=None):
         return False  # deletion is offboarding, an action with a report
