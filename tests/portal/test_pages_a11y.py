@@ -153,7 +153,7 @@ def test_every_page_passes_axe_and_fits_a_phone(live_server, settings, browser):
     public, tenant_base = f"http://localhost:{port}", f"http://globex.localhost:{port}"
     pages = {
         "public": [("login", "/login/")],
-        "operator": [("console", "/")],
+        "operator": [("console", "/"), ("console-tenant", f"/console/tenants/{tenant.pk}/")],
         "tenant": [
             ("dashboard", "/"),
             ("config", "/config/"),
