@@ -83,6 +83,7 @@ class Options:
     source_handler: str = "broker.functions.ingress:sqs_source_handler"
     egress_handler: str = "broker.functions.egress:handler"
     egress_flush: str = "broker.functions.egress:flush_records"
+    ingress_flush: str = "broker.functions.ingress:flush_stats"
 
     @classmethod
     def from_env(cls) -> "Options":
@@ -99,6 +100,7 @@ class Options:
             source_handler=os.environ.get("RUNNER_SOURCE_HANDLER", d.source_handler),
             egress_handler=os.environ.get("RUNNER_EGRESS_HANDLER", d.egress_handler),
             egress_flush=os.environ.get("RUNNER_EGRESS_FLUSH", d.egress_flush),
+            ingress_flush=os.environ.get("RUNNER_INGRESS_FLUSH", d.ingress_flush),
         )
 
 
@@ -470,6 +472,7 @@ class Runner:
         self.source = load(options.source_handler)
         self.ingress = load(options.ingress_handler) if serve_http else None
         self.flush = load(options.egress_flush, optional=True)
+        self.ingress_flush = load(options.ingress_flush, optional=True)
 
     def count(self, kind: str, ok: int, failed: int) -> None:
         with self._counts_lock:
@@ -530,12 +533,13 @@ class Runner:
                 next_discovery = time.monotonic() + self.options.discover_seconds
 
     def _flush(self) -> None:
-        if self.flush is None:
-            return
-        try:
-            self.flush()
-        except Exception:
-            log.exception("flushing delivery records failed")
+        for flush, what in ((self.flush, "delivery records"), (self.ingress_flush, "counters")):
+            if flush is None:
+                continue
+            try:
+                flush()
+            except Exception:
+                log.exception("flushing %s failed", what)
 
     def stop(self) -> None:
         if self.stopped.is_set():

@@ -244,7 +244,7 @@ def dataplane(monkeypatch):
         settings.reload()
         aws.reset_clients()
         config.clear()
-        limits._windows.clear()
+        limits.reset()
         envelope._validators.clear()
         routing._filters.clear()
 

@@ -6,5 +6,6 @@ Modules: `api` (HTTP request â†’ response), `sqs_source` (source-queue records â
 """
 
 from .handlers import handler, sqs_source_handler
+from .limits import flush_stats
 
-__all__ = ["handler", "sqs_source_handler"]
+__all__ = ["flush_stats", "handler", "sqs_source_handler"]

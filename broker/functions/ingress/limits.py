@@ -22,13 +22,17 @@ import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from time import monotonic
 
-from botocore.exceptions import ClientError
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from broker.functions import aws, settings
 from broker.functions.shared import records
 
 from .errors import IngressError
+
+logger = Logger(service="broker-ingress", child=True)
 
 DEDUP_SECONDS = 24 * 3600
 QUOTA_TTL_SECONDS = 3 * 86_400
@@ -196,12 +200,63 @@ def release_event_id(tenant_id: str, producer_id: str, source_id: str) -> None:
 
 # --- per-tenant per-minute counters ----------------------------------------------------------
 
+# Counts are summed in memory per (tenant, minute) and written with one UpdateItem ADD per
+# key: at once when this instance has not written for STATS_MAX_AGE seconds (a quiet
+# producer's request is counted right away), else by the first request after that (and by the
+# local runner every second). Under load that is one write per key per STATS_MAX_AGE instead
+# of one per request. What an instance reclaimed (or left idle) after a busy second never
+# writes: at most STATS_MAX_AGE seconds of its counts.
+STATS_MAX_AGE = 1.0
+_stats_lock = threading.Lock()
+_stats_flush_lock = threading.Lock()
+_stats: dict[tuple[str, str], list[int]] = {}
+_stats_written = [0.0]  # monotonic time of the last write (0: never)
+
 
 def record_stats(tenant_id: str, *, ingested: int, routed: int, rejected: int) -> None:
-    """One UpdateItem per request on the tenant's current minute."""
+    """Adds a request's counts to the tenant's current minute (buffered, see above)."""
     if not (ingested or routed or rejected):
         return
-    pk, sk = records.tenant_stats_key(tenant_id, records.minute())
+    key = records.tenant_stats_key(tenant_id, records.minute())
+    with _stats_lock:
+        counts = _stats.setdefault(key, [0, 0, 0])
+        counts[0] += ingested
+        counts[1] += routed
+        counts[2] += rejected
+        due = monotonic() - _stats_written[0] >= STATS_MAX_AGE
+    if due:
+        try:
+            flush_stats()
+        except (BotoCoreError, ClientError) as exc:
+            # The events are routed already: a 503 now would make the producer send them
+            # again. The counts stay buffered for the next flush.
+            logger.warning("writing counters failed", extra={"error": f"{exc}"[:500]})
+
+
+def flush_stats() -> int:
+    """Writes the buffered counts (one UpdateItem per tenant and minute); returns the calls
+    made. A failed write keeps its counts for the next flush and raises."""
+    with _stats_flush_lock:
+        with _stats_lock:
+            pending = dict(_stats)
+            _stats.clear()
+            _stats_written[0] = monotonic()
+        calls = 0
+        for number, ((pk, sk), (ingested, routed, rejected)) in enumerate(pending.items()):
+            try:
+                calls += 1
+                _add_stats(pk, sk, ingested=ingested, routed=routed, rejected=rejected)
+            except Exception:
+                with _stats_lock:
+                    for key, counts in list(pending.items())[number:]:
+                        kept = _stats.setdefault(key, [0, 0, 0])
+                        for i in range(3):
+                            kept[i] += counts[i]
+                raise
+        return calls
+
+
+def _add_stats(pk: str, sk: str, *, ingested: int, routed: int, rejected: int) -> None:
     aws.dynamodb().update_item(
         TableName=_table(),
         Key={"PK": {"S": pk}, "SK": {"S": sk}},
@@ -214,3 +269,12 @@ def record_stats(tenant_id: str, *, ingested: int, routed: int, rejected: int) -
             ":ttl": {"N": str(int(time.time()) + STATS_TTL_SECONDS)},
         },
     )
+
+
+def reset() -> None:
+    """Forgets this process's in-memory state (tests): rate windows and unwritten counts."""
+    with _lock:
+        _windows.clear()
+    with _stats_lock:
+        _stats.clear()
+        _stats_written[0] = 0.0

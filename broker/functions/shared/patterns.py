@@ -13,6 +13,7 @@ exact values (string, number, boolean, null), `{"prefix": s}`, `{"suffix": s}`,
 `{}` matches every event.
 """
 
+import operator
 import re
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$")
@@ -157,14 +158,17 @@ def _validate_matcher(matcher, path: list) -> None:
 # --- filters: matching --------------------------------------------------------------------
 
 
+_COMPARE = {
+    "=": operator.eq,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
 def _compare(op: str, value, bound) -> bool:
-    return {
-        "=": value == bound,
-        "<": value < bound,
-        "<=": value <= bound,
-        ">": value > bound,
-        ">=": value >= bound,
-    }[op]
+    return _COMPARE[op](value, bound)
 
 
 def _matches_value(matcher, value) -> bool:
@@ -242,8 +246,20 @@ def _walk(pattern: dict, event, path: list, reasons: list) -> bool:
     return ok
 
 
+def _matches(pattern: dict, event) -> bool:
+    """`_walk` without the reasons (the routing path: no text built per leaf)."""
+    for key, sub in pattern.items():
+        value = event.get(key, MISSING) if isinstance(event, dict) else MISSING
+        if isinstance(sub, dict):
+            if not (isinstance(value, dict) and _matches(sub, value)):
+                return False
+        elif not _match_leaf(sub, value):
+            return False
+    return True
+
+
 def filter_matches(pattern: dict, event: dict) -> bool:
-    return _walk(pattern or {}, event, [], [])
+    return _matches(pattern or {}, event)
 
 
 def explain(pattern: dict, event: dict) -> dict:
