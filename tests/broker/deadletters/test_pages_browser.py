@@ -4,6 +4,7 @@ a confirmation, and watches the job's progress bar finish."""
 
 import pytest
 from django_tenants.utils import tenant_context
+from playwright.sync_api import expect
 
 from broker import services as broker_services
 from broker.deadletters import runner
@@ -58,7 +59,7 @@ def test_an_admin_reads_a_dead_letter_and_replays_every_one_with_a_confirmation(
     payload = page.locator("[data-testid=payload]")
     assert '"invoice": "INV-7"' in payload.inner_text()
     page.click("[data-testid=copy]")
-    assert page.locator("[data-testid=copy]").inner_text() == "Copied"
+    expect(page.locator("[data-testid=copy]")).to_have_text("Copied")
     page.go_back()
 
     page.click("[data-testid=replay]")
