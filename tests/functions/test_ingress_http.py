@@ -8,7 +8,7 @@ from broker.functions import aws, config, settings
 from broker.functions.ingress import routing
 from broker.functions.shared import records
 
-from .conftest import in_an_hour, new_queue, post
+from .conftest import in_an_hour, new_queue, post, receive_all
 
 ORDER = {"type": "order.created", "data": {"total": 12, "currency": "EUR"}}
 
@@ -390,6 +390,19 @@ def test_a_pool_tenants_deliveries_go_to_its_shard_queues(dataplane):
     for _ in range(6):
         assert post(body=ORDER, key=key)[0] == 202
     assert len(t.deliveries()) == 6
+
+
+def test_a_pool_tenants_batch_request_is_spread_over_its_shard_queues(dataplane):
+    queues = [new_queue()[0] for _ in range(4)]
+    t = dataplane.tenant(model="pool", queues=queues)
+    key = t.api_key(t.producer())
+    t.route("*", t.consumer())
+    status, _, _ = post("/v1/events/batch", body=[ORDER] * 100, key=key)
+    assert status == 202
+    per_queue = [len(receive_all(url)) for url in queues]
+    # one queue drawn per SendMessageBatch call of 10: all ten on one queue is (1/4)^9
+    assert sum(per_queue) == 100 and max(per_queue) < 100
+    assert all(n % 10 == 0 for n in per_queue)
 
 
 def test_a_tenant_without_a_delivery_queue_is_answered_unavailable(dataplane):

@@ -8,9 +8,11 @@ the function the portal's test-filter explains). Messages are built only by
 `broker.functions.shared.messages`.
 
 Queue: a silo tenant has one delivery queue; a pool tenant has k shuffle-shard queues, and one
-is picked at random per request (per SQS batch): random spreads a tenant's load over its k
-queues with no extra call, where "least backlogged" would cost a GetQueueAttributes per queue
-(cached, it would only be stale).
+is picked at random per SendMessageBatch call (10 messages): random spreads a tenant's load
+over its k queues with no extra call, where "least backlogged" would cost a
+GetQueueAttributes per queue (cached, it would only be stale). Per call rather than per
+request, so a 100-event request's deliveries are drained by the pollers of several queues
+instead of piling up in one.
 """
 
 import json
@@ -120,13 +122,14 @@ def _chunks(entries: list[dict]):
         yield chunk
 
 
-def _send_once(queue_url: str, entries: list[dict]) -> list[dict]:
-    """Sends entries (SendMessageBatch, 10 a call); returns the entries SQS did not take."""
+def _send_once(tenant: dict, entries: list[dict]) -> list[dict]:
+    """Sends entries (SendMessageBatch, 10 a call, each call to a queue `choose_queue` picks);
+    returns the entries SQS did not take."""
     client = aws.sqs()
     failed = []
     for chunk in _chunks(entries):
         try:
-            out = client.send_message_batch(QueueUrl=queue_url, Entries=chunk)
+            out = client.send_message_batch(QueueUrl=choose_queue(tenant), Entries=chunk)
         except (BotoCoreError, ClientError):
             failed.extend(chunk)
             continue
@@ -135,9 +138,10 @@ def _send_once(queue_url: str, entries: list[dict]) -> list[dict]:
     return failed
 
 
-def send(queue_url: str, outgoing: list[Outgoing]) -> set[int]:
-    """Sends every message; the failed ones are sent once more. Returns the indexes of the
-    events that still have an unsent delivery (the caller answers 503 for them)."""
+def send(tenant: dict, outgoing: list[Outgoing]) -> set[int]:
+    """Sends every message to the tenant's delivery queues; the failed ones are sent once
+    more. Returns the indexes of the events that still have an unsent delivery (the caller
+    answers 503 for them). Raises NoQueue when the tenant has none."""
     entries = [
         {
             "Id": str(i),
@@ -146,7 +150,8 @@ def send(queue_url: str, outgoing: list[Outgoing]) -> set[int]:
         }
         for i, out in enumerate(outgoing)
     ]
-    failed = _send_once(queue_url, entries)
+    choose_queue(tenant)  # NoQueue before anything is sent
+    failed = _send_once(tenant, entries)
     if failed:
-        failed = _send_once(queue_url, failed)
+        failed = _send_once(tenant, failed)
     return {outgoing[int(e["Id"])].event_index for e in failed}

@@ -77,7 +77,7 @@ def ingest(tenant: dict, producer: dict, items: list[tuple[object, int]]) -> lis
     failed: set[int] = set()
     if outgoing:
         try:
-            failed = routing.send(routing.choose_queue(tenant), outgoing)
+            failed = routing.send(tenant, outgoing)
         except routing.NoQueue:
             failed = {out.event_index for out in outgoing}
     for index in failed:
