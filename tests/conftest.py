@@ -66,6 +66,20 @@ def fast_password_hasher():
     override.disable()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_database_sessions(django_db_setup, django_db_blocker):
+    """At the end of the run, end every other session on the test database (the live server's
+    request threads, a worker a test started) or it cannot be dropped. Only then: ending them
+    after each test also ended connections the next test still held (under Playwright's sync
+    API the test body and its fixtures may hold different ones)."""
+    yield
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture(autouse=True)
 def _public_schema():
     connection.set_schema_to_public()

@@ -13,9 +13,6 @@ from tenants.models import Membership, Tenant
 from tests import dataplane_items as dp
 from tests.conftest import make_user, onboard
 from tests.portal.test_pages_a11y import (  # noqa: F401 (fixtures)
-    _SESSIONS_BEFORE,
-    _backend_pids,
-    _end_live_server_sessions,
     browser,
     check,
     sign_in,
@@ -41,8 +38,6 @@ def test_an_operator_suspends_after_confirming_and_watches_a_resync_finish(
     Membership.objects.create(user=make_user("alice@umbrella.test"), tenant=tenant, role="admin")
     make_user("root@platform.test", platform_role="operator")
     base = f"http://localhost:{port}"
-    _SESSIONS_BEFORE.clear()
-    _SESSIONS_BEFORE.update(_backend_pids())
     try:
         page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
         sign_in(page, base, "root@platform.test")

@@ -45,20 +45,6 @@ def browser():
         browser.close()
 
 
-@pytest.fixture(autouse=True)
-def _end_live_server_sessions():
-    """The live server's request threads keep their (persistent) database connections after
-    the test; end them, or the test database cannot be dropped at the end of the run."""
-    yield
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-
-
 def link_in(mail) -> str:
     return next(w for w in mail.body.split() if "/invitations/" in w)
 

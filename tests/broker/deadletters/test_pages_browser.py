@@ -14,7 +14,6 @@ from tenants.models import Membership
 from tests.broker.conftest import PUBLIC_URL
 from tests.conftest import PASSWORD, make_user, onboard
 from tests.portal.test_pages_browser import (  # noqa: F401 (fixtures)
-    _end_live_server_sessions,
     browser,  # noqa: F811
     pytestmark,
 )
