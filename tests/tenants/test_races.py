@@ -57,7 +57,9 @@ def test_concurrent_onboarding_of_one_slug_is_one_202_and_409_conflicts(world):
             lambda i: HostClient(host_of(), token).post("/api/v1/tenants/", body, format="json"),
         )
         statuses = sorted(r.status_code for r in responses)
-        assert statuses == [202] + [409] * 5, [r.content[:300] for r in responses if r.status_code != 409]
+        assert statuses == [202] + [409] * 5, [
+            r.content[:300] for r in responses if r.status_code != 409
+        ]
         for r in responses:
             if r.status_code == 409:
                 assert r.json()["error"]["code"] == "conflict"
