@@ -136,6 +136,14 @@ def test_testing_a_filter_says_whether_and_why_an_event_matches(world, api):
     assert no["matches"] is False
     failing = [r for r in no["reasons"] if not r["matched"]]
     assert failing and "amount" in failing[0]["path"]
+    # Values and matchers read as JSON, as the caller wrote them (not Python's repr).
+    assert failing[0]["detail"] == '50 does not match any of [{"numeric":[">",100]}]'
+    listed = client.post(
+        "/api/v1/subscriptions/test-filter/",
+        {"filter": {"tags": ["x", None]}, "event": {"tags": ["a", True]}},
+        format="json",
+    ).json()
+    assert listed["reasons"][0]["detail"] == '["a",true] does not match any of ["x",null]'
 
     bad = client.post(
         "/api/v1/subscriptions/test-filter/",

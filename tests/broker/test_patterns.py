@@ -114,3 +114,35 @@ def test_explain_says_which_field_failed_and_why():
     by_path = {r["path"]: r for r in result["reasons"]}
     assert by_path["data.amount"]["matched"] is False and "150" in by_path["data.amount"]["detail"]
     assert by_path["data.currency"]["matched"] is True
+
+
+def test_explain_shows_values_and_matchers_as_json_not_python():
+    result = explain(
+        {
+            "data": {
+                "tags": ["a", {"prefix": "x"}],
+                "customer": {"vip": [False, None]},
+                "note": [{"exists": True}],
+                "amount": [{"anything-but": [1, 2]}],
+            }
+        },
+        EVENT,
+    )
+    details = {r["path"]: r["detail"] for r in result["reasons"]}
+    assert details == {
+        "data.tags": '["new","gift"] does not match any of ["a",{"prefix":"x"}]',
+        "data.customer.vip": "true does not match any of [false,null]",
+        "data.note": 'null matches any of [{"exists":true}]',
+        "data.amount": '150 matches any of [{"anything-but":[1,2]}]',
+    }
+
+
+def test_a_value_missing_from_the_event_is_said_so():
+    (reason,) = explain({"data": {"colour": ["ünïcode"]}}, EVENT)["reasons"]
+    assert reason["detail"] == 'missing does not match any of ["ünïcode"]'
+
+
+def test_an_unknown_operator_is_named_in_json_quotes():
+    with pytest.raises(PatternError) as caught:
+        validate_filter({"x": [{"wildcard": "a*"}]})
+    assert str(caught.value) == 'Unknown operator "wildcard".'

@@ -1,7 +1,9 @@
 """A subscription's edit page tests its filter against a pasted sample (as typed, unsaved:
 which paths match and why) and sends a test event through the subscription."""
 
+import html
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -69,6 +71,19 @@ def test_a_sample_failing_one_path_names_that_path(world, subscription):
     assert "does not match" in result
     row = result[result.index("<code>data.total</code>") :]
     assert "no match" in row[: row.index("</tr>")] and "80" in row[: row.index("</tr>")]
+
+
+def test_the_why_column_shows_values_and_matchers_as_json(world, subscription):
+    sample = {"type": "order.created", "data": {"total": None, "country": ["fr", True]}}
+    result = run_tester(world.developer_a, world.a, subscription, sample)
+    why = [
+        html.unescape(re.sub(r"<[^>]+>", "", cell))
+        for cell in re.findall(r'<td data-label="Why">(.*?)</td>', result)
+    ]
+    assert why == [
+        'null does not match any of [{"numeric":[">",100]}]',
+        '["fr",true] does not match any of ["FR","DE"]',
+    ]
 
 
 def test_the_filter_is_tested_as_typed_and_not_saved(world, subscription):

@@ -13,6 +13,7 @@ exact values (string, number, boolean, null), `{"prefix": s}`, `{"suffix": s}`,
 `{}` matches every event.
 """
 
+import json
 import operator
 import re
 
@@ -149,7 +150,7 @@ def _validate_matcher(matcher, path: list) -> None:
     ((op, arg),) = matcher.items()
     rule = MATCHER_RULES.get(op)
     if rule is None:
-        raise PatternError(f"Unknown operator {op!r}.", path)
+        raise PatternError(f"Unknown operator {_as_json(op)}.", path)
     problem = rule(arg)
     if problem:
         raise PatternError(problem, path)
@@ -214,6 +215,12 @@ def _match_leaf(matchers: list, value) -> bool:
     return False
 
 
+def _as_json(value) -> str:
+    """A value as the user wrote it (JSON: `["a","b"]`, `true`, `null`), never Python's repr:
+    the reasons are shown on the portal's tester and returned by the API."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def _walk(pattern: dict, event, path: list, reasons: list) -> bool:
     ok = True
     for key, sub in pattern.items():
@@ -233,13 +240,13 @@ def _walk(pattern: dict, event, path: list, reasons: list) -> bool:
                 )
         else:
             matched = _match_leaf(sub, value)
-            shown = "missing" if value is MISSING else repr(value)
+            shown = "missing" if value is MISSING else _as_json(value)
             verb = "matches" if matched else "does not match"
             reasons.append(
                 {
                     "path": ".".join(map(str, here)),
                     "matched": matched,
-                    "detail": f"{shown} {verb} any of {sub!r}",
+                    "detail": f"{shown} {verb} any of {_as_json(sub)}",
                 }
             )
         ok = ok and matched
