@@ -128,6 +128,8 @@ class PlatformCollector:
             backlog=Sum("backlog"),
             oldest=Min("oldest_at"),
             alerting=Count("pk", filter=Q(alerting=True)),
+            replay_queued=Sum("replay_jobs_queued"),
+            replay_running=Sum("replay_jobs_running"),
         )
         yield GaugeMetricFamily(
             "broker_dlq_backlog",
@@ -144,6 +146,17 @@ class PlatformCollector:
             "Tenants over their DLQ alert thresholds.",
             value=dlq["alerting"],
         )
+        # Replay jobs live in each tenant's schema: every job state change recounts its
+        # tenant's active jobs into TenantDlqState (broker/deadletters/replay_counts.py), so
+        # this is a sum in the query above, not one query per tenant at each scrape.
+        replay = GaugeMetricFamily(
+            "broker_replay_jobs",
+            "Dead-letter replay jobs waiting or sending, all tenants, by status.",
+            labels=["status"],
+        )
+        replay.add_metric(["queued"], dlq["replay_queued"] or 0)
+        replay.add_metric(["running"], dlq["replay_running"] or 0)
+        yield replay
         yield GaugeMetricFamily(
             "broker_dlq_quarantined",
             "DLQ messages in the operators' quarantine (open).",

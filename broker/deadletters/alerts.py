@@ -13,7 +13,7 @@ from broker.audit import audit_record
 from broker.dlq.models import TenantDlqState
 from tenants.models import Membership, Tenant, TenantRole
 
-from . import selectors
+from . import replay_counts, selectors
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +43,11 @@ def _reason(backlog: int, oldest, limits: dict, now) -> str:
 
 
 def evaluate(*, tenant: Tenant) -> TenantDlqState:
-    """Measures the tenant's backlog, stores it, and e-mails its admins on a state change."""
+    """Measures the tenant's backlog, stores it, and e-mails its admins on a state change.
+    Recounts its active replay jobs too (normally kept by each job change; this heals)."""
     with schema_context(tenant.schema_name):
         backlog, oldest = selectors.backlog()
+        replay_counts.replay_jobs_recount(tenant_id=tenant.pk)
     now = timezone.now()
     with transaction.atomic():
         state, _ = TenantDlqState.objects.select_for_update().get_or_create(tenant=tenant)

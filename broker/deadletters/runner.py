@@ -17,7 +17,9 @@ from broker.models import Consumer
 from core import aws, locks
 from tenants.models import Tenant
 
+from . import replay_counts
 from .models import DeadLetter, JobStatus, LetterStatus, ReplayJob
+from .numbers import replay_numbers_allocate
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class AwsUnavailable(Exception):
     """SQS could not be reached for longer than the job waits; the task retries later."""
 
 
-def _fail(job: ReplayJob, error: str) -> None:
+def _fail(job: ReplayJob, error: str, *, tenant_id=None) -> None:
     with transaction.atomic():
         job = ReplayJob.objects.select_for_update().get(pk=job.pk)
         if not job.is_active:
@@ -47,6 +49,7 @@ def _fail(job: ReplayJob, error: str) -> None:
         job.error = error[:2000]
         job.finished_at = job.updated_at = timezone.now()
         job.save()
+        replay_counts.replay_jobs_recount(tenant_id=tenant_id)
 
 
 def _queue_for(tenant: Tenant) -> str | None:
@@ -163,9 +166,10 @@ def replay_job_run(*, tenant: Tenant, job_id, sleep=time.sleep, clock=time.monot
 def _run(*, tenant: Tenant, job_id, sleep, clock) -> str:
     """Runs (or resumes) a job in the active tenant schema; returns its final status.
 
-    Per batch: (1) fix each letter's replay number and save it; (2) send; (3) save the letters
-    as replayed and the cursor. A kill after (2) resends the batch with the same numbers and
-    the same entry ids: the egress's idempotency on (delivery_id, replay, attempt) absorbs it.
+    Per batch: (1) fix each letter's replay number (`numbers`) and save it; (2) send; (3) save
+    the letters as replayed and the cursor. A kill after (2) resends the batch with the same
+    numbers and the same entry ids: the egress's idempotency on (delivery_id, replay, attempt)
+    absorbs it.
     """
     with transaction.atomic():
         job = ReplayJob.objects.select_for_update().filter(pk=job_id).first()
@@ -175,9 +179,14 @@ def _run(*, tenant: Tenant, job_id, sleep, clock) -> str:
         job.started_at = job.started_at or timezone.now()
         job.updated_at = timezone.now()
         job.save(update_fields=["status", "started_at", "updated_at"])
+        replay_counts.replay_jobs_recount(tenant_id=tenant.pk)
     consumer = Consumer.objects.filter(pk=job.consumer_id).first()
     if consumer is None or not consumer.enabled:
-        _fail(job, "the consumer was deleted or disabled; its letters are pending again")
+        _fail(
+            job,
+            "the consumer was deleted or disabled; its letters are pending again",
+            tenant_id=tenant.pk,
+        )
         return JobStatus.FAILED
     tenant = Tenant.objects.select_related("tier").get(pk=tenant.pk)
     tenant_id = str(tenant.pk)
@@ -196,15 +205,12 @@ def _run(*, tenant: Tenant, job_id, sleep, clock) -> str:
                 job.status = JobStatus.COMPLETED
                 job.finished_at = job.updated_at = timezone.now()
                 job.save()
+                replay_counts.replay_jobs_recount(tenant_id=tenant_id)
                 return job.status
-            fixed = [letter for letter in batch if letter.replay_number is None]
-            for letter in fixed:
-                letter.replay_number = letter.next_replay_number()
-            if fixed:
-                DeadLetter.objects.bulk_update(fixed, ["replay_number"])
+            _fix_numbers(batch)
         queue_url = _queue_for(tenant)
         if queue_url is None:
-            _fail(job, "the tenant has no delivery queue")
+            _fail(job, "the tenant has no delivery queue", tenant_id=tenant_id)
             return JobStatus.FAILED
         limiter.take(len(batch))
         entries, unreadable = [], {}
@@ -216,6 +222,21 @@ def _run(*, tenant: Tenant, job_id, sleep, clock) -> str:
         sent, refused = _send(queue_url, entries, job_id=job.pk, sleep=sleep)
         refused.update(unreadable)
         _save_batch(job, batch, sent=sent, refused=refused)
+
+
+def _fix_numbers(batch: list[DeadLetter]) -> None:
+    """Gives each letter without one its replay number from the allocator the delivery resend
+    shares, saved in the batch's transaction before the send: a resend of the batch after a
+    crash carries the same numbers, and a resend of the delivery never takes one of them."""
+    fixed = [letter for letter in batch if letter.replay_number is None]
+    if not fixed:
+        return
+    numbers = replay_numbers_allocate(
+        floors={letter.delivery_id: letter.replay_floor() for letter in fixed}
+    )
+    for letter in fixed:
+        letter.replay_number = numbers[letter.delivery_id]
+    DeadLetter.objects.bulk_update(fixed, ["replay_number"])
 
 
 def _save_batch(job: ReplayJob, batch: list[DeadLetter], *, sent: set, refused: dict) -> None:

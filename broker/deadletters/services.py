@@ -19,7 +19,7 @@ from broker.models import Consumer
 from core.errors import ApplicationError
 from tenants.models import QUOTA_MAX, Tenant
 
-from . import runner, selectors, tasks
+from . import replay_counts, runner, selectors, tasks
 from .models import ACTIVE_JOB_STATUSES, DeadLetter, JobStatus, LetterStatus, ReplayJob
 
 MAX_IDS = 1000
@@ -227,6 +227,7 @@ def replay_start(*, tenant: Tenant, actor, ids=None, filter=None) -> ReplayOutco
         jobs.append(job)
     skipped = {k: v for k, v in by_consumer.items() if not v["replayable"]}
     if jobs:
+        replay_counts.replay_jobs_recount(tenant_id=tenant.pk)
         job_ids = [str(j.pk) for j in jobs]
         transaction.on_commit(lambda: [tasks.replay_job_run.delay(j) for j in job_ids])
     count = sum(j.total for j in jobs)
@@ -276,6 +277,7 @@ def replay_job_cancel(*, actor, job: ReplayJob) -> ReplayJob:
     job.skipped += released
     job.finished_at = job.updated_at = timezone.now()
     job.save()
+    replay_counts.replay_jobs_recount()
     audit_record(
         actor=actor,
         action="replay_job.cancel",

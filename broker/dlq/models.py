@@ -54,6 +54,11 @@ class TenantDlqState(models.Model):
     alert_reason = models.CharField(max_length=200, blank=True)
     alert_changed_at = models.DateTimeField(null=True, blank=True)
     measured_at = models.DateTimeField(null=True, blank=True)
+    # The tenant's replay jobs by active status (ReplayJob lives in the tenant's schema),
+    # recounted by every job state change and the minutely alert check, so /metrics sums
+    # them over all tenants in one query (broker/deadletters/replay_counts.py).
+    replay_jobs_queued = models.PositiveIntegerField(default=0)
+    replay_jobs_running = models.PositiveIntegerField(default=0)
 
     def __str__(self):
         return f"dlq state of {self.tenant_id}"

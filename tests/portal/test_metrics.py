@@ -1,10 +1,15 @@
 """/metrics: the platform's gauges and Celery task outcomes with bounded labels, answered to
 loopback and private addresses or the bearer token only."""
 
+import uuid
+
 import pytest
 from django.test import Client
+from django_tenants.utils import tenant_context
 from prometheus_client.parser import text_string_to_metric_families
 
+from broker.deadletters import alerts, replay_counts
+from broker.deadletters.models import JobStatus, ReplayJob
 from broker.sync.models import OutboxEntry
 from portal.celery import app
 from tenants.models import Tenant, TenantStatus
@@ -43,6 +48,36 @@ def test_platform_gauges_are_exported(world):
     assert metrics[("broker_lifecycle_failures", (("stage", "provisioning"),))].value == 1
     assert metrics[("broker_tenants", (("status", "active"),))].value >= 2
     assert "broker_dlq_backlog" in metrics and "broker_dlq_oldest_age_seconds" in metrics
+
+
+def test_replay_jobs_are_counted_by_status_across_tenants(world):
+    """Queued and running replay jobs of every tenant, from the recount each job change (or
+    the minutely alert check) stores in the public DLQ state."""
+    for tenant, status in ((world.a, JobStatus.QUEUED), (world.b, JobStatus.QUEUED)):
+        with tenant_context(tenant):
+            ReplayJob.objects.create(consumer_id=str(uuid.uuid4()), status=status)
+            replay_counts.replay_jobs_recount()
+    with tenant_context(world.b):
+        ReplayJob.objects.create(consumer_id=str(uuid.uuid4()), status=JobStatus.RUNNING)
+        ReplayJob.objects.create(consumer_id=str(uuid.uuid4()), status=JobStatus.COMPLETED)
+    # Not recounted yet: the figure is the last one stored...
+    metrics = scrape()
+    assert metrics[("broker_replay_jobs", (("status", "queued"),))].value == 2
+    assert metrics[("broker_replay_jobs", (("status", "running"),))].value == 0
+    # ...until the alert check (every minute) measures the tenant again.
+    alerts.evaluate(tenant=world.b)
+    metrics = scrape()
+    assert metrics[("broker_replay_jobs", (("status", "queued"),))].value == 2
+    assert metrics[("broker_replay_jobs", (("status", "running"),))].value == 1
+    family = next(
+        f
+        for f in text_string_to_metric_families(
+            Client(HTTP_HOST="localhost").get("/metrics").content.decode()
+        )
+        if f.name == "broker_replay_jobs"
+    )
+    assert family.type == "gauge"
+    assert sorted(s.labels["status"] for s in family.samples) == ["queued", "running"]
 
 
 def test_labels_are_bounded_sets_never_ids(world):

@@ -10,6 +10,7 @@ from django_tenants.utils import tenant_context
 from broker import services as broker_services
 from broker.deadletters import runner, services
 from broker.deadletters.models import DeadLetter, ReplayJob
+from broker.dlq.models import TenantDlqState
 from broker.functions.shared import messages
 from broker.models import AuditEvent
 from core import aws
@@ -266,14 +267,39 @@ def test_aws_down_for_too_long_leaves_the_job_running_to_resume(
     monkeypatch.setattr(sqs, "send_message_batch", down)
     with tenant_context(world.a), override_settings(REPLAY_AWS_MAX_WAIT_SECONDS=1):
         [job] = _start(world, filter={}).jobs
+        assert active_jobs(world.a) == (1, 0)
         with pytest.raises(runner.AwsUnavailable):
             _run(world, job)
         job.refresh_from_db()
         assert job.status == "running" and job.sent == 0
+        assert active_jobs(world.a) == (0, 1)
         assert DeadLetter.objects.filter(status="replaying").count() == 3
         monkeypatch.undo()
         assert _run(world, job) == "completed"
+        assert active_jobs(world.a) == (0, 0)
     assert len(receive_all(queue)) == 3
+
+
+def active_jobs(tenant) -> tuple[int, int]:
+    """(queued, running) as the tenant's public DLQ state holds them for /metrics."""
+    state = TenantDlqState.objects.get(tenant=tenant)
+    return state.replay_jobs_queued, state.replay_jobs_running
+
+
+def test_every_job_change_recounts_the_tenants_active_jobs_for_metrics(
+    world, dlq, consumer_a, queue
+):
+    _fill(world, consumer_a, 2)
+    with tenant_context(world.a):
+        [job] = _start(world, filter={}).jobs
+        assert active_jobs(world.a) == (1, 0)
+        services.replay_job_cancel(actor=world.admin_a, job=job)
+        assert active_jobs(world.a) == (0, 0)
+        [job] = _start(world, filter={}).jobs
+        assert active_jobs(world.a) == (1, 0)
+        broker_services.consumer_update(actor=world.admin_a, consumer=consumer_a, enabled=False)
+        assert _run(world, job) == "failed"
+        assert active_jobs(world.a) == (0, 0)
 
 
 def test_the_rate_limiter_paces_batches_at_the_jobs_rate():
