@@ -177,4 +177,4 @@ class EventType(VersionedModel):
 
 
 # Dead letters and replay jobs are broker models too (tenant schema), defined in their package.
-from .deadletters.models import DeadLetter, ReplayJob  # noqa: E402, F401
+from .deadletters.models import DeadLetter, ReplayCounter, ReplayJob  # noqa: E402, F401

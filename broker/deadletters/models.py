@@ -87,8 +87,25 @@ class DeadLetter(models.Model):
     def __str__(self):
         return self.delivery_id
 
-    def next_replay_number(self) -> int:
-        return max(self.replay_count, self.life_replay) + 1
+    def replay_floor(self) -> int:
+        """The highest replay number this letter knows of (its lives and its replays)."""
+        return max(self.replay_count, self.life_replay, self.replay_number or 0)
+
+
+class ReplayCounter(models.Model):
+    """The last replay number handed out for one delivery id. Replay jobs and the delivery
+    resend both take their numbers here (broker.deadletters.numbers), so no two sends of one
+    delivery ever carry the same number: the egress would drop the second as a duplicate."""
+
+    delivery_id = models.CharField(max_length=64, primary_key=True)
+    last = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        app_label = "broker"
+
+    def __str__(self):
+        return f"{self.delivery_id}: {self.last}"
 
 
 class JobStatus(models.TextChoices):

@@ -19,6 +19,7 @@ from tenants.models import Tenant
 
 from . import replay_counts
 from .models import DeadLetter, JobStatus, LetterStatus, ReplayJob
+from .numbers import replay_numbers_allocate
 
 logger = logging.getLogger(__name__)
 
@@ -165,9 +166,10 @@ def replay_job_run(*, tenant: Tenant, job_id, sleep=time.sleep, clock=time.monot
 def _run(*, tenant: Tenant, job_id, sleep, clock) -> str:
     """Runs (or resumes) a job in the active tenant schema; returns its final status.
 
-    Per batch: (1) fix each letter's replay number and save it; (2) send; (3) save the letters
-    as replayed and the cursor. A kill after (2) resends the batch with the same numbers and
-    the same entry ids: the egress's idempotency on (delivery_id, replay, attempt) absorbs it.
+    Per batch: (1) fix each letter's replay number (`numbers`) and save it; (2) send; (3) save
+    the letters as replayed and the cursor. A kill after (2) resends the batch with the same
+    numbers and the same entry ids: the egress's idempotency on (delivery_id, replay, attempt)
+    absorbs it.
     """
     with transaction.atomic():
         job = ReplayJob.objects.select_for_update().filter(pk=job_id).first()
@@ -205,11 +207,7 @@ def _run(*, tenant: Tenant, job_id, sleep, clock) -> str:
                 job.save()
                 replay_counts.replay_jobs_recount(tenant_id=tenant_id)
                 return job.status
-            fixed = [letter for letter in batch if letter.replay_number is None]
-            for letter in fixed:
-                letter.replay_number = letter.next_replay_number()
-            if fixed:
-                DeadLetter.objects.bulk_update(fixed, ["replay_number"])
+            _fix_numbers(batch)
         queue_url = _queue_for(tenant)
         if queue_url is None:
             _fail(job, "the tenant has no delivery queue", tenant_id=tenant_id)
@@ -224,6 +222,21 @@ def _run(*, tenant: Tenant, job_id, sleep, clock) -> str:
         sent, refused = _send(queue_url, entries, job_id=job.pk, sleep=sleep)
         refused.update(unreadable)
         _save_batch(job, batch, sent=sent, refused=refused)
+
+
+def _fix_numbers(batch: list[DeadLetter]) -> None:
+    """Gives each letter without one its replay number from the allocator the delivery resend
+    shares, saved in the batch's transaction before the send: a resend of the batch after a
+    crash carries the same numbers, and a resend of the delivery never takes one of them."""
+    fixed = [letter for letter in batch if letter.replay_number is None]
+    if not fixed:
+        return
+    numbers = replay_numbers_allocate(
+        floors={letter.delivery_id: letter.replay_floor() for letter in fixed}
+    )
+    for letter in fixed:
+        letter.replay_number = numbers[letter.delivery_id]
+    DeadLetter.objects.bulk_update(fixed, ["replay_number"])
 
 
 def _save_batch(job: ReplayJob, batch: list[DeadLetter], *, sent: set, refused: dict) -> None:

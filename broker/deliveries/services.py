@@ -3,7 +3,8 @@
 The portal holds no producer API key, so neither goes through the ingress's HTTP front: both
 build their delivery message with the data plane's own routing code
 (`broker.functions.ingress.routing`: message per route, queue choice), and send it to the
-tenant's delivery queue with the control plane's SQS client. Each is audited.
+tenant's delivery queue with the control plane's SQS client. Each is audited. A resend takes
+its replay number from the allocator the replay jobs use (`broker.deadletters.numbers`).
 """
 
 import logging
@@ -16,6 +17,8 @@ from django.db import transaction
 
 from broker import services as config_services
 from broker.audit import audit_record
+from broker.deadletters.models import DeadLetter
+from broker.deadletters.numbers import replay_number_allocate
 from broker.functions.ingress import routing
 from broker.functions.shared import messages
 from broker.models import Consumer, Subscription
@@ -72,6 +75,19 @@ def _live_consumer(consumer_id) -> Consumer:
     return consumer
 
 
+def _next_replay(delivery_id: str, attempts: list[dict]) -> int:
+    """The resend's replay number, from the allocator replay jobs share, committed before the
+    send: two resends, or a resend and a replay of the same delivery, never share a number
+    (the egress would drop the second send as a duplicate). The floor is the highest number
+    the records and the delivery's dead letter know of."""
+    floor = max(int(a.get("replay") or 0) for a in attempts)
+    letter = DeadLetter.objects.filter(delivery_id=delivery_id).first()
+    if letter is not None:
+        floor = max(floor, letter.replay_floor())
+    with transaction.atomic():
+        return replay_number_allocate(delivery_id=delivery_id, floor=floor)
+
+
 def delivery_resend(*, tenant, actor, delivery_id: str) -> dict:
     """Sends one delivery again, as a replay: the same delivery id (the consumer's
     `webhook-id`), the next replay number, attempt 1, the recorded event."""
@@ -86,7 +102,7 @@ def delivery_resend(*, tenant, actor, delivery_id: str) -> dict:
         )
     last = history["attempts"][-1]
     consumer = _live_consumer(last.get("consumer_id"))
-    replay = max(int(a.get("replay", 0)) for a in history["attempts"]) + 1
+    replay = _next_replay(delivery_id, history["attempts"])
     event = history["event"]
     message = messages.delivery_message(
         messages.Delivery(
