@@ -1,7 +1,8 @@
 """Operator API (public host): tiers, tenants and their lifecycle, tenant members."""
 
 import django_filters
-from drf_spectacular.utils import extend_schema
+from django.db import models
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -9,7 +10,7 @@ from rest_framework.response import Response
 from core.api import SafeLookupMixin, StrictSerializer
 from tenants.permissions import IsOperatorOrSupportReadOnly
 
-from . import selectors, services
+from . import hooks, selectors, services
 from .models import QUOTA_FIELDS, Invitation, Tenant, TenantRole, TenantStatus, Tier
 
 
@@ -53,16 +54,46 @@ class TierViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return Response(TierSerializer(tier).data)
 
 
+class TenantSyncSerializer(serializers.Serializer):
+    """Where the tenant's DynamoDB mirror stands (broker.sync's records, through a hook)."""
+
+    status = serializers.ChoiceField(
+        choices=["ok", "pending", "failing", "not_mirrored"],
+        help_text="failing: a write DynamoDB refused is being retried; pending: changes are "
+        "queued; not_mirrored: offboarding or deleted, items tombstoned.",
+    )
+    pending_changes = serializers.IntegerField(help_text="Changes queued, not yet written.")
+    failing_objects = serializers.IntegerField(help_text="Objects whose last write failed.")
+    last_error = serializers.CharField(help_text="The newest refusal; empty when none.")
+    last_error_at = serializers.DateTimeField(allow_null=True)
+    attempts = serializers.IntegerField(help_text="Attempts of the object that failed last.")
+    since = serializers.DateTimeField(
+        allow_null=True, help_text="When the oldest change not yet in DynamoDB was made."
+    )
+
+
+class TenantListSerializer(serializers.ListSerializer):
+    def to_representation(self, data):
+        tenants = list(data.all() if isinstance(data, models.manager.BaseManager) else data)
+        # One look-up for the whole page, not one per tenant.
+        self.child.context["sync"] = hooks.tenant_sync_summaries(tenants)
+        return super().to_representation(tenants)
+
+
 class TenantSerializer(serializers.ModelSerializer):
     tier = serializers.SlugRelatedField(slug_field="name", read_only=True)
     deployment_model = serializers.CharField(read_only=True)
     effective_quotas = serializers.DictField(child=serializers.IntegerField(), read_only=True)
     domains = serializers.SerializerMethodField()
     member_count = serializers.IntegerField(read_only=True)
-    in_sync = serializers.SerializerMethodField()
+    in_sync = serializers.SerializerMethodField(
+        help_text="The TENANT item carries the current version (other objects: see `sync`)."
+    )
+    sync = serializers.SerializerMethodField()
 
     class Meta:
         model = Tenant
+        list_serializer_class = TenantListSerializer
         fields = [
             "id",
             "name",
@@ -81,6 +112,7 @@ class TenantSerializer(serializers.ModelSerializer):
             "version",
             "synced_version",
             "in_sync",
+            "sync",
             "member_count",
             "offboarding_report",
             "created_at",
@@ -93,6 +125,13 @@ class TenantSerializer(serializers.ModelSerializer):
 
     def get_in_sync(self, obj) -> bool:
         return obj.synced_version >= obj.version
+
+    @extend_schema_field(TenantSyncSerializer)
+    def get_sync(self, obj) -> dict:
+        summaries = self.context.get("sync") or {}
+        if obj.pk not in summaries:
+            summaries = hooks.tenant_sync_summaries([obj])
+        return TenantSyncSerializer(summaries[obj.pk]).data
 
 
 class QuotaOverridesField(serializers.DictField):

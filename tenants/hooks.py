@@ -18,6 +18,9 @@ HOOKS = {
     "quotas) for the relay, in the caller's transaction: (tenant, *, quotas_changed)",
     "tenant_publish": "write the TENANT item now, through the relay, inside the caller's "
     "transaction; raises if DynamoDB refuses: (tenant)",
+    "tenant_sync_summaries": "where each tenant's DynamoDB mirror stands, from the sync's own "
+    "records (status ok/pending/failing/not_mirrored, pending changes, failing objects, last "
+    "error): (tenants) -> {tenant pk: dict}",
     "tenant_tear_down": "tombstone every DynamoDB item of the tenant; returns how many: (tenant)",
     "tenant_audit": "write an audit row in the tenant's own log: (tenant, *, actor, action, "
     "object_type, object_id, before=None, after=None)",
@@ -51,6 +54,10 @@ def tenant_changed(tenant, *, quotas_changed: bool = False) -> None:
 
 def tenant_publish(tenant) -> None:
     _hook("tenant_publish")(tenant)
+
+
+def tenant_sync_summaries(tenants) -> dict:
+    return _hook("tenant_sync_summaries")(tenants)
 
 
 def tenant_tear_down(tenant) -> int:

@@ -12,10 +12,11 @@ class SyncConfig(AppConfig):
         # tenants cannot import the sync (it sits below broker): it calls these hooks.
         from tenants import hooks
 
-        from . import tenant_items
+        from . import selectors, tenant_items
 
         hooks.register(
             tenant_changed=tenant_items.queue,
             tenant_publish=tenant_items.publish,
+            tenant_sync_summaries=selectors.tenant_sync_summaries,
             tenant_tear_down=tenant_items.tear_down,
         )

@@ -31,7 +31,7 @@ from django_tenants.utils import get_public_schema_name, schema_context
 from tenants.models import Tenant
 
 from . import contract, dynamo, locks, registry
-from .models import SyncJob, SyncState
+from .models import OutboxEntry, SyncJob, SyncState
 
 logger = logging.getLogger(__name__)
 
@@ -251,6 +251,14 @@ def job_create(*, kind: str, tenant=None, actor=None) -> SyncJob:
     )
 
 
+def _retry_waiting_changes(tenant) -> None:
+    """The tenant's changes waiting out a backoff after a refused write are retried at the
+    relay's next run: the resync just showed DynamoDB takes the tenant's items again, so its
+    failing objects need not stay failing until their backoff ends."""
+    now = timezone.now()
+    OutboxEntry.objects.filter(tenant=tenant, available_at__gt=now).update(available_at=now)
+
+
 def run_job(job_id) -> SyncJob | None:
     """Runs a resync or reconcile job to its end; a redelivered job starts over (harmless)."""
     job = SyncJob.objects.filter(pk=job_id).first()
@@ -274,6 +282,7 @@ def run_job(job_id) -> SyncJob | None:
     for tenant in tenants:
         try:
             counts.update(sync_tenant(tenant, job=job, resync=job.kind == "resync"))
+            _retry_waiting_changes(tenant)
         except Exception as exc:  # one tenant's failure does not stop the others
             logger.exception("sync job %s: tenant %s failed", job.pk, tenant.pk)
             counts["failed_tenants"] += 1

@@ -116,6 +116,7 @@ def _record_failure(tenant_id, object_type, object_id, version, error: str) -> N
         version=max(state.version, version),
         last_error=error[:2000],
         attempts=F("attempts") + 1,
+        updated_at=timezone.now(),  # update() skips auto_now: the time of this refusal
     )
 
 

@@ -165,3 +165,92 @@ def failing_objects(*, tenant_id=None, limit: int = 100) -> list[dict]:
         }
         for s in qs.order_by("-updated_at")[:limit]
     ]
+
+
+# A tenant's mirror at a glance (the operator API's `sync`): ok, pending, failing; and for an
+# offboarding or deleted tenant, whose items are tombstoned and no longer mirrored, not_mirrored.
+OK, NOT_MIRRORED = "ok", "not_mirrored"
+NOT_MIRRORED_STATUSES = ("offboarding", "deleted")
+
+
+def tenant_sync_summaries(tenants) -> dict:
+    """{tenant pk: summary} for the given tenants in three queries, whatever their number.
+
+    An object is failing when its last write was refused (a queued change carrying an error, or
+    a sync state whose error is not followed by a success); a tenant is failing when one of its
+    objects is, pending when a change waits in the outbox or its TENANT item is behind, ok
+    otherwise. `last_error` is the newest refusal; `since` is when the oldest change not yet in
+    DynamoDB was made."""
+    ids = [t.pk for t in tenants]
+    queued = {
+        row["tenant_id"]: row
+        for row in OutboxEntry.objects.filter(tenant_id__in=ids)
+        .values("tenant_id")
+        .annotate(rows=Count("id"), since=Min("created_at"))
+    }
+    failing = defaultdict(set)
+    outbox_errors = {}
+    for tenant_id, object_type, object_id, error, attempts in (
+        OutboxEntry.objects.filter(tenant_id__in=ids)
+        .exclude(last_error="")
+        .values_list("tenant_id", "object_type", "object_id", "last_error", "attempts")
+    ):
+        failing[tenant_id].add((object_type, object_id))
+        if attempts >= outbox_errors.get(tenant_id, ("", 0))[1]:
+            outbox_errors[tenant_id] = (error, attempts)
+    newest_state = {}
+    for state in (
+        SyncState.objects.filter(tenant_id__in=ids)
+        .exclude(last_error="")
+        .only(
+            "tenant_id",
+            "object_type",
+            "object_id",
+            "version",
+            "synced_version",
+            "last_error",
+            "attempts",
+            "updated_at",
+        )
+        .order_by("updated_at")
+    ):
+        if state.synced_version < state.version or (
+            (state.object_type, state.object_id) in failing[state.tenant_id]
+        ):
+            failing[state.tenant_id].add((state.object_type, state.object_id))
+            newest_state[state.tenant_id] = state  # ordered: the newest wins
+    return {
+        tenant.pk: _summary(
+            tenant,
+            queued.get(tenant.pk),
+            failing[tenant.pk],
+            newest_state.get(tenant.pk),
+            outbox_errors.get(tenant.pk),
+        )
+        for tenant in tenants
+    }
+
+
+def _summary(tenant, queued, failing: set, state, outbox_error) -> dict:
+    summary = {
+        "status": OK,
+        "pending_changes": queued["rows"] if queued else 0,
+        "failing_objects": len(failing),
+        "last_error": "",
+        "last_error_at": None,
+        "attempts": 0,
+        "since": queued["since"] if queued else None,
+    }
+    if tenant.status in NOT_MIRRORED_STATUSES:
+        return {**summary, "status": NOT_MIRRORED, "pending_changes": 0, "since": None}
+    if state is not None:
+        summary.update(
+            last_error=state.last_error, last_error_at=state.updated_at, attempts=state.attempts
+        )
+    elif outbox_error:
+        summary.update(last_error=outbox_error[0], attempts=outbox_error[1])
+    if failing:
+        summary["status"] = FAILING
+    elif queued or tenant.synced_version < tenant.version:
+        summary["status"] = PENDING
+    return summary

@@ -33,6 +33,7 @@ def relay_tick(jitter_seconds: float = 0) -> None:
 def sync_job_run(job_id: str) -> None:
     connection.set_schema_to_public()
     reconcile.run_job(job_id)
+    kick_relay()  # the changes the job released from their backoff go now
 
 
 @shared_task(ignore_result=True)
