@@ -1,25 +1,24 @@
 """The operator console's tenant list: one row per tenant with what says it is in trouble.
 
-A constant number of SQL queries whatever the page size (the page, its count, the sync
-overview's two aggregates, the tier list) and one BatchGetItem per 100 data-plane keys for the
-page's delivery counters (never a call per row).
+A constant number of SQL queries whatever the page size (the page with its tier, DLQ state and
+activity snapshot joined, its domains, its count, the sync overview's two aggregates, the tier
+list) and no AWS call: the delivery figures are the activity job's snapshots (broker.activity),
+shown with their age.
 """
 
-import logging
 from dataclasses import dataclass
+from datetime import UTC
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.paginator import Paginator
 from django.db.models import BooleanField, Case, Exists, IntegerField, OuterRef, Q, Value, When
 from django.utils import timezone
 
-from broker.deliveries import selectors as deliveries
 from broker.sync.models import OutboxEntry, SyncState
 from broker.sync.selectors import platform_sync_overview
 from tenants import selectors
 from tenants.models import TenantStatus, Tier
-
-logger = logging.getLogger(__name__)
 
 PAGE_SIZES = (25, 50, 100)
 SORTS = {
@@ -82,7 +81,9 @@ def _queryset(query: ConsoleQuery):
     failing_outbox = OutboxEntry.objects.filter(tenant=OuterRef("pk")).exclude(last_error="")
     qs = (
         selectors.tenant_list()
-        .select_related("dlq_state")
+        .select_related("dlq_state", "activity_snapshot")
+        # What lets the job read only new minutes: the page needs none of it.
+        .defer("activity_snapshot__minutes", "activity_snapshot__settled_through")
         .annotate(
             status_rank=Case(
                 *[When(status=s, then=Value(r)) for s, r in _STATUS_RANK.items()],
@@ -157,23 +158,18 @@ def console_page(query: ConsoleQuery) -> dict:
     page = paginator.get_page(query.page)
     tenants = list(page.object_list)
     sync = {row["tenant_id"]: row for row in platform_sync_overview(tenants)}
-    live = [t.pk for t in tenants if t.status != TenantStatus.DELETED]
-    activity_error = ""
-    try:
-        activity = deliveries.tenant_activity(live) if live else {}
-    except Exception as exc:  # the console stays up when the data plane's table is not
-        logger.warning("console: delivery counters unavailable: %s", exc)
-        activity, activity_error = {}, "Delivery counters are unavailable right now."
     extra = {name: column(tenants) for name, column in EXTRA_COLUMNS.items()}
+    now = timezone.now()
     for tenant in tenants:
         tid = str(tenant.pk)
         tenant.sync = sync[tid]
         tenant.sync_text, tenant.sync_bad = sync_words(tenant.sync, tenant)
-        tenant.activity = activity.get(tid)
+        tenant.activity = activity_of(tenant, now=now)
         quota = tenant.effective_quotas().get("daily_event_quota") if tenant.tier_id else None
         tenant.daily_quota = quota
-        if tenant.activity and quota:
-            tenant.quota_used = tenant.activity["events_today"] / quota
+        a = tenant.activity
+        if a and a.get("today") and quota:
+            tenant.quota_used = a["events_today"] / quota
         else:
             tenant.quota_used = None
         tenant.extra = {name: values.get(tid) for name, values in extra.items()}
@@ -187,9 +183,77 @@ def console_page(query: ConsoleQuery) -> dict:
         "statuses": TenantStatus.values,
         "sorts": SORTS,
         "page_sizes": PAGE_SIZES,
-        "activity_error": activity_error,
+        "activity_notes": activity_notes([t.activity for t in tenants if t.activity]),
+        "activity_interval": activity_interval(),
         "extra_columns": list(EXTRA_COLUMNS),
     }
+
+
+def activity_interval() -> str:
+    return _age(settings.CELERY_BEAT_SCHEDULE["activity-refresh"]["schedule"])
+
+
+def activity_of(tenant, *, now) -> dict | None:
+    """The row's delivery figures from the activity job's snapshot, with how old they are and
+    whether they can be trusted; None for a deleted tenant (nothing to count). Without a
+    successful read `measured` is False: the page says so rather than show zeros."""
+    if tenant.status == TenantStatus.DELETED:
+        return None
+    try:
+        snap = tenant.activity_snapshot
+    except ObjectDoesNotExist:
+        snap = None
+    if snap is None or snap.measured_at is None:
+        return {
+            "measured": False,
+            "failing": bool(snap and snap.last_error),
+            "error": snap.last_error if snap else "",
+            "failed_ago": _age((now - snap.failed_at).total_seconds())
+            if snap and snap.failed_at
+            else None,
+        }
+    age = max(0.0, (now - snap.measured_at).total_seconds())
+    return {
+        "measured": True,
+        "delivered_1h": snap.delivered_1h,
+        "failed_1h": snap.failed_1h,
+        "dead_1h": snap.dead_1h,
+        "success_rate_1h": snap.success_rate_1h,
+        "events_today": snap.events_today,
+        # A snapshot of another UTC day does not say what was counted today.
+        "today": snap.day == now.astimezone(UTC).date(),
+        "age_seconds": age,
+        "age": _age(age),
+        "stale": age > settings.ACTIVITY_STALE_SECONDS,
+        "failing": bool(snap.last_error),
+        "error": snap.last_error,
+        "failed_ago": _age((now - snap.failed_at).total_seconds()) if snap.failed_at else None,
+    }
+
+
+def activity_notes(rows: list[dict]) -> list[str]:
+    """What the page says above the table when its delivery figures are missing, failing or
+    old: a zero in the table must never stand for "could not read"."""
+    notes = []
+    failing = [r for r in rows if r["failing"]]
+    if failing:
+        notes.append(
+            f"Reading the data plane's counters failed for {len(failing)} tenant(s) on this "
+            f"page ({failing[0]['error']}); their figures are the last ones read, with their age."
+        )
+    if rows and not any(r["measured"] for r in rows) and not failing:
+        notes.append(
+            "No delivery figures yet: the activity job has not read these tenants' counters "
+            f"(it runs every {activity_interval()} under Celery beat)."
+        )
+    stale = [r for r in rows if r["measured"] and r["stale"] and not r["failing"]]
+    if stale:
+        oldest = max(r["age_seconds"] for r in stale)
+        notes.append(
+            f"The delivery figures of {len(stale)} tenant(s) are out of date (up to "
+            f"{_age(oldest)} old): is the activity job running?"
+        )
+    return notes
 
 
 def _dlq(tenant) -> dict | None:
@@ -218,7 +282,12 @@ def _problems(tenant) -> list[str]:
     if tenant.sync_bad:
         out.append("sync")
     a = tenant.activity
-    if a and a["success_rate_1h"] is not None and a["success_rate_1h"] < LOW_SUCCESS_RATE:
+    if (
+        a
+        and a["measured"]
+        and a["success_rate_1h"] is not None
+        and (a["success_rate_1h"] < LOW_SUCCESS_RATE)
+    ):
         out.append("deliveries failing")
     if tenant.quota_used is not None and tenant.quota_used >= 0.9:
         out.append("near daily quota" if tenant.quota_used < 1 else "daily quota reached")

@@ -40,6 +40,7 @@ SHARED_APPS = [
     "tenants",
     "broker.sync",
     "broker.dlq",
+    "broker.activity",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -336,6 +337,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "kwargs": {"jitter_seconds": 300},
     },
+    # The console's delivery figures (broker/activity): each tenant's last hour, read from the
+    # data plane's counters into PostgreSQL, so a page view never calls DynamoDB.
+    "activity-refresh": {
+        "task": "broker.activity.tasks.activity_refresh_tick",
+        "schedule": env.float("ACTIVITY_INTERVAL_SECONDS", default=60.0),
+        "kwargs": {"jitter_seconds": env.float("ACTIVITY_JITTER_SECONDS", default=10.0)},
+    },
     # Endpoint auto-disable (broker/deliveries): consumers failing without a success.
     "auto-disable-consumers": {
         "task": "broker.deliveries.tasks.auto_disable_tick",
@@ -356,6 +364,11 @@ IDEMPOTENCY_TABLE = env("IDEMPOTENCY_TABLE", default="broker-idempotency")
 # Pool tenants get a shuffle-shard of SHUFFLE_SHARD_SIZE of the SHARED_DELIVERY_QUEUES queues.
 SHARED_DELIVERY_QUEUES = env.int("SHARED_DELIVERY_QUEUES", default=8)
 SHUFFLE_SHARD_SIZE = env.int("SHUFFLE_SHARD_SIZE", default=2)
+# The activity job re-reads a minute's counters until it is this old, then keeps its figures
+# (broker/activity/services.py); the console calls figures older than ACTIVITY_STALE_SECONDS
+# stale (the job is not running, or failing).
+ACTIVITY_SETTLE_MINUTES = env.int("ACTIVITY_SETTLE_MINUTES", default=5)
+ACTIVITY_STALE_SECONDS = env.int("ACTIVITY_STALE_SECONDS", default=180)
 # Tombstones stay in DynamoDB this long before DynamoDB's TTL removes them.
 TOMBSTONE_TTL = timedelta(days=env.int("TOMBSTONE_TTL_DAYS", default=30))
 

@@ -1,5 +1,6 @@
 """The operator console: one row per tenant saying whether it is in trouble, found by search,
-filters, sort and pages, in a constant number of SQL queries."""
+filters, sort and pages, in a constant number of SQL queries and without an AWS call (the
+delivery figures are the activity job's snapshots, shown with their age)."""
 
 from datetime import timedelta
 
@@ -9,6 +10,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from broker.activity.models import TenantActivity
+from broker.activity.services import activity_refresh
 from broker.dlq.models import TenantDlqState
 from broker.sync.models import SyncState
 from core import aws
@@ -55,6 +58,7 @@ def test_each_row_shows_last_hour_deliveries_success_rate_and_events_against_the
         dp.tenant_minute(world.a, dp.minutes_ago(minute), delivered=30, failed=10, dead=1)
     dp.tenant_minute(world.a, dp.minutes_ago(61), delivered=1000)  # older than an hour
     dp.events_today(world.a, 1234)
+    activity_refresh()
     page = console(world.support).get("/").content.decode()
     row = row_of(page, "tenant-a")
     quota = world.a.effective_quotas()["daily_event_quota"]
@@ -62,10 +66,12 @@ def test_each_row_shows_last_hour_deliveries_success_rate_and_events_against_the
     assert "75 % succeeded" in row and "3 dead-lettered" in row
     assert f"1234 of {quota}" in row
     assert "deliveries failing" in row  # below 95 %: flagged
+    assert "as of " in row and "out of date" not in row and "failed" not in row.split("as of")[1]
     assert "no deliveries" in row_of(page, "tenant-b")
 
 
 def test_a_tenant_without_deliveries_does_not_read_as_a_perfect_success_rate(world):
+    activity_refresh()
     row = row_of(console(world.support).get("/").content.decode(), "tenant-b")
     assert "no deliveries" in row and "succeeded" not in row
 
@@ -130,43 +136,95 @@ def test_pages_split_a_long_list(world):
     assert first.count("data-tenant=") == 25 and second.count("data-tenant=") == 7
 
 
+def snapshots(tenants, **figures):
+    TenantActivity.objects.bulk_create(
+        [
+            TenantActivity(
+                tenant=t, measured_at=timezone.now(), day=timezone.now().date(), **figures
+            )
+            for t in tenants
+        ]
+    )
+
+
 def test_the_console_runs_the_same_number_of_queries_for_3_or_100_tenants(
     world, django_assert_num_queries
 ):
     client = console(world.support)
     client.get("/")  # session and user loaded once, as on every page
-    extra_tenants(1, world.a.tier, prefix="few")
+    snapshots(extra_tenants(1, world.a.tier, prefix="few"), delivered_1h=5)
     with CaptureQueriesContext(connection) as small:
         assert client.get("/?per_page=100").status_code == 200
-    extra_tenants(97, world.a.tier, prefix="lots")
+    snapshots(extra_tenants(97, world.a.tier, prefix="lots"), delivered_1h=7, failed_1h=1)
     with django_assert_num_queries(len(small.captured_queries)):
         page = client.get("/?per_page=100").content.decode()
     assert page.count("data-tenant=") == 100
+    assert "7 ok, 1 failed" in row_of(page, "lots-0")
 
 
-def test_delivery_counters_of_a_page_are_read_in_batches_not_per_row(world):
+def test_a_page_view_makes_no_aws_call(world):
     extra_tenants(40, world.a.tier, prefix="batch")
+    activity_refresh()
     calls = []
 
     def count(model, **kwargs):
         calls.append(model.name)
 
     events = aws.dynamodb().meta.events
-    events.register("before-call.dynamodb.*", count)
+    events.register("before-call.*", count)
     try:
-        console(world.support).get("/?per_page=50")
+        page = console(world.support).get("/?per_page=50").content.decode()
     finally:
-        events.unregister("before-call.dynamodb.*", count)
-    # 42 tenants x 61 keys = 2562 keys: 26 BatchGetItem calls, nothing else.
-    assert set(calls) == {"BatchGetItem"}
-    assert len(calls) == 26
-    calls.clear()
-    events.register("before-call.dynamodb.*", count)
-    try:
-        console(world.support).get("/?per_page=50")
-    finally:
-        events.unregister("before-call.dynamodb.*", count)
-    assert calls == []  # the page's figures were kept for ACTIVITY_CACHE_SECONDS
+        events.unregister("before-call.*", count)
+    assert calls == []
+    assert "no deliveries" in row_of(page, "batch-0")
+
+
+def test_before_the_first_run_the_page_says_there_are_no_figures_yet(world):
+    page = console(world.support).get("/").content.decode()
+    assert "No delivery figures yet" in page
+    row = row_of(page, "tenant-a")
+    assert "not measured yet" in row and "no deliveries" not in row
+
+
+def test_when_reading_the_counters_fails_the_page_says_so_with_the_last_figures_age(world):
+    TenantActivity.objects.create(
+        tenant=world.a,
+        delivered_1h=12,
+        measured_at=timezone.now() - timedelta(minutes=7),
+        day=timezone.now().date(),
+        last_error="ClientError: DynamoDB is down",
+        failed_at=timezone.now() - timedelta(seconds=20),
+    )
+    TenantActivity.objects.create(
+        tenant=world.b, last_error="ClientError: DynamoDB is down", failed_at=timezone.now()
+    )
+    page = console(world.support).get("/").content.decode()
+    assert "Reading the data plane&#x27;s counters failed for 2 tenant(s)" in page
+    assert "DynamoDB is down" in page
+    a = row_of(page, "tenant-a")
+    assert "12 ok" in a and "as of 7 min ago; the last read failed 20 s ago" in a
+    b = row_of(page, "tenant-b")  # never read: no zeros
+    assert "unknown: reading the counters failed" in b and "no deliveries" not in b
+
+
+def test_figures_the_job_has_not_refreshed_for_a_while_are_called_out_of_date(world):
+    old = timezone.now() - timedelta(minutes=30)
+    snapshots([world.a, world.b], delivered_1h=3)
+    TenantActivity.objects.filter(tenant=world.a).update(measured_at=old)
+    page = console(world.support).get("/").content.decode()
+    assert "The delivery figures of 1 tenant(s) are out of date (up to 30 min old)" in page
+    assert "as of 30 min ago (out of date)" in row_of(page, "tenant-a")
+    assert "out of date" not in row_of(page, "tenant-b")
+
+
+def test_events_today_are_not_shown_from_yesterdays_snapshot(world):
+    snapshots([world.a], events_today=900)
+    TenantActivity.objects.filter(tenant=world.a).update(
+        day=timezone.now().date() - timedelta(days=1)
+    )
+    row = row_of(console(world.support).get("/").content.decode(), "tenant-a")
+    assert "not measured today" in row and "900" not in row
 
 
 def test_the_dlq_column_shows_backlog_and_age_and_flags_an_alert(world):
