@@ -1,9 +1,9 @@
 import logging
-import re
 
 from django.db import connection
 
 from core.context import current_request_id
+from core.redact import contains_secret, redact
 
 
 class ContextFilter(logging.Filter):
@@ -15,17 +15,14 @@ class ContextFilter(logging.Filter):
         return True
 
 
-# Paths whose last part is a bearer secret: an invitation link's token.
-_SECRET_PATHS = re.compile(r"(/invitations/)[^/\s\"?]+")
-
-
 class RedactSecretPathsFilter(logging.Filter):
-    """Logs (access lines, "Not Found: <path>" warnings) never carry an invitation token: a
-    log reader could otherwise accept the invitation in the invitee's place."""
+    """Logs (access lines, "Not Found: <path>" warnings) never carry an invitation token or a
+    secret query value (core/redact.py): a log reader could otherwise accept the invitation
+    in the invitee's place."""
 
     def filter(self, record):
         message = record.getMessage()
-        redacted = _SECRET_PATHS.sub(r"\1[redacted]", message)
+        redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
         # Structured formatters also print extras: django.request's `request` among them.
@@ -35,8 +32,8 @@ class RedactSecretPathsFilter(logging.Filter):
             text = value if isinstance(value, str) else None
             if text is None and hasattr(value, "get_full_path"):
                 text = repr(value)
-            if text is not None and _SECRET_PATHS.search(text):
-                setattr(record, name, _SECRET_PATHS.sub(r"\1[redacted]", text))
+            if text is not None and contains_secret(text):
+                setattr(record, name, redact(text))
         return True
 
 

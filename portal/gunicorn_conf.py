@@ -20,7 +20,10 @@ recycling a worker would briefly run the old and the new side by side, doubling 
 
 import os
 
+from gunicorn import glogging
 from prometheus_client import multiprocess
+
+from core.redact import redact
 
 bind = f"{os.environ.get('WEB_HOST', '127.0.0.1')}:{os.environ.get('WEB_PORT', '8000')}"
 worker_class = "gthread"
@@ -42,6 +45,22 @@ accesslog = os.environ.get("WEB_ACCESS_LOG", "-")
 errorlog = "-"
 # The path only (no query string), the status, the size and the time in ms.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+
+
+class RedactingLogger(glogging.Logger):
+    """Access lines carry no secret whatever the format: an invitation link's token is masked
+    in every value (path, request line, Referer, headers), as are secret query values.
+    gunicorn writes these lines itself, so Django's logging filter never sees them."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {
+            name: redact(value) if isinstance(value, str) else value
+            for name, value in atoms.items()
+        }
+
+
+logger_class = RedactingLogger
 proc_name = "portal-web"
 
 

@@ -9,11 +9,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import psycopg
 import pytest
+from gunicorn.config import Config
 
+from portal import gunicorn_conf
 from tests.broker.sync import _processes
 from tests.conftest import _free_port
 
@@ -131,3 +135,91 @@ def test_fifty_concurrent_requests_open_at_most_workers_times_threads_connection
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+def test_every_access_log_field_is_masked_whatever_the_format(tmp_path):
+    """The request line, query string, Referer and headers too (a changed format)."""
+    cfg = Config()
+    cfg.set("accesslog", str(tmp_path / "access.log"))
+    cfg.set("access_log_format", "%(r)s | %(U)s | %(q)s | %(f)s | %({x-original-url}i)s")
+    logger = gunicorn_conf.RedactingLogger(cfg)
+    link = "/invitations/tok-1/"
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"{link}?page=2&api_key=tok-2",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "PATH_INFO": link,
+        "QUERY_STRING": "token=tok-3&page=2",
+        "HTTP_REFERER": f"http://a.localhost{link}?signature=tok-4",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    response = SimpleNamespace(status="200 OK", sent=10, headers=[])
+    request = SimpleNamespace(headers=[("X-ORIGINAL-URL", f"{link}?password=tok-5")])
+    logger.access(response, request, environ, timedelta(milliseconds=3))
+    for handler in logger.access_log.handlers:
+        handler.flush()
+    written = (tmp_path / "access.log").read_text()
+    assert "/invitations/[redacted]/" in written and "page=2" in written
+    assert "tok-" not in written, written
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db  # the server reads the session's tenants; the test writes nothing
+def test_gunicorns_access_log_carries_no_invitation_token_and_no_secret_query_value(
+    world, tmp_path
+):
+    port = _free_port()
+    access_log = tmp_path / "access.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": _processes.test_database_url(),
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "test-only-key-not-secret-at-least-32-bytes",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DJANGO_SECURE_COOKIES": "0",
+        "WEB_PORT": str(port),
+        "WEB_WORKERS": "1",
+        "WEB_THREADS": "2",
+        "WEB_ACCESS_LOG": str(access_log),
+    }
+    web_log = tmp_path / "web.log"
+    with web_log.open("w") as log:
+        server = subprocess.Popen(
+            [str(GUNICORN), "-c", "python:portal.gunicorn_conf", "portal.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base, host = f"http://127.0.0.1:{port}", f"{world.a.slug}.localhost"
+    token, query_token = "invitation-secret-4711", "query-secret-0815"
+
+    def get(path, **headers):
+        request = urllib.request.Request(base + path, headers={"Host": host, **headers})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                get("/login/")
+                break
+            except OSError:
+                assert server.poll() is None, web_log.read_text()
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        assert get(f"/invitations/{token}/") == 404  # an unknown token: the page says so
+        get("/login/", Referer=f"http://{host}/invitations/{token}/")
+        get(f"/login/?next=/&token={query_token}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    written = access_log.read_text()
+    assert '"GET /invitations/[redacted]/" 404' in written  # the line is there, masked
+    assert written.count('"GET /login/"') >= 3
+    assert token not in written and query_token not in written
+    assert token not in web_log.read_text()  # Django's own "Not Found" line included
