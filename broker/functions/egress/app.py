@@ -4,7 +4,8 @@ source with `ReportBatchItemFailures`), each handed to `deliver.process_body`.
 A record is reported failed only when the platform itself failed (DynamoDB, SQS or KMS
 unavailable): SQS hands that one out again and never its successful neighbours. A consumer's
 failure is handled here (retry re-enqueued, or dead letter) and its record succeeds.
-After the batch: the in-flight slots are given back and the delivery records flushed.
+After the batch: the idempotency marks are written (one BatchWriteItem), the in-flight slots
+given back and the delivery records flushed.
 """
 
 import os
@@ -19,7 +20,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from broker.functions.egress import deliver, inflight
+from broker.functions.egress import deliver, idempotency, inflight
 from broker.functions.egress.recorder import flush_records
 
 logger = Logger(service="broker-egress")
@@ -47,9 +48,11 @@ def handler(event: dict, context=None) -> dict:
     # All records failing is reported like any partial failure, not raised.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     try:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+        # The idempotency COMPLETED marks are written together when the batch is done.
+        with idempotency.completions_batched():
+            return process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
     finally:
         try:
             slots.release_all()

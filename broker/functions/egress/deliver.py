@@ -11,6 +11,8 @@ one, a dead letter on the central DLQ.
 A duplicated SQS message is absorbed by Powertools idempotency on (tenant, delivery id,
 replay, attempt) in `IDEMPOTENCY_TABLE`: the second copy returns the first one's result
 without calling the consumer. A retry (attempt + 1) or a replay (replay + 1) is a new key.
+Within a handler's batch the COMPLETED marks are written together at its end
+(egress/idempotency.py says what that changes: nothing a consumer sees).
 """
 
 import dataclasses
@@ -21,14 +23,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
 from broker.functions import aws, config, settings
-from broker.functions.egress import inflight, policy, signing, transport
+from broker.functions.egress import idempotency, inflight, policy, signing, transport
 from broker.functions.egress.recorder import RECORDER
 from broker.functions.shared import arn, messages, records, secrets
 
@@ -46,6 +44,9 @@ IDEMPOTENCY_EXPIRY_SECONDS = 24 * 3600
 # Outside Lambda (local runner, tests) there is no remaining time to bound an in-progress
 # idempotency record: one left by a killed process blocks its message this long.
 LOCAL_IN_PROGRESS_MS = 5 * 60 * 1000
+DEFAULT_TIMEOUT_MS = 10_000  # a consumer item without `timeout_ms`
+# An attempt starting with less than its timeout plus this left may be cut by Lambda's timeout.
+DEADLINE_MARGIN_MS = 5_000
 
 
 def _now() -> datetime:
@@ -108,7 +109,9 @@ def _idempotent_attempt(lambda_context):
                 expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
                 raise_on_no_idempotency_key=True,
             )
-            layer = DynamoDBPersistenceLayer(table_name=s.idempotency_table, boto3_client=client)
+            layer = idempotency.BatchedCompletionLayer(
+                table_name=s.idempotency_table, boto3_client=client
+            )
             wrapped = idempotent_function(
                 attempt,
                 data_keyword_argument="key",
@@ -120,6 +123,14 @@ def _idempotent_attempt(lambda_context):
         cfg, wrapped = _idem[key]
     cfg.register_lambda_context(lambda_context or _LocalContext())
     return wrapped
+
+
+def _may_outrun(lambda_context, consumer: dict) -> bool:
+    """Could an attempt at this consumer last past the invocation's deadline? (Lambda only.)"""
+    if lambda_context is None:
+        return False
+    timeout_ms = int(consumer.get("timeout_ms") or DEFAULT_TIMEOUT_MS)
+    return lambda_context.get_remaining_time_in_millis() < timeout_ms + DEADLINE_MARGIN_MS
 
 
 # --- the egress for one record ----------------------------------------------------------
@@ -155,6 +166,10 @@ def process_body(body: str, *, source_arn: str, slots: inflight.Slots, lambda_co
             _send(queue_url(source_arn), message, delay=inflight.defer_delay())
             logger.info("Consumer at its in-flight cap, message put back", extra=ids)
             return DEFERRED
+    if usable and _may_outrun(lambda_context, consumer):
+        # Should the invocation time out during this attempt, the marks of the deliveries
+        # already made must not be lost with it (they would be sent again).
+        idempotency.write_pending()
     token = uuid.uuid4().hex
     run = _idempotent_attempt(lambda_context)
     result = run(
@@ -191,6 +206,7 @@ def attempt(
     first = d.first_attempt_at or _iso(now)
     ids = {"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "delivery_id": d.delivery_id}
     final = False
+    body = None  # the event JSON the consumer receives, also what the delivery log keeps
     if consumer is None:
         outcome = transport.Outcome(
             ok=False,
@@ -199,10 +215,16 @@ def attempt(
         )
         final = True  # dead-lettered now, so it can be replayed once the consumer is back
     else:
-        outcome = send(consumer, message)
+        body = message_event_json(message)
+        outcome = send(consumer, message, body=body)
     if outcome.ok:
         RECORDER.attempt(
-            delivery=d, event=message.event, status=records.OK, outcome=outcome, at=now
+            delivery=d,
+            event=message.event,
+            event_json=body,
+            status=records.OK,
+            outcome=outcome,
+            at=now,
         )
         logger.info("Delivered", extra={**ids, "attempt": d.attempt, "status": outcome.status})
         return {"outcome": DELIVERED, "token": token}
@@ -219,7 +241,12 @@ def attempt(
         )
         _send(queue_url(source_arn), messages.delivery_message(nxt, message.event), delay=delay)
         RECORDER.attempt(
-            delivery=d, event=message.event, status=records.RETRYING, outcome=outcome, at=now
+            delivery=d,
+            event=message.event,
+            event_json=body,
+            status=records.RETRYING,
+            outcome=outcome,
+            at=now,
         )
         logger.info(
             "Attempt failed, retry scheduled",
@@ -238,7 +265,14 @@ def attempt(
         dataclasses.replace(d, first_attempt_at=first, not_before=None), message.event, failure
     )
     _send(central_dlq_url(), letter)
-    RECORDER.attempt(delivery=d, event=message.event, status=records.DEAD, outcome=outcome, at=now)
+    RECORDER.attempt(
+        delivery=d,
+        event=message.event,
+        event_json=body,
+        status=records.DEAD,
+        outcome=outcome,
+        at=now,
+    )
     logger.warning(
         "Delivery dead-lettered",
         extra={**ids, "attempt": d.attempt, "error_kind": outcome.error_kind},
@@ -246,10 +280,13 @@ def attempt(
     return {"outcome": DEAD, "token": token}
 
 
-def send(consumer: dict, message: messages.Message) -> transport.Outcome:
-    """The attempt itself: an HTTPS POST or an SQS send, per the consumer's kind."""
+def send(
+    consumer: dict, message: messages.Message, *, body: str | None = None
+) -> transport.Outcome:
+    """The attempt itself: an HTTPS POST or an SQS send, per the consumer's kind. `body`: the
+    event JSON when the caller already has it (`message_event_json`)."""
     d = message.delivery
-    body = message_event_json(message)
+    body = message_event_json(message) if body is None else body
     try:
         if consumer.get("kind") == "sqs":
             return transport.send_sqs(
@@ -269,7 +306,7 @@ def send(consumer: dict, message: messages.Message) -> transport.Outcome:
             error="A secret of the consumer cannot be decrypted.",
             error_kind=messages.ERROR_CONSUMER_GONE,
         )
-    timeout_s = max(0.1, int(consumer.get("timeout_ms") or 10_000) / 1000)
+    timeout_s = max(0.1, int(consumer.get("timeout_ms") or DEFAULT_TIMEOUT_MS) / 1000)
     return transport.post(
         (consumer.get("target") or {}).get("url", ""),
         body=body.encode(),

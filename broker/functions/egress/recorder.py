@@ -65,9 +65,11 @@ class Recorder:
         status: str,
         outcome,
         at: datetime | None = None,
+        event_json: str | None = None,
     ) -> None:
         """One attempt: `status` is records.OK / RETRYING / DEAD; `outcome` a
-        transport.Outcome (status, error, error_kind, latency_ms)."""
+        transport.Outcome (status, error, error_kind, latency_ms). `event_json`: the event as
+        the consumer received it, when the caller has it (not serialised a second time)."""
         at = at or datetime.now(UTC)
         at_iso = at.isoformat(timespec="milliseconds")
         d = delivery
@@ -112,7 +114,7 @@ class Recorder:
             if d.attempt == 1:
                 event_attrs = {
                     "type": _s("event"),
-                    "event": _s(json.dumps(event, separators=(",", ":"))),
+                    "event": _s(event_json or json.dumps(event, separators=(",", ":"))),
                     "at": _s(at_iso),
                     "ttl": _n(ttl),
                 }

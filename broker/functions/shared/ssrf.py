@@ -12,6 +12,7 @@ http. Metadata addresses stay refused whatever the list says.
 
 import functools
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 BLOCKED_NAMES = ("localhost", "metadata.google.internal", "metadata")
 BLOCKED_SUFFIXES = (".localhost", ".internal", ".local", ".localdomain", ".home.arpa")
+
+
+# Whitespace (`\s` is str.isspace()'s set), control characters, DEL and backslashes.
+_REFUSED_CHARS = re.compile(r"[\s\x00-\x1f\x7f\\]")
 
 
 class UnsafeURL(ValueError):
@@ -185,7 +190,7 @@ def _parse(url):
     """(parts, host, port) of a URL without spaces, control characters or user info."""
     if not isinstance(url, str) or not url:
         raise UnsafeURL("Enter a URL.")
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url) or "\\" in url:
+    if _REFUSED_CHARS.search(url):
         raise UnsafeURL("URLs cannot contain spaces, control characters or backslashes.")
     try:
         parts = urlsplit(url)
