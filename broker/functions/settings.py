@@ -11,6 +11,7 @@
 | `CONFIG_CACHE_TTL_SECONDS` | `60` | how long a config item read is reused |
 | `CONFIG_MISS_TTL_SECONDS` | `5` | how long an absent item is remembered |
 | `CONSUMER_PRIVATE_TARGETS` | empty | `host:port` or `host:first-last` allowed despite SSRF rules |
+| `CONSUMER_HTTP_ALLOWED_HOSTS` | empty | host names a consumer may call over plain http (public addresses still) |
 | `SECRETS_FERNET_KEYS`, `DJANGO_SECRET_KEY` | | to decrypt `fernet1:` secret references |
 | `DELIVERY_RECORD_TTL_DAYS` | `7` | |
 """
@@ -47,6 +48,10 @@ class Settings:
     )
     private_targets: tuple[str, ...] = field(
         default_factory=lambda: tuple(_list("CONSUMER_PRIVATE_TARGETS"))
+    )
+    # The portal's setting of the same name: what it accepts, the egress must deliver to.
+    http_allowed_hosts: frozenset[str] = field(
+        default_factory=lambda: frozenset(_list("CONSUMER_HTTP_ALLOWED_HOSTS"))
     )
     fernet_keys: tuple[str, ...] = field(
         default_factory=lambda: tuple(_list("SECRETS_FERNET_KEYS"))

@@ -1,7 +1,7 @@
 """The two ways an attempt reaches a consumer: an HTTPS POST to a vetted address, or an SQS send.
 
-HTTPS: the URL is checked by the shared SSRF module at every attempt, which returns the
-addresses it vetted; the connection goes to the first of them, with the URL's host name as
+HTTPS: the URL is checked by the shared SSRF module at every attempt (`vet_url`, the portal's
+rules and settings), which returns the addresses it vetted; the connection goes to the first of them, with the URL's host name as
 Host header, TLS SNI and certificate name, so a DNS answer that changes after the check
 (rebinding) is never used. No redirect is followed (a 3xx is a failed attempt), the consumer's
 timeout bounds connect and read together, and at most `MAX_ANSWER_BYTES` of the answer are
@@ -77,6 +77,18 @@ def _host_header(hostname: str, scheme: str, port: int) -> str:
     return host if port == (443 if scheme == "https" else 80) else f"{host}:{port}"
 
 
+def vet_url(url: str) -> list[ssrf.IPAddress]:
+    """The addresses `url` may be called at, by the rules the portal applied when the consumer
+    was saved (broker/services/consumers.py): the same shared check, fed the same two settings,
+    `CONSUMER_HTTP_ALLOWED_HOSTS` and `CONSUMER_PRIVATE_TARGETS`. Raises ssrf.UnsafeURL."""
+    s = settings.get()
+    return ssrf.check_url(
+        url,
+        allow_http_hosts=s.http_allowed_hosts,
+        private_targets=ssrf.parse_private_targets(s.private_targets),
+    )
+
+
 def post(url: str, *, body: bytes, headers: dict[str, str], timeout_s: float) -> Outcome:
     """POSTs `body` to `url` once. Never raises for what the consumer or the network does."""
     started = time.perf_counter()
@@ -84,9 +96,8 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout_s: float) ->
     def done(**kwargs) -> Outcome:
         return Outcome(latency_ms=(time.perf_counter() - started) * 1000, **kwargs)
 
-    targets = ssrf.parse_private_targets(settings.get().private_targets)
     try:
-        addresses = ssrf.check_url(url, private_targets=targets)
+        addresses = vet_url(url)
     except ssrf.UnsafeURL as exc:
         return done(ok=False, error=str(exc), error_kind=messages.ERROR_SSRF)
     parts = urlsplit(url)

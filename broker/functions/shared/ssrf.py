@@ -8,6 +8,11 @@ deployment may allow a few private `host:port` (or `host:first-last`) targets, a
 or an in-VPC service. A URL whose host is literally one of them (an IP in any notation matches
 the same IP) and whose port is in the range skips the private-address rules and may use plain
 http. Metadata addresses stay refused whatever the list says.
+
+Plain-http hosts (`CONSUMER_HTTP_ALLOWED_HOSTS`, e.g. `hooks.staging.example.com`): these host
+names may use http instead of https; everything else holds (public addresses only). The portal
+(at save time) and the egress (at every attempt) pass the same two settings, so a consumer the
+portal accepts is one the egress delivers to.
 """
 
 import functools
@@ -166,6 +171,8 @@ def check_url(
     resolve=None,
 ) -> list[IPAddress]:
     """Raises UnsafeURL unless the URL is safe to call; returns the vetted addresses.
+    `allow_http_hosts` (`CONSUMER_HTTP_ALLOWED_HOSTS`, portal and egress alike): host names
+    that may use plain http; their addresses must still be public.
 
     `resolve` defaults to `socket.getaddrinfo` looked up at call time (tests patch it)."""
     resolve = resolve or socket.getaddrinfo
@@ -205,9 +212,16 @@ def _parse(url):
     return parts, host, port
 
 
+@functools.lru_cache(maxsize=32)
+def _http_hosts(hosts: frozenset[str]) -> frozenset[str]:
+    # Host names compare as the URL's do: lower case, no trailing dot.
+    return frozenset(h.strip().rstrip(".").lower() for h in hosts)
+
+
 def _check_scheme_and_port(scheme: str, host: str, port, allow_http_hosts) -> None:
     """https everywhere; plain http only to the hosts allowed it; never port 0."""
-    if scheme not in ("http", "https") or (scheme == "http" and host not in allow_http_hosts):
+    allowed = _http_hosts(frozenset(allow_http_hosts)) if allow_http_hosts else frozenset()
+    if scheme not in ("http", "https") or (scheme == "http" and host not in allowed):
         raise UnsafeURL("Only https URLs are allowed.")
     if port == 0:
         raise UnsafeURL("Port 0 is not allowed.")
