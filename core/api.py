@@ -1,7 +1,9 @@
 """Building blocks shared by the operator and tenant APIs."""
 
+from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
 
 
@@ -27,9 +29,6 @@ class SafeLookupMixin:
     """A malformed id in the URL is a 404 like any other unknown object, not a 400 or 500."""
 
     def get_object(self):
-        from django.core.exceptions import ValidationError
-        from rest_framework.exceptions import NotFound
-
         try:
             return super().get_object()
         except (ValidationError, ValueError, TypeError):

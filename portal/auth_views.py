@@ -1,6 +1,8 @@
 """Token endpoints (every host): tokens carry the host's scope and the tenant's claims."""
 
 from django.contrib.auth import authenticate, get_user_model
+from django.http import JsonResponse
+from django.shortcuts import render
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
@@ -13,6 +15,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from core.errors import error_body
 from portal.auth import check_generation, host_scope
 from tenants import roles, services
 
@@ -123,11 +126,6 @@ class TenantJWTScheme(OpenApiAuthenticationExtension):
 
 def lockout_response(request, credentials=None, *args, **kwargs):
     """django-axes' answer to a locked-out sign-in: the API error shape, or the login page."""
-    from django.http import JsonResponse
-    from django.shortcuts import render
-
-    from core.errors import error_body
-
     if request.path.startswith("/api/"):
         return JsonResponse(
             error_body(LockedOut.default_code, str(LockedOut.default_detail)), status=429

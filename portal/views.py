@@ -10,6 +10,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_tenants.utils import get_public_schema_name
 
+from broker.models import Consumer, Producer, Subscription
+from broker.sync.selectors import tenant_sync_status
 from core.errors import ApplicationError
 from portal.console import ConsoleQuery, console_page
 from portal.forms import (
@@ -127,9 +129,6 @@ def console(request):
 def _broker_overview(tenant) -> dict:
     """The tenant's broker configuration and where it stands in DynamoDB (read-only here;
     changes go through the API)."""
-    from broker.models import Consumer, Producer, Subscription
-    from broker.sync.selectors import tenant_sync_status
-
     summary, objects = tenant_sync_status(tenant)
     return {
         "producers": Producer.objects.prefetch_related("api_keys").order_by("name")[:100],

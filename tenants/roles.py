@@ -3,6 +3,8 @@
 from django.db import connection
 from django_tenants.utils import get_public_schema_name
 
+from tenants.models import Membership
+
 OPERATOR = "operator"
 SUPPORT = "support"
 ADMIN = "admin"
@@ -22,8 +24,6 @@ def resolve_role(request) -> str | None:
     """
     if hasattr(request, "_portal_role"):
         return request._portal_role
-    from tenants.models import Membership
-
     user = getattr(request, "user", None)
     role = None
     if user is not None and user.is_authenticated and user.is_active:

@@ -15,8 +15,11 @@ a migrated one are identical (tables, columns, indexes, constraints, applied mig
 
 import hashlib
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
+from django_tenants.utils import schema_exists
+
+from .models import Tenant
 
 TEMPLATE = "tenant_template"
 
@@ -44,8 +47,6 @@ def ensure_template() -> None:
     """Builds (or rebuilds) the template schema when it is missing or out of date.
 
     Holds the template lock while building, so a concurrent copy never sees half a template."""
-    from .models import Tenant
-
     wanted = _fingerprint()
     connection.set_schema_to_public()
     with connection.cursor() as cursor:
@@ -70,8 +71,6 @@ def ensure_template() -> None:
 def clone_template(schema: str) -> None:
     """Creates `schema` as a copy of the template: tables, constraints and indexes under their
     original names (later migrations find them by name), and the migration records."""
-    from django.db import transaction
-
     connection.set_schema_to_public()
     with transaction.atomic(), connection.cursor() as cursor:
         _lock(cursor)
@@ -119,8 +118,6 @@ def clone_template(schema: str) -> None:
 
 def create_tenant_schema(tenant) -> None:
     """Creates the tenant's schema (idempotent: an existing schema is left as it is)."""
-    from django_tenants.utils import schema_exists
-
     if schema_exists(tenant.schema_name):
         return
     ensure_template()

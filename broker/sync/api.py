@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import Pagination, StrictSerializer
+from tenants.models import Tenant
 from tenants.permissions import IsAnyMember, IsOperator, IsOperatorOrSupportReadOnly
 
 from . import selectors
@@ -103,8 +104,6 @@ class PlatformSyncView(APIView):
     permission_classes = [IsOperatorOrSupportReadOnly]
 
     def get(self, request):
-        from tenants.models import Tenant
-
         tenants = Tenant.objects.exclude(schema_name="public").exclude(status="deleted")
         tenant_id = request.query_params.get("tenant")
         if tenant_id:
@@ -140,8 +139,6 @@ class ResyncView(APIView):
 
     @extend_schema(request=ResyncSerializer, responses={202: SyncJobSerializer})
     def post(self, request):
-        from tenants.models import Tenant
-
         body = ResyncSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         tenant = None

@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from tenants import hooks
+
 
 class SyncConfig(AppConfig):
     """Sync bookkeeping (public schema): per-object sync state and resync/reconcile runs."""
@@ -10,8 +12,7 @@ class SyncConfig(AppConfig):
 
     def ready(self):
         # tenants cannot import the sync (it sits below broker): it calls these hooks.
-        from tenants import hooks
-
+        # In ready(): it imports models, which the app registry loads only after apps.py.
         from . import selectors, tenant_items
 
         hooks.register(

@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from broker.sync import reconcile
 from broker.sync.models import SyncJobKind
+from tenants.models import Tenant
 
 
 class Command(BaseCommand):
@@ -31,8 +32,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        from tenants.models import Tenant
-
         tenant = None
         if options["tenant"]:
             tenant = Tenant.objects.filter(slug=options["tenant"]).first()

@@ -8,9 +8,18 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django_tenants.utils import tenant_context
 
+from broker import secrets
+from broker import services as broker
+from broker.functions.shared.secrets import SecretError
+from broker.models import Consumer, Producer
+from broker.services.producers import hash_key
+from core import aws
+from core.errors import ApplicationError
 from tenants import services
 from tenants.models import Membership, PlatformRole, Tenant, TenantRole, TenantStatus, User
+from tenants.services import tenant_url
 
 
 def _user(email, password, **extra):
@@ -24,11 +33,6 @@ def _user(email, password, **extra):
 def _demo_configuration(tenant, admin) -> None:
     """A producer, a consumer (an SQS queue: no outbound HTTP needed) and a subscription, made
     through the services like any change (so they reach DynamoDB through the relay)."""
-    from django_tenants.utils import tenant_context
-
-    from broker import services as broker
-    from broker.models import Consumer, Producer
-
     with tenant_context(tenant):
         if not Producer.objects.filter(name="web-shop").exists():
             broker.producer_create(
@@ -74,9 +78,6 @@ def _write_private(path: Path, text: str) -> None:
 def _demo_api_key(producer, admin) -> tuple[str, bool]:
     """The producer's key kept in var/demo/api-key: reused while it is still valid, else a new
     one (a key is shown only when it is issued). Returns (key, issued now)."""
-    from broker import services as broker
-    from broker.services.producers import hash_key
-
     path = demo_dir() / "api-key"
     known = path.read_text().strip() if path.exists() else ""
     if (
@@ -96,10 +97,6 @@ def _signing_secret(tenant, admin, consumer) -> str:
     """The consumer's current signing secret in clear. One encrypted under another key (the
     database outlived the DJANGO_SECRET_KEY / SECRETS_FERNET_KEYS it was made with) is replaced
     by a new one, which nothing could verify anyway."""
-    from broker import secrets
-    from broker import services as broker
-    from broker.functions.shared.secrets import SecretError
-
     try:
         return secrets.decrypt(tenant_id=str(tenant.pk), token=consumer.signing_secret_encrypted)
     except SecretError:
@@ -116,13 +113,6 @@ def _data_plane_demo(tenant, admin, stdout) -> None:
     path (dead letters for the demo), both subscribed to order.*, the receiver's signing
     secrets in var/demo/receiver-secrets (one a line; the receiver re-reads the file), and the
     warehouse consumer's queue on the moto server, so its deliveries succeed."""
-    from django_tenants.utils import tenant_context
-
-    from broker import services as broker
-    from broker.models import Consumer, Producer
-    from core import aws
-    from core.errors import ApplicationError
-
     port = int(os.environ.get("RECEIVER_PORT", "8200"))
     with tenant_context(tenant):
         consumers = {}
@@ -208,8 +198,6 @@ class Command(BaseCommand):
         if tenant.status == TenantStatus.ACTIVE:
             _demo_configuration(tenant, admin)
             _data_plane_demo(tenant, admin, self.stdout)
-        from tenants.services import tenant_url
-
         self.stdout.write(
             f"\nDemo logins (password for all: {password})\n"
             f"  operator  operator@example.com   {services.public_url('/')}\n"
