@@ -21,6 +21,7 @@ import json
 import math
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from time import monotonic
 
@@ -155,26 +156,49 @@ def check_quota(tenant_id: str, tenant: dict, n: int, *, now: datetime | None = 
 
 # --- producer-given ids ----------------------------------------------------------------------
 
+# A claim is "pending" from before the event's deliveries are sent until they are all sent
+# ("done", holding the answer). A pending claim older than this was left by a crashed or
+# timed-out instance: the next request with the id takes it over and routes the event.
+# Longer than the functions' timeouts (HTTP 10 s, SQS producers 60 s: deploy/template.yaml).
+CLAIM_LEASE_SECONDS = 90
+PENDING, DONE = "pending", "done"
+_CLAIMABLE = "attribute_not_exists(PK) OR expires < :now OR (#state = :pending AND lease < :now)"
 
-def claim_event_id(tenant_id: str, producer_id: str, source_id: str, answer: dict) -> dict | None:
-    """Records `answer` as the answer to this id for 24 h. Returns None when the id is new,
-    else the first answer (the event must not be routed again)."""
+
+@dataclass(frozen=True)
+class Claim:
+    """What claiming a producer id gave: `answer` (the first answer: a duplicate, route
+    nothing), `in_progress` (another request holds it right now: answer 503), or neither (it
+    is this request's: route the event, with `event_id` when a crashed claim had chosen one)."""
+
+    answer: dict | None = None
+    in_progress: bool = False
+    event_id: str | None = None
+
+
+def claim_event_id(tenant_id: str, producer_id: str, source_id: str, event_id: str) -> Claim:
+    """Claims the producer id for the event `event_id` (pending, `CLAIM_LEASE_SECONDS`);
+    `complete_event_ids` marks it done with its answer once the deliveries are sent."""
     pk, sk = records.event_id_key(tenant_id, producer_id, source_id)
     now = int(time.time())
     client = aws.dynamodb()
     try:
-        client.put_item(
+        out = client.put_item(
             TableName=_table(),
             Item={
                 "PK": {"S": pk},
                 "SK": {"S": sk},
-                "answer": {"S": json.dumps(answer, separators=(",", ":"))},
+                "state": {"S": PENDING},
+                "event_id": {"S": event_id},
+                "lease": {"N": str(now + CLAIM_LEASE_SECONDS)},
                 "expires": {"N": str(now + DEDUP_SECONDS)},
                 "ttl": {"N": str(now + DEDUP_SECONDS)},
             },
             # TTL deletion lags by up to two days: an expired claim counts as absent.
-            ConditionExpression="attribute_not_exists(PK) OR expires < :now",
-            ExpressionAttributeValues={":now": {"N": str(now)}},
+            ConditionExpression=_CLAIMABLE,
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":now": {"N": str(now)}, ":pending": {"S": PENDING}},
+            ReturnValues="ALL_OLD",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except ClientError as exc:
@@ -187,13 +211,58 @@ def claim_event_id(tenant_id: str, producer_id: str, source_id: str, answer: dic
                 Key={"PK": {"S": pk}, "SK": {"S": sk}},
                 ConsistentRead=True,
             ).get("Item", {})
-        return json.loads(old.get("answer", {}).get("S", "{}"))
-    return None
+        if old.get("state", {}).get("S") == PENDING:
+            return Claim(in_progress=True)
+        return Claim(answer=json.loads(old.get("answer", {}).get("S", "{}")))
+    old = out.get("Attributes") or {}
+    if old.get("state", {}).get("S") == PENDING:
+        # Taken over from a request that died before its deliveries were all sent: the same
+        # event id, so a consumer that got some of them can tell the event again.
+        logger.info("Producer id claim taken over after its lease", extra={"source_id": source_id})
+        return Claim(event_id=old.get("event_id", {}).get("S") or None)
+    return Claim()
+
+
+def complete_event_ids(tenant_id: str, producer_id: str, done: list[tuple[str, dict]]) -> None:
+    """Marks claims done with their answers ((producer id, answer) pairs), 25 a call. Never
+    raises: the events are routed already; a claim left pending is taken over after its
+    lease by a repeat, which routes the event again (at least once, never lost)."""
+    now = int(time.time())
+    items = []
+    for source_id, answer in done:
+        pk, sk = records.event_id_key(tenant_id, producer_id, source_id)
+        items.append(
+            {
+                "PutRequest": {
+                    "Item": {
+                        "PK": {"S": pk},
+                        "SK": {"S": sk},
+                        "state": {"S": DONE},
+                        "answer": {"S": json.dumps(answer, separators=(",", ":"))},
+                        "expires": {"N": str(now + DEDUP_SECONDS)},
+                        "ttl": {"N": str(now + DEDUP_SECONDS)},
+                    }
+                }
+            }
+        )
+    client = aws.dynamodb()
+    for start in range(0, len(items), 25):
+        requests = {_table(): items[start : start + 25]}
+        try:
+            for attempt in range(3):
+                requests = client.batch_write_item(RequestItems=requests).get("UnprocessedItems")
+                if not requests:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            else:
+                raise RuntimeError("DynamoDB left producer id claims unprocessed")
+        except (BotoCoreError, ClientError, RuntimeError):
+            logger.exception("Marking producer ids done failed; they stay pending for their lease")
 
 
 def release_event_id(tenant_id: str, producer_id: str, source_id: str) -> None:
     """Forgets a claim whose event could not be routed, so that the producer's retry is not
-    answered as a duplicate of a failure."""
+    answered as a duplicate of a failure (nor as in progress)."""
     pk, sk = records.event_id_key(tenant_id, producer_id, source_id)
     aws.dynamodb().delete_item(TableName=_table(), Key={"PK": {"S": pk}, "SK": {"S": sk}})
 

@@ -27,6 +27,70 @@ def _check_event(tenant: dict, producer: dict, raw, size: int) -> dict:
     return event
 
 
+def _route(tenant, producer, accepted, results, claimed, outgoing) -> list[tuple[int, int]]:
+    """Claims producer ids and builds the deliveries of the accepted events (in `results`,
+    `claimed`, `outgoing`); returns (index, index of the first) of ids repeated here."""
+    tenant_id, producer_id = tenant["tenant_id"], producer["producer_id"]
+    first_of: dict[str, int] = {}
+    repeats: list[tuple[int, int]] = []
+    for index, checked in accepted:
+        event_id = envelope.new_event_id()
+        source_id = checked["source_id"]
+        if source_id is not None:
+            if source_id in first_of:
+                repeats.append((index, first_of[source_id]))
+                continue
+            first_of[source_id] = index
+            claim = limits.claim_event_id(tenant_id, producer_id, source_id, event_id)
+            if claim.answer is not None:
+                results[index] = {**claim.answer, "duplicate": True}
+                continue
+            if claim.in_progress:
+                results[index] = IngressError(
+                    "unavailable",
+                    "An event with this id is being accepted right now; send it again.",
+                    retry_after=1,
+                )
+                continue
+            claimed[index] = source_id
+            event_id = claim.event_id or event_id
+        event = messages.event_body(
+            event_id=event_id,
+            type_=checked["type"],
+            time=checked["time"],
+            data=checked["data"],
+            source_id=source_id,
+        )
+        routes = routing.matching_routes(tenant_id, producer_id, event)
+        results[index] = {"id": event["id"], "deliveries": len(routes)}
+        outgoing += routing.deliveries(
+            tenant_id=tenant_id,
+            producer_id=producer_id,
+            event=event,
+            routes=routes,
+            event_index=index,
+        )
+    return repeats
+
+
+def _send(tenant: dict, outgoing: list[routing.Outgoing]) -> set[int]:
+    if not outgoing:
+        return set()
+    try:
+        return routing.send(tenant, outgoing)
+    except routing.NoQueue:
+        return {out.event_index for out in outgoing}
+
+
+def _release(tenant_id: str, producer_id: str, source_ids) -> None:
+    for source_id in source_ids:
+        try:
+            limits.release_event_id(tenant_id, producer_id, source_id)
+        except Exception:
+            # Left pending: a repeat gets 503 until the lease ends, then routes the event.
+            logger.exception("Releasing a producer id claim failed")
+
+
 def ingest(tenant: dict, producer: dict, items: list[tuple[object, int]]) -> list[Result]:
     """Checks, limits, de-duplicates and routes `items` ((parsed envelope, its size in
     bytes), in order). Raises IngressError for rate and quota (nothing is routed then)."""
@@ -48,44 +112,31 @@ def ingest(tenant: dict, producer: dict, items: list[tuple[object, int]]) -> lis
             raise
 
     outgoing: list[routing.Outgoing] = []
-    claimed: dict[int, str] = {}
-    for index, checked in accepted:
-        event = messages.event_body(
-            event_id=envelope.new_event_id(),
-            type_=checked["type"],
-            time=checked["time"],
-            data=checked["data"],
-            source_id=checked["source_id"],
-        )
-        routes = routing.matching_routes(tenant_id, producer_id, event)
-        answer = {"id": event["id"], "deliveries": len(routes)}
-        if checked["source_id"] is not None:
-            first = limits.claim_event_id(tenant_id, producer_id, checked["source_id"], answer)
-            if first is not None:
-                results[index] = {**first, "duplicate": True}
-                continue
-            claimed[index] = checked["source_id"]
-        results[index] = answer
-        outgoing += routing.deliveries(
-            tenant_id=tenant_id,
-            producer_id=producer_id,
-            event=event,
-            routes=routes,
-            event_index=index,
-        )
-
-    failed: set[int] = set()
-    if outgoing:
-        try:
-            failed = routing.send(tenant, outgoing)
-        except routing.NoQueue:
-            failed = {out.event_index for out in outgoing}
+    claimed: dict[int, str] = {}  # index → producer id, claimed by this request
+    try:
+        repeats = _route(tenant, producer, accepted, results, claimed, outgoing)
+        failed = _send(tenant, outgoing)
+    except Exception:
+        # DynamoDB or SQS failed mid-request (the request is answered 503): the producer's
+        # retry must be routed, neither "duplicate" nor "in progress".
+        _release(tenant_id, producer_id, claimed.values())
+        raise
     for index in failed:
         results[index] = IngressError(
             "unavailable", "The event could not be queued; send it again.", retry_after=1
         )
-        if index in claimed:
-            limits.release_event_id(tenant_id, producer_id, claimed[index])
+    _release(tenant_id, producer_id, (claimed[i] for i in failed if i in claimed))
+    limits.complete_event_ids(
+        tenant_id,
+        producer_id,
+        [(source_id, results[i]) for i, source_id in claimed.items() if i not in failed],
+    )
+    for index, first in repeats:  # the same producer id twice in this request
+        results[index] = (
+            {**results[first], "duplicate": True}
+            if isinstance(results[first], dict)
+            else results[first]
+        )
     routed = sum(1 for out in outgoing if out.event_index not in failed)
     fresh = sum(1 for r in results if isinstance(r, dict) and not r.get("duplicate"))
     limits.record_stats(tenant_id, ingested=fresh, routed=routed, rejected=rejected + len(failed))
