@@ -32,21 +32,26 @@ def _stamp_context(headers=None, **kwargs):
         headers.setdefault("user_id", current_user_id())
 
 
+# The tokens to restore, by task id: an eager task that runs another one of the same kind
+# (the relay kicking itself) must not overwrite its own tokens on the shared task object,
+# or its context outlives it and the next request's log lines carry a stale id.
+_CONTEXT_TOKENS: dict[str, tuple] = {}
+
+
 @signals.task_prerun.connect
-def _enter_context(task=None, **kwargs):
+def _enter_context(task_id=None, task=None, **kwargs):
     request = getattr(task, "request", None)
     # Eager tasks (tests) run inside the request: keep its context.
     request_id = getattr(request, "request_id", None) or current_request_id()
-    task._log_tokens = (
+    _CONTEXT_TOKENS[task_id] = (
         set_request_id(request_id or getattr(request, "id", None)),
         set_user_id(getattr(request, "user_id", None) or current_user_id()),
     )
 
 
 @signals.task_postrun.connect
-def _leave_context(task=None, **kwargs):
-    tokens = getattr(task, "_log_tokens", None)
+def _leave_context(task_id=None, **kwargs):
+    tokens = _CONTEXT_TOKENS.pop(task_id, None)
     if tokens:
-        reset_request_id(tokens[0])
         reset_user_id(tokens[1])
-        task._log_tokens = None
+        reset_request_id(tokens[0])

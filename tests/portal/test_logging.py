@@ -63,6 +63,22 @@ def test_worker_lines_carry_the_enqueuing_request_and_the_tasks_schema(world, js
     assert line["request_id"] != "-" and line["tenant"] == "public"
 
 
+def test_a_task_that_runs_itself_leaves_no_context_behind():
+    """An eager task that runs another of its kind (the relay kicks itself) used to keep its
+    task id as the thread's request id: later request log lines carried it."""
+    from core.context import current_request_id
+    from portal.celery import app
+
+    @app.task(name="portal.tests.nested_probe")
+    def nested(depth):
+        if depth:
+            nested.apply(args=(depth - 1,))
+
+    assert current_request_id() is None
+    nested.apply(args=(2,))
+    assert current_request_id() is None
+
+
 def test_secrets_are_masked():
     assert "abcdef123456" not in mask("key ebk_abcdef123456 rejected")
     assert "eyJhbGciOi" not in mask("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.x.y")
