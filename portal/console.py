@@ -1,7 +1,7 @@
 """The operator console's tenant list: one row per tenant with what says it is in trouble.
 
 A constant number of SQL queries whatever the page size (the page with its tier, DLQ state and
-activity snapshot joined, its domains, its count, the sync overview's two aggregates, the tier
+activity snapshot joined, its count, the sync overview's two aggregates, the tier
 list) and no AWS call: the delivery figures are the activity job's snapshots (broker.activity),
 shown with their age.
 """
@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from broker.sync.models import OutboxEntry, SyncState
 from broker.sync.selectors import platform_sync_overview
-from tenants import selectors
-from tenants.models import TenantStatus, Tier
+from portal.console_tenant import actions_for
+from tenants.models import Tenant, TenantStatus, Tier
 
 PAGE_SIZES = (25, 50, 100)
 SORTS = {
@@ -40,6 +40,22 @@ _STATUS_RANK = {
 }
 # A success rate below this over the last hour marks the row.
 LOW_SUCCESS_RATE = 0.95
+
+# The row's buttons (console_tenant.actions_for decides which): label, aria-label (+ slug),
+# button style, title.
+ROW_ACTIONS = {
+    "suspend": ("Suspend…", "Suspend", "secondary", ""),
+    "resume": ("Resume", "Resume", "secondary", ""),
+    "resync": ("Resync…", "Resync", "secondary", "Rewrite its DynamoDB items from PostgreSQL"),
+    "retry-provisioning": ("Retry", "Retry provisioning", "secondary", ""),
+    "resume-offboarding": (
+        "Resume offboarding",
+        "Resume offboarding",
+        "secondary",
+        "Run the offboarding again from where it stopped",
+    ),
+    "offboard": ("Offboard…", "Offboard", "danger", ""),
+}
 
 # Helper slot for other columns computed per page (e.g. DLQ backlog): callables taking the
 # page's tenants and returning {tenant_id (str): value}, registered by name.
@@ -80,7 +96,10 @@ def _queryset(query: ConsoleQuery):
     failing_sync = SyncState.objects.filter(tenant=OuterRef("pk")).exclude(last_error="")
     failing_outbox = OutboxEntry.objects.filter(tenant=OuterRef("pk")).exclude(last_error="")
     qs = (
-        selectors.tenant_list()
+        # Not tenants.selectors.tenant_list(): its member count (a GROUP BY over every column
+        # of the page) and domains (a query) are shown by other lists, not here.
+        Tenant.objects.exclude(schema_name="public")
+        # The tier comes from the page's tier list (a handful of rows), not one per tenant.
         .select_related("dlq_state", "activity_snapshot")
         # What lets the job read only new minutes: the page needs none of it.
         .defer("activity_snapshot__minutes", "activity_snapshot__settled_through")
@@ -157,6 +176,9 @@ def console_page(query: ConsoleQuery) -> dict:
     paginator = Paginator(_queryset(query), query.per_page)
     page = paginator.get_page(query.page)
     tenants = list(page.object_list)
+    tiers = {tier.pk: tier for tier in Tier.objects.order_by("name")}
+    for tenant in tenants:
+        tenant.tier = tiers.get(tenant.tier_id)
     sync = {row["tenant_id"]: row for row in platform_sync_overview(tenants)}
     extra = {name: column(tenants) for name, column in EXTRA_COLUMNS.items()}
     now = timezone.now()
@@ -175,11 +197,19 @@ def console_page(query: ConsoleQuery) -> dict:
         tenant.extra = {name: values.get(tid) for name, values in extra.items()}
         tenant.dlq = _dlq(tenant)
         tenant.problems = _problems(tenant)
+        tenant.actions = [
+            dict(
+                zip(
+                    ("action", "label", "aria", "style", "title"), (a, *ROW_ACTIONS[a]), strict=True
+                )
+            )
+            for a in actions_for(tenant)
+        ]
     return {
         "page": page,
         "tenants": tenants,
         "query": query,
-        "tiers": list(Tier.objects.order_by("name").values_list("name", flat=True)),
+        "tiers": [tier.name for tier in tiers.values()],
         "statuses": TenantStatus.values,
         "sorts": SORTS,
         "page_sizes": PAGE_SIZES,
