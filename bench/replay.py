@@ -15,8 +15,10 @@ and its own SQS queue names (a prefix of its own), on the same moto server.
    the machine, not the quota, is measured; a concurrent consumer drains the queue): SQS calls
    per letter (budget ≤ 0.1) and letters/s, against the naive one-SendMessage-per-letter way
    (--naive, 2,000 letters) into the same kind of drained queue in the same run.
-4. Peak Python memory (tracemalloc) of a replay of 1,000 and of --letters letters: flat in
-   the number of letters.
+4. Peak Python memory (tracemalloc) of a replay of 1,000 and of --letters letters, and of
+   the ingest over its first 1,000 and over --letters more letters: flat in the number of
+   letters (both work in batches of 10). Measured with DEBUG off (no SQL query log) and a
+   drain that keeps no per-letter state.
 """
 
 import argparse
@@ -38,9 +40,12 @@ def bench_database_url():
 
 
 class Drain(threading.Thread):
-    """Receives and deletes from a queue until stopped, counting (delivery_id, replay) keys."""
+    """Receives and deletes from a queue until stopped, counting messages and, with
+    `keep_keys`, collecting their (delivery_id, replay) keys. tracemalloc traces every thread:
+    the memory figures drain without keys, or the set (~200 bytes a letter) is what they
+    measure."""
 
-    def __init__(self, url):
+    def __init__(self, url, *, keep_keys=True):
         super().__init__(daemon=True)
         import boto3
         from django.conf import settings
@@ -49,6 +54,7 @@ class Drain(threading.Thread):
             "sqs", endpoint_url=settings.AWS_ENDPOINT_URL, region_name=settings.AWS_REGION
         )
         self.url, self.stop, self.count, self.keys = url, threading.Event(), 0, set()
+        self.keep_keys = keep_keys
 
     def run(self):
         import json
@@ -59,7 +65,7 @@ class Drain(threading.Thread):
             ).get("Messages", [])
             if not got:
                 continue
-            for m in got:
+            for m in got if self.keep_keys else ():
                 body = json.loads(m["Body"])
                 if "delivery" in body:
                     self.keys.add((body["delivery"]["delivery_id"], body["delivery"]["replay"]))
@@ -128,6 +134,7 @@ def main() -> None:
         endpoints_bench(tenant, actor, args.letters)
         replay_bench(tenant, actor, args.letters, args.naive)
         memory_bench(tenant, actor, args.letters)
+        ingest_memory_bench(tenant, consumer, args.letters)
     finally:
         from core import aws
 
@@ -417,16 +424,19 @@ def _naive_bodies(tenant, n):
 def memory_bench(tenant, actor, letters):
     import tracemalloc
 
+    from django.db import connection
     from django_tenants.utils import tenant_context
 
     from broker.deadletters.models import DeadLetter
 
+    # DEBUG on would keep every SQL query in connection.queries: the figure would measure it.
+    assert not connection.queries_logged, "the SQL query log is on"
     [queue] = tenant.delivery_queues
     peaks = {}
     with tenant_context(tenant):
         small_ids = [str(i) for i in DeadLetter.objects.values_list("pk", flat=True)[:1000]]
     for label, ids in (("1,000 (ids)", small_ids), (f"{letters:,} (filter)", None)):
-        drain = Drain(queue)
+        drain = Drain(queue, keep_keys=False)
         drain.start()
         tracemalloc.start()
         job, _ = _replay_all(tenant, actor, ids=ids)
@@ -436,7 +446,7 @@ def memory_bench(tenant, actor, letters):
         peaks[label] = peak
         row(
             f"replay peak Python memory, {label} letters",
-            f"{peak / 2**20:.1f}",
+            f"{peak / 2**20:.2f}",
             "MiB",
             "flat",
             "",
@@ -444,6 +454,38 @@ def memory_bench(tenant, actor, letters):
         )
     small, large = peaks.values()
     row("  ratio of the two peaks", f"{large / small:.2f}", "×", "≈ 1", "", "")
+
+
+def ingest_memory_bench(tenant, consumer, letters):
+    """Traced memory of the ingest storing `letters` more letters, 200 a chunk (as the ingest
+    figure): the peak of a run over the first 1,000 letters and over all of them, above what
+    was allocated before, and what is left allocated at the end (the residue)."""
+    import tracemalloc
+
+    from django.db import connection
+
+    from broker.deadletters import ingest
+
+    assert not connection.queries_logged, "the SQL query log is on"
+    url = ingest.dlq_url()
+    chunk = 200
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    peaks = []  # (letters sent so far, peak of that ingest run above base)
+    for start in range(0, letters, chunk):
+        n = min(chunk, letters - start)
+        _send_all(url, _bodies(tenant, consumer, n))
+        tracemalloc.reset_peak()
+        ingest.run(max_batches=10_000, wait_seconds=0)
+        peaks.append((start + n, tracemalloc.get_traced_memory()[1] - base))
+    residue = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    first = max(p for sent, p in peaks if sent <= 1_000)
+    whole = max(p for _, p in peaks)
+    row("ingest peak Python memory, first 1,000 letters", f"{first / 2**20:.2f}", "MiB", "flat")
+    row(f"ingest peak Python memory, {letters:,} letters", f"{whole / 2**20:.2f}", "MiB", "flat")
+    row("  ratio of the two peaks", f"{whole / first:.2f}", "×", "≈ 1", "", "")
+    row("ingest memory left allocated after", f"{residue / 2**10:.0f}", "KiB", "", "", "")
 
 
 if __name__ == "__main__":
