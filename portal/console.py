@@ -148,7 +148,9 @@ def sync_words(sync: dict, tenant) -> tuple[str, bool]:
     ):
         return "not synced yet", tenant.status == TenantStatus.FAILED
     parts, bad = [], False
-    failing = sync["failing_objects"] + sync["failing_changes"]
+    # A refused write is both a failing object (its sync state) and a failing change (its
+    # outbox row): the larger count, not the sum, as the operator API says.
+    failing = max(sync["failing_objects"], sync["failing_changes"])
     if failing:
         parts.append(f"{failing} failing")
         bad = True

@@ -69,8 +69,9 @@ def test_the_console_says_failing_where_the_api_does(
         api(world.operator).post(f"/api/v1/tenants/{tenant.pk}/suspend/")
     sync = api(world.operator).get(f"/api/v1/tenants/{tenant.pk}/").json()["sync"]
     row = console_row(world.support, "sync-refused")
-    assert sync["status"] == "failing"
-    assert "failing" in row and "in sync" not in row
+    assert sync["status"] == "failing" and sync["failing_objects"] == 1
+    # one refused write: one failing object (not its sync state and its outbox row as two)
+    assert f"{sync['failing_objects']} failing" in row and "in sync" not in row
 
 
 def test_a_change_the_relay_has_not_written_yet_reads_as_pending_not_failing(world, tenant, api):
