@@ -459,7 +459,9 @@ def memory_bench(tenant, actor, letters):
 def ingest_memory_bench(tenant, consumer, letters):
     """Traced memory of the ingest storing `letters` more letters, 200 a chunk (as the ingest
     figure): the peak of a run over the first 1,000 letters and over all of them, above what
-    was allocated before, and what is left allocated at the end (the residue)."""
+    was allocated before, and what is left allocated at the end (the residue). Cyclic garbage
+    is collected before each run: otherwise the peak depends on when the collector ran."""
+    import gc
     import tracemalloc
 
     from django.db import connection
@@ -469,15 +471,18 @@ def ingest_memory_bench(tenant, consumer, letters):
     assert not connection.queries_logged, "the SQL query log is on"
     url = ingest.dlq_url()
     chunk = 200
+    gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     peaks = []  # (letters sent so far, peak of that ingest run above base)
     for start in range(0, letters, chunk):
         n = min(chunk, letters - start)
         _send_all(url, _bodies(tenant, consumer, n))
+        gc.collect()
         tracemalloc.reset_peak()
         ingest.run(max_batches=10_000, wait_seconds=0)
         peaks.append((start + n, tracemalloc.get_traced_memory()[1] - base))
+    gc.collect()
     residue = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
     first = max(p for sent, p in peaks if sent <= 1_000)
