@@ -29,16 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sync import bench_database_url as _sync_url  # noqa: E402
-from sync import drop_database, pct, recreate_database, row  # noqa: E402
-
-
-def bench_database_url():
-    url, name = _sync_url()
-    return (
-        url.replace("_bench_sync", "_bench_console"),
-        name.replace("_bench_sync", "_bench_console"),
-    )
+from common import drop_database, pct, row, setup_django  # noqa: E402
 
 
 class DynamoCounter:
@@ -70,30 +61,15 @@ def main() -> None:
     if args.quick:
         args.tenants, args.samples, args.runs = 120, 15, 3
     args.tenants = max(args.tenants, 100)
-    if not os.environ.get("AWS_ENDPOINT_URL"):
-        sys.exit("AWS_ENDPOINT_URL must point at the moto server (run through `make bench`)")
-    url, name = bench_database_url()
-    recreate_database(url, name)
-    os.environ["DATABASE_URL"] = url
-    os.environ["DATAPLANE_TABLE"] = f"bench-console-{os.getpid()}"
-    os.environ["IDEMPOTENCY_TABLE"] = f"bench-console-idem-{os.getpid()}"
-    os.environ["DYNAMODB_CONFIG_TABLE"] = f"bench-console-config-{os.getpid()}"
-    os.environ["SQS_QUEUE_PREFIX"] = f"bench-console-{os.getpid()}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-key")
-    os.environ["DJANGO_DEBUG"] = "1"
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-
-    # A page is measured as production serves it: no SQL log kept per query.
-    settings.DEBUG = False
-    call_command("migrate_schemas", "--shared", verbosity=0)
-    from portal.management.commands.bootstrap_aws import bootstrap_aws
-
-    bootstrap_aws()
+    url, name = setup_django(
+        "console",
+        {
+            "DATAPLANE_TABLE": f"bench-console-{os.getpid()}",
+            "IDEMPOTENCY_TABLE": f"bench-console-idem-{os.getpid()}",
+            "DYNAMODB_CONFIG_TABLE": f"bench-console-config-{os.getpid()}",
+            "SQS_QUEUE_PREFIX": f"bench-console-{os.getpid()}",
+        },
+    )
     try:
         tenants, operator = setup(args.tenants)
         print(f"# console benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs")

@@ -29,11 +29,9 @@ import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from sync import drop_database, pct, recreate_database  # noqa: E402  (bench/sync.py)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, admin_url, drop_database, pct, setup_django  # noqa: E402
 
 PASSWORD = "Load-Bench-2026!"
 READS = [
@@ -44,19 +42,6 @@ READS = [
     "/api/v1/audit-events/?page_size=20",
     "/api/v1/me/",
 ]
-
-
-def bench_database_url() -> tuple[str, str]:
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        sys.exit("DATABASE_URL is not set (run through `make bench`)")
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/") + "_bench_load"
-    return urlunsplit(parts._replace(path="/" + name, query="")), name
-
-
-def admin_url(url: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/postgres"))
 
 
 def row(name, value, unit="", budget=""):
@@ -278,26 +263,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.seconds = 15
-    if not os.environ.get("AWS_ENDPOINT_URL"):
-        sys.exit("AWS_ENDPOINT_URL must point at the moto server (run through `make bench`)")
-
-    url, name = bench_database_url()
-    recreate_database(url, name)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-key")
-    os.environ["DJANGO_DEBUG"] = "1"
-    import django
-
-    django.setup()
+    url, name = setup_django("load")
     import urllib3
-    from django.core.management import call_command
     from django.db import connections
 
-    call_command("migrate_schemas", "--shared", verbosity=0)
-    from portal.management.commands.bootstrap_aws import bootstrap_aws
-
-    bootstrap_aws()
     server = None
     poller = ConnectionPoller(url, name)
     try:

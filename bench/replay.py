@@ -30,13 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sync import bench_database_url as _sync_url  # noqa: E402
-from sync import drop_database, pct, recreate_database, row  # noqa: E402
-
-
-def bench_database_url():
-    url, name = _sync_url()
-    return url.replace("_bench_sync", "_bench_replay"), name.replace("_bench_sync", "_bench_replay")
+from common import drop_database, pct, row, setup_django  # noqa: E402
 
 
 class Drain(threading.Thread):
@@ -103,28 +97,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.letters, args.naive = 1_000, 300
-    if not os.environ.get("AWS_ENDPOINT_URL"):
-        sys.exit("AWS_ENDPOINT_URL must point at the moto server (run through `make bench`)")
-    url, name = bench_database_url()
-    recreate_database(url, name)
-    os.environ["DATABASE_URL"] = url
-    os.environ["SQS_QUEUE_PREFIX"] = f"bench-replay-{os.getpid()}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-key")
-    os.environ["DJANGO_DEBUG"] = "1"
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-
-    # DEBUG keeps every SQL query in memory: off, or the memory figure measures that log.
-    settings.DEBUG = False
-
-    call_command("migrate_schemas", "--shared", verbosity=0)
-    from portal.management.commands.bootstrap_aws import bootstrap_aws
-
-    bootstrap_aws()
+    url, name = setup_django(
+        "replay",
+        {"SQS_QUEUE_PREFIX": f"bench-replay-{os.getpid()}"},
+    )
     tenant = None
     try:
         tenant, actor, consumer = setup_tenant()

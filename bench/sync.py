@@ -21,45 +21,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-def bench_database_url() -> tuple[str, str]:
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        sys.exit("DATABASE_URL is not set (run through `make bench`)")
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/") + "_bench_sync"
-    return urlunsplit(parts._replace(path="/" + name)), name
-
-
-def recreate_database(url: str, name: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(url: str, name: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def pct(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
-def row(name, value, unit, budget="", baseline="", ratio=""):
-    print(f"{name:<48} {value:>12} {unit:<8} {budget:<16} {baseline:<22} {ratio}")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, drop_database, pct, row, setup_django  # noqa: E402
 
 
 def main() -> None:
@@ -72,24 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.changes, args.items, args.sequential_sample = 50, 2_000, 500
-    if not os.environ.get("AWS_ENDPOINT_URL"):
-        sys.exit("AWS_ENDPOINT_URL must point at the moto server (run through `make bench`)")
-
-    url, name = bench_database_url()
-    recreate_database(url, name)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-key")
-    os.environ["DJANGO_DEBUG"] = "1"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate_schemas", "--shared", verbosity=0)
-    from portal.management.commands.bootstrap_aws import bootstrap_aws
-
-    bootstrap_aws()
+    url, name = setup_django("sync")
     worker = None
     try:
         tenant, actor = setup_tenant()
@@ -124,8 +71,9 @@ def setup_tenant():
         )
     tenant = Tenant.objects.select_related("tier").get(pk=tenant.pk)
     assert tenant.status == "active", tenant.provisioning_error
+    # The documented maximum (tenants.models.QUOTA_RANGES): --items / 3 of each kind fit.
     services.tenant_update_quotas(
-        tenant=tenant, overrides={"max_producers": 100_000, "max_consumers": 100_000}
+        tenant=tenant, overrides={"max_producers": 10_000, "max_consumers": 10_000}
     )
     tenant = Tenant.objects.select_related("tier").get(pk=tenant.pk)
     actor = User.objects.create_user("bench@bench.test", "bench-pass-2026")
