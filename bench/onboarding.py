@@ -21,28 +21,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-def pct(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, drop_database, pct, setup_django  # noqa: E402
 
 
 def row(name, value, unit="", budget="", baseline="", ratio=""):
     print(f"{name:<46} {value:>10} {unit:<4} {budget:<12} {baseline:<28} {ratio}", flush=True)
-
-
-def database(admin_url: str, name: str, *, create: bool) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if create:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def main() -> None:
@@ -54,39 +39,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.tenants, args.samples = 50, 5
-    if not os.environ.get("AWS_ENDPOINT_URL"):
-        sys.exit("AWS_ENDPOINT_URL must point at the moto server (run through `make bench`)")
-    source = os.environ.get("DATABASE_URL") or sys.exit("DATABASE_URL is not set")
-    parts = urlsplit(source)
-    name = parts.path.lstrip("/") + "_bench_onboarding"
-    url = urlunsplit(parts._replace(path="/" + name))
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    database(admin_url, name, create=True)
-    os.environ.update(
-        DATABASE_URL=url,
-        DJANGO_DEBUG="1",
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        CELERY_TASK_ALWAYS_EAGER="1",
-    )
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-key")
     os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
+    url, name = setup_django("onboarding", {"CELERY_TASK_ALWAYS_EAGER": "1"})
     try:
-        call_command("migrate_schemas", "--shared", verbosity=0)
-        from portal.management.commands.bootstrap_aws import bootstrap_aws
-
-        bootstrap_aws()
         run(args, url)
     finally:
         from django.db import connections
 
         connections.close_all()
         if not args.keep:
-            database(admin_url, name, create=False)
+            drop_database(url, name)
 
 
 def onboard(slug: str) -> float:
