@@ -21,6 +21,8 @@ from django.db import connection  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
+from tests import dataplane_items  # noqa: E402
+
 PASSWORD = "Correct-Horse-2026!"
 _MOCK = {}
 
@@ -78,6 +80,14 @@ def _end_stray_database_sessions(django_db_setup, django_db_blocker):
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@pytest.fixture
+def empty_dataplane():
+    """The data plane's tables (delivery records, counters) empty before and after the test."""
+    dataplane_items.clear()
+    yield
+    dataplane_items.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -18,14 +18,7 @@ from core import aws
 from tenants.models import Tenant, TenantStatus, Tier
 from tests import dataplane_items as dp
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _empty_dataplane():
-    dp.clear()
-    yield
-    dp.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_dataplane")]
 
 
 def console(user):

@@ -19,14 +19,7 @@ from tenants.models import Membership, Tenant, TenantEvent, TenantStatus
 from tests import dataplane_items as dp
 from tests.conftest import make_user, onboard
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _empty_dataplane():
-    dp.clear()
-    yield
-    dp.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_dataplane")]
 
 
 def console(user):

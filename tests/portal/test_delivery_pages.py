@@ -12,15 +12,8 @@ from broker.functions.shared import records
 from tests import dataplane_items as dp
 from tests.conftest import host_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_dataplane")]
 QUEUE = "arn:aws:sqs:eu-west-1:123456789012:warehouse"
-
-
-@pytest.fixture(autouse=True)
-def _empty_dataplane():
-    dp.clear()
-    yield
-    dp.clear()
 
 
 @pytest.fixture

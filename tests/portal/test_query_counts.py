@@ -29,7 +29,10 @@ from tests import dataplane_items as dp
 from tests.broker.conftest import PUBLIC_URL
 from tests.conftest import HostClient, host_of, make_user, token_for
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fake_dns")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("fake_dns", "empty_dataplane"),
+]
 
 SMALL, MORE = 1, 5  # measured with 1 object, then with 1 + 5
 
@@ -396,13 +399,6 @@ def test_every_get_route_is_measured_or_said_not_to_list():
 
 
 # --- the measure --------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _empty_dataplane():
-    dp.clear()
-    yield
-    dp.clear()
 
 
 def _client(user, tenant, *, api: bool):

@@ -12,15 +12,8 @@ from broker.models import AuditEvent
 from core import aws
 from tests import dataplane_items as dp
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_dataplane")]
 QUEUE = "arn:aws:sqs:eu-west-1:123456789012:warehouse"
-
-
-@pytest.fixture(autouse=True)
-def _empty_dataplane():
-    dp.clear()
-    yield
-    dp.clear()
 
 
 @pytest.fixture

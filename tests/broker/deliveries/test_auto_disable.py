@@ -15,16 +15,9 @@ from broker.sync.models import OutboxEntry
 from tests import dataplane_items as dp
 from tests.conftest import host_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_dataplane")]
 QUEUE = "arn:aws:sqs:eu-west-1:123456789012:warehouse"
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture(autouse=True)
-def _empty_dataplane():
-    dp.clear()
-    yield
-    dp.clear()
 
 
 def make_consumer(world, name="warehouse", *, changed_hours_ago=200):

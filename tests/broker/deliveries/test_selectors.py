@@ -9,16 +9,9 @@ from broker.deliveries import selectors
 from broker.functions.shared import records
 from tests import dataplane_items as dp
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_dataplane")]
 NOW = datetime(2026, 11, 30, 12, 0, 30, tzinfo=UTC)
 CONSUMER = "11111111-1111-1111-1111-111111111111"
-
-
-@pytest.fixture(autouse=True)
-def _empty_dataplane():
-    dp.clear()
-    yield
-    dp.clear()
 
 
 def test_percentiles_are_the_upper_bound_of_the_bucket_holding_that_share():
