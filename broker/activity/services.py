@@ -19,17 +19,14 @@ keep their previous figures; the run goes on with the next chunk of tenants.
 """
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from boto3.dynamodb.types import TypeDeserializer
 from django.conf import settings
 from django.utils import timezone
 
-from broker.deliveries.selectors import BATCH_GET_MAX, BATCH_GET_THREADS
+from broker.deliveries import selectors as deliveries
 from broker.functions.shared import records
-from core import aws
 from tenants.models import Tenant, TenantStatus
 
 from .models import COUNTERS, TenantActivity
@@ -37,7 +34,6 @@ from .models import COUNTERS, TenantActivity
 logger = logging.getLogger(__name__)
 # Tenants read and written per chunk: one failure costs at most this many rows their update.
 CHUNK_TENANTS = 200
-_deserializer = TypeDeserializer()
 _FIGURES = [
     "delivered_1h",
     "failed_1h",
@@ -155,33 +151,10 @@ def _record_failure(tenant_ids, *, now: datetime, error: str) -> None:
 
 
 def read_items(keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
-    """{(PK, SK): {attribute: int or str}} for the keys that exist: BatchGetItem calls of 100
-    keys, up to BATCH_GET_THREADS at a time. Raises AwsReadFailed when a call fails or
-    DynamoDB still holds keys back after the retries: a missing key must mean "nothing
-    counted", never "not read"."""
-    ddb, table = aws.dynamodb(), settings.DATAPLANE_TABLE
-    chunks = [keys[i : i + BATCH_GET_MAX] for i in range(0, len(keys), BATCH_GET_MAX)]
-
-    def get(chunk):
-        request = {table: {"Keys": [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in chunk]}}
-        found = []
-        for _ in range(8):
-            answer = ddb.batch_get_item(RequestItems=request)
-            found.extend(answer.get("Responses", {}).get(table, []))
-            request = answer.get("UnprocessedKeys") or {}
-            if not request:
-                return found
-        raise AwsReadFailed(f"DynamoDB left {len(request[table]['Keys'])} keys unprocessed")
-
+    """{(PK, SK): item} for the keys that exist (broker.deliveries.selectors.batch_get).
+    Raises AwsReadFailed when a call fails or DynamoDB still holds keys back after the
+    retries: a missing key must mean "nothing counted", never "not read"."""
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(BATCH_GET_THREADS, len(chunks)))) as pool:
-            answers = list(pool.map(get, chunks))
-    except AwsReadFailed:
-        raise
+        return deliveries.batch_get(keys)
     except Exception as exc:
         raise AwsReadFailed(f"{type(exc).__name__}: {exc}"[:500]) from exc
-    out = {}
-    for raw in (raw for found in answers for raw in found):
-        item = {k: _deserializer.deserialize(v) for k, v in raw.items()}
-        out[(item["PK"], item["SK"])] = item
-    return out

@@ -7,6 +7,7 @@ never a Scan, never one call per row of a page.
 """
 
 import json
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from core import aws
 TENANT_COUNTERS = ("ingested", "routed", "rejected", "delivered", "failed", "dead")
 BATCH_GET_MAX = 100  # DynamoDB's limit of keys per BatchGetItem
 BATCH_GET_THREADS = 8
+BATCH_GET_ATTEMPTS = 8
 # The console's per-tenant counters are kept this long (Redis): "last hour" may lag by it.
 ACTIVITY_CACHE_SECONDS = 30
 _deserializer = TypeDeserializer()
@@ -46,22 +48,29 @@ def _now(now: datetime | None) -> datetime:
     return (now or datetime.now(UTC)).astimezone(UTC)
 
 
+class UnreadKeys(Exception):
+    """DynamoDB still held keys back after the retries: read as absent, they would say
+    "nothing counted" where nothing was read."""
+
+
 def _batch_get_chunk(ddb, table: str, chunk: list[tuple[str, str]]) -> list[dict]:
     request = {table: {"Keys": [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in chunk]}}
     found = []
-    for _ in range(8):
+    for attempt in range(BATCH_GET_ATTEMPTS):
         answer = ddb.batch_get_item(RequestItems=request)
         found.extend(_item(raw) for raw in answer.get("Responses", {}).get(table, []))
         request = answer.get("UnprocessedKeys") or {}
         if not request:
-            break
-    return found
+            return found
+        time.sleep(min(0.5, 0.02 * 2**attempt))  # DynamoDB hands keys back when throttled
+    raise UnreadKeys(f"DynamoDB left {len(request[table]['Keys'])} keys unprocessed")
 
 
 def batch_get(keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
     """{(PK, SK): item} for the keys that exist, in ⌈n/100⌉ BatchGetItem calls (plus the
     retries of unprocessed keys DynamoDB hands back under load), up to BATCH_GET_THREADS at
-    a time (boto3 clients are thread-safe; each call is a network round trip)."""
+    a time (boto3 clients are thread-safe; each call is a network round trip). Raises
+    UnreadKeys when DynamoDB still holds keys back after BATCH_GET_ATTEMPTS calls."""
     ddb, table = aws.dynamodb(), settings.DATAPLANE_TABLE
     unique = list(dict.fromkeys(keys))
     chunks = [unique[i : i + BATCH_GET_MAX] for i in range(0, len(unique), BATCH_GET_MAX)]

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from broker.activity import services, tasks
 from broker.activity.models import TenantActivity
+from broker.deliveries import selectors as deliveries
 from broker.functions.shared import records
 from core import aws
 from tenants.models import Tenant, TenantStatus
@@ -109,6 +110,33 @@ def test_when_dynamodb_fails_the_job_logs_keeps_the_figures_and_goes_on(world, c
     services.activity_refresh()  # DynamoDB is back
     a.refresh_from_db()
     assert a.delivered_1h == 105 and a.last_error == "" and a.failed_at is None
+
+
+def test_keys_dynamodb_keeps_holding_back_are_a_failure_not_zeros(world, monkeypatch):
+    """A throttled BatchGetItem hands keys back as UnprocessedKeys; if it still does after
+    the retries, the figures are not read: the row says so instead of counting nothing."""
+    dp.tenant_minute(world.a, dp.minutes_ago(3), delivered=5)
+    table = settings.DATAPLANE_TABLE
+
+    def hold_back(parsed, **kwargs):
+        parsed["Responses"] = {table: []}
+        parsed["UnprocessedKeys"] = {table: {"Keys": [_any_key(world)]}}
+
+    monkeypatch.setattr(deliveries.time, "sleep", lambda seconds: None)
+    events = aws.dynamodb().meta.events
+    events.register("after-call.dynamodb.BatchGetItem", hold_back)
+    try:
+        result = services.activity_refresh()
+    finally:
+        events.unregister("after-call.dynamodb.BatchGetItem", hold_back)
+    assert result.failed == result.tenants and result.refreshed == 0
+    a = TenantActivity.objects.get(tenant=world.a)
+    assert "keys unprocessed" in a.last_error and a.measured_at is None
+
+
+def _any_key(world) -> dict:
+    pk, sk = records.quota_key(str(world.a.pk), records.day(datetime.now(UTC)))
+    return {"PK": {"S": pk}, "SK": {"S": sk}}
 
 
 def test_a_tenant_never_read_successfully_has_no_figures_only_the_error(world):
