@@ -64,6 +64,10 @@ def silo_queue_name(tenant_id) -> str:
 
 # --- SQS -------------------------------------------------------------------------------
 
+# Every queue we create takes SQS's largest message (1 MiB since 2025), so that an event of
+# the largest size the ingress accepts (256 KiB) fits in a delivery message with its envelope.
+MAX_MESSAGE_BYTES = 1_048_576
+
 
 def queue_url(name: str) -> str:
     return sqs().get_queue_url(QueueName=name)["QueueUrl"]
@@ -74,16 +78,32 @@ def queue_arn(url: str) -> str:
     return attrs["Attributes"]["QueueArn"]
 
 
-def queue_create(*, name: str, dead_letter_url: str | None = None, max_receive_count: int = 5):
-    """Creates the queue or returns the existing one (CreateQueue is idempotent by name)."""
-    attributes = {"VisibilityTimeout": "60", "MessageRetentionPeriod": "345600"}
-    if dead_letter_url:
-        attributes["RedrivePolicy"] = json.dumps(
+def delivery_queue_create(*, name: str) -> str:
+    """A delivery queue the egress reads (a silo tenant's), with the attributes of the
+    template's shared ones: the visibility timeout six times the egress's timeout (AWS refuses
+    a mapping below one time, advises six), 14 days' retention, 1 MiB messages, and a redrive
+    to the central DLQ after DELIVERY_REDRIVE_MAX_RECEIVE_COUNT receives: a safety net for a
+    message no invocation finishes, independent of a consumer's retry attempts (the egress
+    dead-letters after the last attempt itself). Returns the existing queue's URL if there."""
+    dlq = queue_arn(queue_url(central_dlq_name()))
+    attributes = {
+        "VisibilityTimeout": str(settings.DELIVERY_VISIBILITY_TIMEOUT),
+        "MessageRetentionPeriod": "1209600",
+        "MaximumMessageSize": str(MAX_MESSAGE_BYTES),
+        "SqsManagedSseEnabled": "true",
+        "RedrivePolicy": json.dumps(
             {
-                "deadLetterTargetArn": queue_arn(dead_letter_url),
-                "maxReceiveCount": str(max_receive_count),
+                "deadLetterTargetArn": dlq,
+                "maxReceiveCount": str(settings.DELIVERY_REDRIVE_MAX_RECEIVE_COUNT),
             }
-        )
+        ),
+    }
+    return sqs().create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+
+
+def queue_create(*, name: str) -> str:
+    """A plain queue (the demo's tenant queues), 1 MiB messages."""
+    attributes = {"MaximumMessageSize": str(MAX_MESSAGE_BYTES)}
     return sqs().create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
 
 
@@ -93,3 +113,125 @@ def queue_delete(*, url: str) -> bool:
     except sqs().exceptions.QueueDoesNotExist:
         return False
     return True
+
+
+def queue_name_of_arn(arn: str) -> str:
+    return arn.rsplit(":", 1)[-1]
+
+
+def queue_url_of_arn(arn: str) -> str:
+    parts = arn.split(":")
+    return sqs().get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+
+
+# --- Lambda event source mappings ----------------------------------------------------------
+
+
+class MappingError(Exception):
+    """A mapping AWS would refuse, or one that cannot be made (no function ARN configured)."""
+
+
+def lambda_client():
+    return client("lambda")
+
+
+# AWS's bounds of an SQS mapping's ScalingConfig.MaximumConcurrency.
+MIN_MAPPING_CONCURRENCY, MAX_MAPPING_CONCURRENCY = 2, 1000
+
+
+def mapping_spec(*, max_concurrency: int, enabled: bool) -> dict:
+    """What every mapping of ours carries: batches of 10 with no batching window (as the
+    template's shared ones), partial batch responses, the concurrency clamped to AWS's range."""
+    concurrency = min(max(int(max_concurrency), MIN_MAPPING_CONCURRENCY), MAX_MAPPING_CONCURRENCY)
+    return {
+        "BatchSize": 10,
+        "MaximumBatchingWindowInSeconds": 0,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": concurrency},
+        "Enabled": enabled,
+    }
+
+
+def mappings_of_queue(queue_arn: str) -> list[dict]:
+    out, kwargs = [], {}
+    while True:
+        page = lambda_client().list_event_source_mappings(EventSourceArn=queue_arn, **kwargs)
+        out.extend(
+            m for m in page.get("EventSourceMappings", []) if m["EventSourceArn"] == queue_arn
+        )
+        if not page.get("NextMarker"):
+            return out
+        kwargs = {"Marker": page["NextMarker"]}
+
+
+def mappings_all() -> list[dict]:
+    out, kwargs = [], {}
+    while True:
+        page = lambda_client().list_event_source_mappings(**kwargs)
+        out.extend(page.get("EventSourceMappings", []))
+        if not page.get("NextMarker"):
+            return out
+        kwargs = {"Marker": page["NextMarker"]}
+
+
+def _function_timeout(function_arn: str) -> int:
+    return int(lambda_client().get_function_configuration(FunctionName=function_arn)["Timeout"])
+
+
+def _check_visibility(queue_arn: str, function_arn: str) -> None:
+    """AWS refuses a mapping whose queue's visibility timeout is below the function's timeout
+    (moto does not check it, so we do: the same refusal, before AWS would give it)."""
+    url = queue_url_of_arn(queue_arn)
+    attrs = sqs().get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
+    visibility = int(attrs["Attributes"]["VisibilityTimeout"])
+    timeout = _function_timeout(function_arn)
+    if visibility < timeout:
+        raise MappingError(
+            f"Queue {queue_name_of_arn(queue_arn)} has a visibility timeout of {visibility} s, "
+            f"below the function's timeout ({timeout} s): AWS refuses to map it. Set it to at "
+            f"least {timeout} s ({6 * timeout} s advised)."
+        )
+
+
+def mapping_ensure(
+    *, queue_arn: str, function_arn: str, max_concurrency: int, enabled: bool
+) -> str:
+    """Makes the queue's mapping to the function exist as wanted: 'created', 'updated' or
+    'unchanged'. Mappings of the queue to another function are deleted (one poller per
+    queue)."""
+    if not function_arn:
+        raise MappingError(
+            "No function ARN is configured for this mapping (see docs/data-plane.md)."
+        )
+    want = mapping_spec(max_concurrency=max_concurrency, enabled=enabled)
+    found = None
+    for mapping in mappings_of_queue(queue_arn):
+        if mapping["FunctionArn"] == function_arn and found is None:
+            found = mapping
+        else:
+            lambda_client().delete_event_source_mapping(UUID=mapping["UUID"])
+    if found is None:
+        _check_visibility(queue_arn, function_arn)
+        lambda_client().create_event_source_mapping(
+            EventSourceArn=queue_arn, FunctionName=function_arn, **want
+        )
+        return "created"
+    have = {
+        "BatchSize": found.get("BatchSize"),
+        "MaximumBatchingWindowInSeconds": found.get("MaximumBatchingWindowInSeconds", 0),
+        "FunctionResponseTypes": found.get("FunctionResponseTypes") or [],
+        "ScalingConfig": found.get("ScalingConfig") or {},
+        "Enabled": found.get("State") in ("Enabled", "Enabling", "Updating"),
+    }
+    if have == want:
+        return "unchanged"
+    lambda_client().update_event_source_mapping(UUID=found["UUID"], **want)
+    return "updated"
+
+
+def mapping_delete(*, queue_arn: str) -> int:
+    """Deletes every mapping of the queue; returns how many."""
+    mappings = mappings_of_queue(queue_arn)
+    for mapping in mappings:
+        lambda_client().delete_event_source_mapping(UUID=mapping["UUID"])
+    return len(mappings)

@@ -361,6 +361,19 @@ SQS_QUEUE_PREFIX = env("SQS_QUEUE_PREFIX", default="broker")
 # records the portal charts, and the egress idempotency records.
 DATAPLANE_TABLE = env("DATAPLANE_TABLE", default="broker-dataplane")
 IDEMPOTENCY_TABLE = env("IDEMPOTENCY_TABLE", default="broker-idempotency")
+# The data plane's stack (deploy/template.yaml), deployed before the portal runs: its outputs
+# fill these (docs/data-plane.md, "Deploying"). Provisioning maps silo queues to the egress
+# and SQS producers' source queues to the SQS producer function; without the ARNs those
+# mappings fail, visibly (the tenant's sync status), never silently.
+EGRESS_FUNCTION_ARN = env("EGRESS_FUNCTION_ARN", default="")
+SQS_PRODUCER_FUNCTION_ARN = env("SQS_PRODUCER_FUNCTION_ARN", default="")
+# Silo queues: the visibility timeout (six times the egress's 60 s timeout, as the template's
+# shared queues) and the redrive's receive count, a safety net independent of retry attempts.
+DELIVERY_VISIBILITY_TIMEOUT = env.int("DELIVERY_VISIBILITY_TIMEOUT", default=360)
+DELIVERY_REDRIVE_MAX_RECEIVE_COUNT = env.int("DELIVERY_REDRIVE_MAX_RECEIVE_COUNT", default=10)
+# Tenants' own queues (SQS producers' sources, SQS consumers' targets) must be named with this
+# prefix: the functions' roles allow no other tenant queue (template parameter TenantQueuePrefix).
+TENANT_QUEUE_PREFIX = env("TENANT_QUEUE_PREFIX", default="tenant-")
 # Pool tenants get a shuffle-shard of SHUFFLE_SHARD_SIZE of the SHARED_DELIVERY_QUEUES queues.
 SHARED_DELIVERY_QUEUES = env.int("SHARED_DELIVERY_QUEUES", default=8)
 SHUFFLE_SHARD_SIZE = env.int("SHUFFLE_SHARD_SIZE", default=2)

@@ -372,7 +372,10 @@ start_moto() {
         else
             [[ -x "$VENV/bin/moto_server" ]] || die "$VENV/bin/moto_server not found (moto[server] in requirements.txt?)"
             log "moto: starting on $url"
-            _spawn moto "$LOG_DIR/moto.log" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+            # moto's server with its own SQS → Lambda invocation cut: the local runner is
+            # Lambda's poller here (broker/functions/local/moto_server.py says why).
+            _spawn moto "$LOG_DIR/moto.log" env PYTHONPATH="$PROJECT_ROOT" \
+                "$VENV/bin/python" -m broker.functions.local.moto_server -H 127.0.0.1 -p "$MOTO_PORT"
             local pid=$BG_PID tries=300
             until _http_ok "$url/moto-api/"; do
                 _pid_alive "$pid" || {
@@ -389,6 +392,19 @@ start_moto() {
     export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}"
     export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
     export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-eu-west-1}"
+}
+
+# deploy_stack: deploys deploy/template.yaml into the AWS endpoint with CloudFormation (the
+# one source of the data plane's resources) and exports its outputs (function ARNs, tables,
+# the DLQ) as the settings the portal reads, also kept in var/stack.env.
+deploy_stack() {
+    log "deploying the data plane's stack (deploy/template.yaml) with CloudFormation"
+    "$VENV/bin/python" -m broker.functions.local.stack deploy --env-file "$VAR_DIR/stack.env" ||
+        die "the stack did not deploy"
+    set -a
+    # shellcheck disable=SC1091
+    source "$VAR_DIR/stack.env"
+    set +a
 }
 
 # ---------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ slow) and committed; each test runs in a transaction that is rolled back.
 """
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -24,23 +25,71 @@ from rest_framework.test import APIClient  # noqa: E402
 from tests import dataplane_items  # noqa: E402
 
 PASSWORD = "Correct-Horse-2026!"
+ROOT = Path(__file__).resolve().parents[1]
+# The private addresses the e2e tests' receivers listen on (the egress may call them).
+E2E_PRIVATE_TARGETS = "127.0.0.1:8200-8299"
 _MOCK = {}
+
+
+def stack_parameters(**extra) -> dict:
+    """The data plane stack's parameters from the portal's settings, as `make run` passes them."""
+    from broker.functions.local.stack import parameters_from_env
+
+    return {
+        **parameters_from_env(
+            {
+                "SQS_QUEUE_PREFIX": settings.SQS_QUEUE_PREFIX,
+                "TENANT_QUEUE_PREFIX": settings.TENANT_QUEUE_PREFIX or "tenant-",
+                "DYNAMODB_CONFIG_TABLE": settings.DYNAMODB_CONFIG_TABLE,
+                "DATAPLANE_TABLE": settings.DATAPLANE_TABLE,
+                "IDEMPOTENCY_TABLE": settings.IDEMPOTENCY_TABLE,
+            }
+        ),
+        **extra,
+    }
+
+
+def deploy_stack(*, endpoint_url=None, **parameters) -> dict:
+    """Deploys deploy/template.yaml (CloudFormation; in-process moto or the moto server), with
+    the portal's Fernet keys in the secret the egress reads, and points the portal's settings at
+    its outputs. Returns the outputs."""
+    from broker.functions.local.stack import Stack
+    from broker.functions.shared import secrets
+
+    keys = secrets.fernet_keys_in_use(
+        keys=settings.SECRETS_FERNET_KEYS, secret_key=settings.SECRET_KEY
+    )
+    outputs = Stack(endpoint_url=endpoint_url, region=settings.AWS_REGION).deploy(
+        stack_parameters(**parameters), fernet_keys=keys
+    )
+    settings.EGRESS_FUNCTION_ARN = outputs["EgressFunctionArn"]
+    settings.SQS_PRODUCER_FUNCTION_ARN = outputs["SqsProducerFunctionArn"]
+    return outputs
 
 
 @pytest.fixture(scope="session", autouse=True)
 def aws_moto():
-    """moto in-process for the session, with the resources `bootstrap_aws` creates."""
+    """moto in-process for the session: the data plane's stack deployed from the template, as
+    everywhere, and the config table `bootstrap_aws` creates. moto's own SQS → Lambda
+    invocation is cut, as in the moto server the scripts start."""
+    from broker.functions.local.moto_server import unwire_sqs_lambda
     from core import aws
 
+    unwire_sqs_lambda()
     saved = settings.AWS_ENDPOINT_URL
     settings.AWS_ENDPOINT_URL = None
+    # Most tests name tenants' queues freely (`sink`, `warehouse`); the prefix rule has tests of
+    # its own (tests/broker/services/test_tenant_queue_prefix.py) and the e2e tests keep it on.
+    saved_prefix, settings.TENANT_QUEUE_PREFIX = settings.TENANT_QUEUE_PREFIX, ""
     aws.reset_clients()
     with mock_aws() as mock:
         from portal.management.commands.bootstrap_aws import bootstrap_aws
 
+        deploy_stack()
         bootstrap_aws()
         _MOCK["aws"] = mock
         yield
+    settings.TENANT_QUEUE_PREFIX = saved_prefix
     settings.AWS_ENDPOINT_URL = saved
     aws.reset_clients()
 
@@ -210,7 +259,9 @@ def moto_server():
 
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "broker.functions.local.moto_server", "-H", "127.0.0.1"]
+        + ["-p", str(port)],
+        cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -225,6 +276,13 @@ def moto_server():
                 proc.kill()
                 raise RuntimeError("the moto server did not start") from None
             time.sleep(0.1)
+    # The data plane as `make run` deploys it: the template by CloudFormation. Two pollers a
+    # shared queue (the least MaximumConcurrency AWS takes), the e2e receivers' private range.
+    deploy_stack(
+        endpoint_url=url,
+        PoolQueueMaxConcurrency="2",
+        ConsumerPrivateTargets=E2E_PRIVATE_TARGETS,
+    )
     yield url
     proc.terminate()
     proc.wait(timeout=10)
@@ -239,12 +297,15 @@ def live_aws(moto_server):
     mock = _MOCK["aws"]
     mock.stop(remove_data=False)
     settings.AWS_ENDPOINT_URL = moto_server
+    # Against the deployed stack the roles allow tenants' queues of this prefix only.
+    saved_prefix, settings.TENANT_QUEUE_PREFIX = settings.TENANT_QUEUE_PREFIX, "tenant-"
     aws.reset_clients()
     try:
         bootstrap_aws()
         yield moto_server
     finally:
         settings.AWS_ENDPOINT_URL = None
+        settings.TENANT_QUEUE_PREFIX = saved_prefix
         aws.reset_clients()
         mock.start(reset=False)
 

@@ -1,35 +1,33 @@
-"""The local runner: what AWS does around the functions, in one process, without Django.
+"""The local runner: what AWS does around the functions, against the emulator's deployed stack.
 
     python -m broker.functions.runner
 
-- **Ingress over HTTP.** A threaded HTTP server on `INGRESS_HOST:INGRESS_PORT`
-  (127.0.0.1:8100) turns each request into a Lambda function URL event (payload 2.0), calls
-  the ingress handler and sends its answer back. `GET /_local/health` is the runner's own.
-- **SQS event source mappings.** One long-polling thread per queue (WaitTimeSeconds 20,
-  batches of 10) builds the records an event source mapping passes to a function, calls the
-  handler, deletes the messages it did not report in `batchItemFailures` and leaves the
-  failed ones to come back (a handler that raises fails the whole batch, as in Lambda).
-  Delivery queues (`<prefix>-delivery-NN`, `<prefix>-silo-*`) go to the egress handler;
-  every SQS producer's source queue (the config table's live `SOURCEQUEUE#<arn>` items) to
-  the ingress's `sqs_source_handler`.
-- **Discovery.** Queues are listed again every `RUNNER_DISCOVER_SECONDS` (3 s): a silo tenant
-  onboarded or an SQS producer created later is polled without a restart; a queue that is gone
-  loses its pollers.
-- **Concurrency.** A shared delivery queue gets `RUNNER_POOL_CONCURRENCY` (2) pollers, like
-  the event source mapping's scaling in Lambda (the per-consumer in-flight cap keeps one slow
-  pool consumer from holding them). A silo queue gets the largest `concurrency` of its
-  tenant's enabled consumers (at most `RUNNER_MAX_CONCURRENCY`, 10): the event source
-  mapping's MaximumConcurrency in AWS. A source queue gets one. Every poller is its own thread,
-  so a slow batch on one queue never holds another queue.
-- **Stopping.** SIGTERM or SIGINT: the HTTP server stops, pollers finish the batch in hand
-  (up to `RUNNER_STOP_TIMEOUT` s) and give back messages received after the signal
-  (visibility 0). A long poll still waiting when the process exits is abandoned; a message
-  it receives after that reappears after the queue's visibility timeout.
+It runs the functions that deploy/template.yaml deployed into the moto server
+(broker/functions/local/stack.py), the way Lambda runs them:
 
-Handlers are found by dotted path (`module:function`), `RUNNER_INGRESS_HANDLER`,
-`RUNNER_SOURCE_HANDLER`, `RUNNER_EGRESS_HANDLER` (defaults: the real functions), so tests of
-the runner can give it handlers of their own. The data plane's tables are created at start
-when missing (`bootstrap.create_tables`), so the runner starts against a fresh moto server.
+- **Each function in processes of its own**, with its deployed configuration: the Handler,
+  Timeout, MemorySize and Environment of GetFunctionConfiguration, never the runner's own
+  environment (broker/functions/local/functions.py). An invocation that outlives the Timeout
+  is killed with its process, as Lambda kills it.
+- **Event source mappings drive the pollers.** The runner polls exactly the queues that have
+  an enabled SQS mapping (ListEventSourceMappings, again every `RUNNER_DISCOVER_SECONDS`), with
+  the mapping's function, BatchSize, MaximumBatchingWindowInSeconds,
+  ScalingConfig.MaximumConcurrency and FunctionResponseTypes (broker/functions/local/poller.py).
+  A queue without a mapping is not polled, so a missing mapping fails here as it would on AWS;
+  a disabled one stops its pollers; a mapping created later is picked up without a restart.
+- **The ingress's function URL.** moto has no `AWS::Lambda::Url`: a threaded HTTP server on
+  `INGRESS_HOST:INGRESS_PORT` (127.0.0.1:8100) turns each request into a function URL event
+  (payload 2.0) and invokes the stack's ingress function (its `IngressFunctionArn` output, or
+  `RUNNER_INGRESS_FUNCTION`). `GET /_local/health` is the runner's own.
+- **IAM.** With `AWS_CALL_LOG` set, every AWS call a function makes, and every receive and
+  delete its mappings make, is appended to that file under the function's name, for the check
+  against the function's role (broker/functions/local/iam.py).
+- **Stopping.** SIGTERM or SIGINT: the HTTP server stops, pollers finish the batch in hand (up
+  to `RUNNER_STOP_TIMEOUT` s) and give back what they received after the signal (visibility
+  0), then the functions' processes flush their buffers and end.
+
+Where this differs from AWS (a concurrency cap, no scaling up by backlog, no cold-start
+costs) is written down in docs/aws-differences.md.
 """
 
 import argparse
@@ -39,39 +37,27 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from broker.functions import bootstrap, settings
-from broker.functions.local.discovery import DELIVERY, SOURCE, Discovery, Queue
+from broker.functions.local import iam
+from broker.functions.local.functions import FunctionConfig, FunctionHost
 from broker.functions.local.http import IngressServer
-from broker.functions.local.options import Options, load
-from broker.functions.local.poller import Poller
+from broker.functions.local.options import Options
+from broker.functions.local.poller import Mapping, Poller
 
 log = logging.getLogger("broker.functions.runner")
 
-__all__ = ["DELIVERY", "SOURCE", "Discovery", "Options", "Queue", "Runner", "main"]
+__all__ = ["Mapping", "Options", "Runner", "main"]
 
-
-def _poll_client_factory(pool_size: int):
-    """Clients of the runner's own, with room for every concurrent long poll."""
-    s = settings.get()
-    session = boto3.session.Session()
-    cfg = Config(
-        retries={"max_attempts": 3, "mode": "standard"},
-        connect_timeout=2,
-        read_timeout=25,  # above the 20 s long poll
-        max_pool_connections=pool_size,
-    )
-
-    def make(service: str):
-        return session.client(
-            service, endpoint_url=s.endpoint_url, region_name=s.region, config=cfg
-        )
-
-    return make
+ROOT = Path(__file__).resolve().parents[2]
+# What a function's process inherits from the runner: the emulator's address and credentials
+# (on AWS they come from the function's role), the interpreter's own variables. Nothing else:
+# the function's settings are its deployed Environment.
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "VIRTUAL_ENV", "PYTHONHASHSEED")
 
 
 class Runner:
@@ -80,85 +66,230 @@ class Runner:
         self.serve_http = serve_http
         self.stopped = threading.Event()
         self.pollers: dict[str, list[Poller]] = {}
-        self.queues: dict[str, Queue] = {}
+        self.mappings: dict[str, Mapping] = {}
+        self.hosts: dict[str, FunctionHost] = {}
         self.server: IngressServer | None = None
-        self._counts = {DELIVERY: [0, 0], SOURCE: [0, 0]}
-        self._counts_lock = threading.Lock()
-        make = _poll_client_factory(pool_size=256)
-        self.sqs = make("sqs")
-        self.discovery = Discovery(_poll_client_factory(pool_size=4), options)
-        self.egress = load(options.egress_handler)
-        self.source = load(options.source_handler)
-        self.ingress = load(options.ingress_handler) if serve_http else None
-        self.flush = load(options.egress_flush, optional=True)
-        self.ingress_flush = load(options.ingress_flush, optional=True)
+        self.ingress: FunctionHost | None = None
+        self._counts: dict[str, list[int]] = {}
+        self._errors: dict[str, int] = {}
+        self._lock = threading.Lock()
+        session = boto3.session.Session()
+        self.region = options.region or session.region_name or "eu-west-1"
+        self._session = session
+        control = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2)
+        self.lam = self._client("lambda", control)
+        self.cfn = self._client("cloudformation", control)
+        self._sqs_clients: dict[str, object] = {}
+        self._queue_urls: dict[str, str] = {}
+        self._log_file = open(options.function_log, "ab") if options.function_log else sys.stderr  # noqa: SIM115
 
-    def count(self, kind: str, ok: int, failed: int) -> None:
-        with self._counts_lock:
-            self._counts[kind][0] += ok
-            self._counts[kind][1] += failed
+    def _client(self, service: str, config: Config, *, principal: str | None = None):
+        client = self._session.client(
+            service,
+            endpoint_url=self.options.endpoint_url,
+            region_name=self.region,
+            config=config,
+        )
+        if principal and self.options.call_log:
+            iam.install_recorder(client, self.options.call_log, principal=principal)
+        return client
+
+    def _sqs_for(self, config: FunctionConfig):
+        """The SQS client of a function's mappings: on AWS their polling is done with the
+        function's role, so its calls are recorded under the function's name."""
+        if config.name not in self._sqs_clients:
+            cfg = Config(
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=2,
+                read_timeout=self.options.wait_seconds + 5,
+                max_pool_connections=256,
+            )
+            self._sqs_clients[config.name] = self._client("sqs", cfg, principal=config.name)
+        return self._sqs_clients[config.name]
+
+    # --- counters --------------------------------------------------------------------------
+
+    def count(self, function_arn: str, ok: int, failed: int) -> None:
+        with self._lock:
+            entry = self._counts.setdefault(function_arn, [0, 0])
+            entry[0] += ok
+            entry[1] += failed
+
+    def count_error(self, what: str) -> None:
+        with self._lock:
+            self._errors[what] = self._errors.get(what, 0) + 1
+
+    # --- functions ---------------------------------------------------------------------------
+
+    def _base_env(self, config: FunctionConfig) -> dict:
+        env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+        creds = self._session.get_credentials()
+        frozen = creds.get_frozen_credentials() if creds else None
+        env.update(
+            PYTHONPATH=str(ROOT),
+            PYTHONUNBUFFERED="1",
+            AWS_DEFAULT_REGION=self.region,
+            AWS_REGION=self.region,
+            AWS_LAMBDA_FUNCTION_NAME=config.name,
+            AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(config.memory),
+            AWS_LAMBDA_FUNCTION_TIMEOUT=str(config.timeout),
+        )
+        if frozen:
+            env.update(AWS_ACCESS_KEY_ID=frozen.access_key, AWS_SECRET_ACCESS_KEY=frozen.secret_key)
+        if self.options.endpoint_url:
+            env["AWS_ENDPOINT_URL"] = self.options.endpoint_url
+        if self.options.call_log:
+            env.update(AWS_CALL_LOG=self.options.call_log, AWS_CALL_PRINCIPAL=config.name)
+        return env
+
+    def _host(self, config: FunctionConfig, *, max_workers: int) -> FunctionHost:
+        host = self.hosts.get(config.arn)
+        if host is not None and host.config == config:
+            host.max_workers = max(host.max_workers, max_workers)
+            return host
+        if host is not None:
+            log.info("function %s changed: new execution environments", config.name)
+            host.close()
+        host = FunctionHost(
+            config,
+            base_env=self._base_env(config),
+            log_file=self._log_file,
+            max_workers=max_workers,
+        )
+        self.hosts[config.arn] = host
+        return host
+
+    def _ingress_function(self) -> str | None:
+        if self.options.ingress_function:
+            return self.options.ingress_function
+        try:
+            stack = self.cfn.describe_stacks(StackName=self.options.stack_name)["Stacks"][0]
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("no stack %s to find the ingress in: %s", self.options.stack_name, exc)
+            return None
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        return outputs.get("IngressFunctionArn")
+
+    # --- the ingress's function URL ----------------------------------------------------------
+
+    def _invoke_ingress(self, event: dict, context=None):
+        if self.ingress is None:
+            raise RuntimeError("no ingress function deployed")
+        return self.ingress.invoke(event)
 
     def start(self) -> None:
-        created = bootstrap.create_tables()
-        if created:
-            log.info("created the data plane's tables: %s", ", ".join(created))
         if self.serve_http:
-            self.server = IngressServer((self.options.host, self.options.port), self.ingress)
+            function = self._ingress_function()
+            if function:
+                config = FunctionConfig.read(self.lam, function)
+                self.ingress = self._host(config, max_workers=self.options.ingress_workers)
+            else:
+                log.warning("no ingress function: the HTTP ingress answers 502")
+            self.server = IngressServer(
+                (self.options.host, self.options.port), self._invoke_ingress
+            )
             threading.Thread(target=self.server.serve_forever, name="ingress", daemon=True).start()
             log.info("ingress on http://%s:%d", self.options.host, self.server.server_port)
         self.rediscover()
         threading.Thread(target=self._maintain, name="discovery", daemon=True).start()
 
+    # --- event source mappings ---------------------------------------------------------------
+
+    def _list_mappings(self) -> list[dict]:
+        out, kwargs = [], {}
+        while True:
+            page = self.lam.list_event_source_mappings(**kwargs)
+            out.extend(page.get("EventSourceMappings", []))
+            if not page.get("NextMarker"):
+                return out
+            kwargs = {"Marker": page["NextMarker"]}
+
+    def _queue_url(self, sqs, queue_arn: str) -> str:
+        if queue_arn not in self._queue_urls:
+            parts = queue_arn.split(":")
+            self._queue_urls[queue_arn] = sqs.get_queue_url(
+                QueueName=parts[5], QueueOwnerAWSAccountId=parts[4]
+            )["QueueUrl"]
+        return self._queue_urls[queue_arn]
+
+    def _wanted(self) -> dict[str, tuple[Mapping, FunctionConfig]]:
+        wanted, configs = {}, {}
+        for raw in self._list_mappings():
+            if raw.get("State") not in ("Enabled", "Enabling", "Updating"):
+                continue
+            if ":sqs:" not in raw.get("EventSourceArn", ""):
+                continue
+            function_arn = raw["FunctionArn"]
+            if function_arn not in configs:
+                configs[function_arn] = FunctionConfig.read(self.lam, function_arn)
+            config = configs[function_arn]
+            try:
+                url = self._queue_url(self._sqs_for(config), raw["EventSourceArn"])
+            except ClientError as exc:
+                log.warning("mapping %s: its queue is not there: %s", raw["UUID"], exc)
+                continue
+            # Without ScalingConfig Lambda scales up to its account limit; the runner caps it.
+            limit = (raw.get("ScalingConfig") or {}).get("MaximumConcurrency")
+            concurrency = min(
+                int(limit or self.options.max_concurrency), self.options.max_concurrency
+            )
+            mapping = Mapping(
+                uuid=raw["UUID"],
+                queue_arn=raw["EventSourceArn"],
+                queue_url=url,
+                function_arn=function_arn,
+                batch_size=int(raw.get("BatchSize") or 10),
+                batching_window=int(raw.get("MaximumBatchingWindowInSeconds") or 0),
+                concurrency=concurrency,
+                partial_batch="ReportBatchItemFailures" in (raw.get("FunctionResponseTypes") or []),
+            )
+            wanted[mapping.uuid] = (mapping, config)
+        return wanted
+
     def rediscover(self) -> None:
         try:
-            found = self.discovery.queues()
+            wanted = self._wanted()
         except (ClientError, BotoCoreError) as exc:
-            log.warning("queue discovery failed: %s", exc)
+            log.warning("reading the event source mappings failed: %s", exc)
+            self.count_error("discovery")
             return
-        for url in set(self.pollers) - set(found):
-            log.info("stopped polling %s", url)
-            for poller in self.pollers.pop(url):
+        for uuid in set(self.pollers) - set(wanted):
+            log.info(
+                "stopped polling %s (mapping gone or disabled)", self.mappings[uuid].queue_name
+            )
+            for poller in self.pollers.pop(uuid):
                 poller.retired.set()
-            self.queues.pop(url, None)
-        for url, queue in found.items():
-            running = [p for p in self.pollers.get(url, []) if p.is_alive()]
-            for extra in running[queue.concurrency :]:
-                extra.retired.set()
-            running = running[: queue.concurrency]
-            handler = self.egress if queue.kind == DELIVERY else self.source
-            used = {p.index for p in running}
-            free = (i for i in range(queue.concurrency * 2) if i not in used)
-            for _ in range(queue.concurrency - len(running)):
-                poller = Poller(queue, next(free), sqs=self.sqs, handler=handler, runner=self)
+            self.mappings.pop(uuid, None)
+        demand: dict[str, int] = {}
+        for mapping, config in wanted.values():
+            demand[config.arn] = demand.get(config.arn, 0) + mapping.concurrency
+        for uuid, (mapping, config) in wanted.items():
+            host = self._host(config, max_workers=demand[config.arn])
+            running = [p for p in self.pollers.get(uuid, []) if p.is_alive()]
+            if self.mappings.get(uuid) != mapping or any(p.host is not host for p in running):
+                for poller in running:
+                    poller.retired.set()
+                running = []
+            for index in range(len(running), mapping.concurrency):
+                poller = Poller(mapping, index, sqs=self._sqs_for(config), host=host, runner=self)
                 poller.start()
                 running.append(poller)
-            if url not in self.queues or self.queues[url] != queue:
+            if self.mappings.get(uuid) != mapping:
                 log.info(
-                    "polling %s (%s, %d poller%s)",
-                    url.rsplit("/", 1)[-1],
-                    "egress" if queue.kind == DELIVERY else "ingress, SQS producer",
-                    queue.concurrency,
-                    "" if queue.concurrency == 1 else "s",
+                    "polling %s → %s (batch %d, %d poller%s%s)",
+                    mapping.queue_name,
+                    config.name,
+                    mapping.batch_size,
+                    mapping.concurrency,
+                    "" if mapping.concurrency == 1 else "s",
+                    ", partial batch responses" if mapping.partial_batch else "",
                 )
-            self.pollers[url] = running
-            self.queues[url] = queue
+            self.pollers[uuid] = running
+            self.mappings[uuid] = mapping
 
     def _maintain(self) -> None:
-        next_discovery = time.monotonic() + self.options.discover_seconds
-        while not self.stopped.wait(self.options.flush_seconds):
-            self._flush()
-            if time.monotonic() >= next_discovery:
-                self.rediscover()
-                next_discovery = time.monotonic() + self.options.discover_seconds
-
-    def _flush(self) -> None:
-        for flush, what in ((self.flush, "delivery records"), (self.ingress_flush, "counters")):
-            if flush is None:
-                continue
-            try:
-                flush()
-            except Exception:
-                log.exception("flushing %s failed", what)
+        while not self.stopped.wait(self.options.discover_seconds):
+            self.rediscover()
 
     def stop(self) -> None:
         if self.stopped.is_set():
@@ -172,17 +303,14 @@ class Runner:
             for poller in pollers:
                 while poller.busy and time.monotonic() < deadline:
                     time.sleep(0.05)
-        self._flush()
-        with self._counts_lock:
-            (d_ok, d_failed), (s_ok, s_failed) = self._counts[DELIVERY], self._counts[SOURCE]
-        log.info(
-            "stopped: %d delivery messages done (%d failed attempts left), "
-            "%d source messages done (%d left)",
-            d_ok,
-            d_failed,
-            s_ok,
-            s_failed,
-        )
+        for host in self.hosts.values():
+            host.close()
+        with self._lock:
+            summary = ", ".join(
+                f"{arn.rsplit(':', 1)[-1]}: {ok} done, {failed} left"
+                for arn, (ok, failed) in self._counts.items()
+            )
+        log.info("stopped: %s", summary or "no messages")
 
 
 def main(argv: list[str] | None = None) -> int:

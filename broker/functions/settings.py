@@ -12,7 +12,9 @@
 | `CONFIG_MISS_TTL_SECONDS` | `5` | how long an absent item is remembered |
 | `CONSUMER_PRIVATE_TARGETS` | empty | `host:port` or `host:first-last` allowed despite SSRF rules |
 | `CONSUMER_HTTP_ALLOWED_HOSTS` | empty | host names a consumer may call over plain http (public addresses still) |
-| `SECRETS_FERNET_KEYS`, `DJANGO_SECRET_KEY` | | to decrypt `fernet1:` secret references |
+| `SECRETS_KMS_KEY_ID` | empty | the KMS key of `kms1:` secret references (the stack's SecretsArn when it is a key) |
+| `SECRETS_FERNET_SECRET_ARN` | empty | a Secrets Manager secret holding the Fernet keys of `fernet1:` references (the stack's SecretsArn otherwise) |
+| `SECRETS_FERNET_KEYS`, `DJANGO_SECRET_KEY` | | the Fernet keys themselves, where no secret holds them (the portal's own tests) |
 | `DELIVERY_RECORD_TTL_DAYS` | `7` | |
 """
 
@@ -57,6 +59,9 @@ class Settings:
         default_factory=lambda: tuple(_list("SECRETS_FERNET_KEYS"))
     )
     secret_key: str = field(default_factory=lambda: os.environ.get("DJANGO_SECRET_KEY", ""))
+    fernet_secret_arn: str = field(
+        default_factory=lambda: os.environ.get("SECRETS_FERNET_SECRET_ARN", "")
+    )
     record_ttl_days: int = field(
         default_factory=lambda: int(os.environ.get("DELIVERY_RECORD_TTL_DAYS", "7"))
     )

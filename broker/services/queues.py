@@ -7,7 +7,8 @@ rows in the public schema, written in the same transaction as the producer or co
 transaction-scoped advisory lock per ARN makes check-then-claim safe between tenants saving
 at the same moment.
 
-Within a tenant: one producer per source queue (the ingress finds the producer by the
+Tenants' queues must be named with TENANT_QUEUE_PREFIX (the data plane's roles allow only
+those). Within a tenant: one producer per source queue (the ingress finds the producer by the
 queue's ARN), and a queue is never both a producer's source and a consumer's target (events
 would loop). Several consumers of a tenant may share a queue.
 """
@@ -44,6 +45,15 @@ def check_queue_arn(queue_arn: str, *, role: str, obj, field: str, errors: dict)
         return  # the ARN's own check reports it
     if is_platform_queue(queue_arn):
         errors.setdefault(field, []).append("This is one of the platform's own queues.")
+        return
+    prefix = settings.TENANT_QUEUE_PREFIX
+    if prefix and not arn.parse_sqs_arn(queue_arn).name.startswith(prefix):
+        # The functions' roles allow no other queue (the stack's TenantQueuePrefix): a queue
+        # named otherwise would be accepted here and refused by AWS at every delivery.
+        errors.setdefault(field, []).append(
+            f"The queue's name must start with {prefix!r}: the data plane may only use "
+            "tenant queues named so."
+        )
         return
     _lock(queue_arn)
     tenant = current_tenant()

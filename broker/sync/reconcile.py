@@ -30,7 +30,7 @@ from django_tenants.utils import get_public_schema_name, schema_context
 
 from tenants.models import Tenant
 
-from . import contract, dynamo, locks, registry
+from . import contract, dynamo, locks, mappings, registry
 from .models import OutboxEntry, SyncJob, SyncState
 
 logger = logging.getLogger(__name__)
@@ -282,6 +282,10 @@ def run_job(job_id) -> SyncJob | None:
     for tenant in tenants:
         try:
             counts.update(sync_tenant(tenant, job=job, resync=job.kind == "resync"))
+            # Lambda's event source mappings of the tenant's own queues: a missing or changed
+            # one repaired, a refused one recorded (the tenant's sync status shows it).
+            mapped = mappings.reconcile_tenant(tenant)
+            counts.update({f"mappings_{k}": v for k, v in mapped.items() if v})
             _retry_waiting_changes(tenant)
         except Exception as exc:  # one tenant's failure does not stop the others
             logger.exception("sync job %s: tenant %s failed", job.pk, tenant.pk)

@@ -20,9 +20,10 @@ from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from core import aws
 from tenants.models import Tenant
 
-from . import contract, dynamo, locks, registry
+from . import contract, dynamo, locks, mappings, registry
 from .models import OutboxEntry, SyncState
 
 # Every object type the relay writes (the rest, if any, are dropped).
@@ -126,7 +127,8 @@ def _sync_group(tenant, object_type, object_id, rows) -> tuple[list | None, str]
             items = build_items(tenant, object_type, object_id, rows)
         for item in items:
             dynamo.put_versioned(item)  # False = already newer there: fine
-    except (BotoCoreError, ClientError) as exc:
+        mappings.sync_items(tenant, items)
+    except (BotoCoreError, ClientError, aws.MappingError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a bug must not wedge the outbox: back off, show it, go on
         logger.exception("relay failed to build %s %s", object_type, object_id)
@@ -211,6 +213,7 @@ def relay_now(tenant, object_type: str, object_id: str) -> list[dict]:
         items = build_items(tenant, object_type, object_id, rows)
     for item in items:
         dynamo.put_versioned(item)
+    mappings.sync_items(tenant, items)
     version = max((r.version for r in rows), default=0)
     _record_successes([(tenant.pk, object_type, object_id, version, items)])
     OutboxEntry.objects.filter(pk__in=[r.pk for r in rows]).delete()

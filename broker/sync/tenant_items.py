@@ -15,7 +15,7 @@ from django_tenants.utils import schema_context, schema_exists
 
 from broker.models import Consumer, Producer
 
-from . import contract, dynamo, locks, relay, tasks
+from . import contract, dynamo, locks, mappings, relay, tasks
 from .models import OutboxEntry
 
 # The objects whose items carry a copy of the tenant's quotas (contract.producer_item,
@@ -63,6 +63,8 @@ def tear_down(tenant) -> int:
     with locks.exclusive(tenant.pk):
         # Nothing of this tenant is to be mirrored any more (the relay skips it from now on).
         OutboxEntry.objects.filter(tenant=tenant).delete()
+        # Lambda stops reading the tenant's queues (silo, SQS producers' sources) first.
+        mappings.remove_tenant(tenant)
         count = 0
         items = dynamo.query_partition(contract.tenant_pk(tenant.pk))
         key_items = dynamo.query_index("apikeys-by-tenant", "apikey_tenant_id", str(tenant.pk))

@@ -131,12 +131,9 @@ def tenant_onboard(
 
 def _provision_queues(tenant: Tenant) -> tuple[list[str], str]:
     if tenant.tier.deployment_model == "silo":
-        dlq_url = aws.queue_url(aws.central_dlq_name())
-        url = aws.queue_create(
-            name=aws.silo_queue_name(tenant.pk),
-            dead_letter_url=dlq_url,
-            max_receive_count=tenant.effective_quotas()["max_delivery_attempts"],
-        )
+        # Its event source mapping is made when the TENANT item is published (broker's
+        # relay, broker/sync/mappings.py): with the tenant's status, which says enabled or not.
+        url = aws.delivery_queue_create(name=aws.silo_queue_name(tenant.pk))
         return [url], url
     names = aws.shared_delivery_queue_names()
     shard = shard_for(tenant.pk, n=len(names), k=min(settings.SHUFFLE_SHARD_SIZE, len(names)))

@@ -1,6 +1,7 @@
 """deploy/template.yaml: valid for cfn-lint (offline), and it says what the data plane needs."""
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -50,9 +51,9 @@ def test_queues_keep_messages_14_days_and_delivery_queues_redrive_to_the_central
         assert q["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["CentralDlq", "Arn"]}
 
 
-def test_the_tables_match_what_bootstrap_creates(template):
-    """broker/functions/bootstrap.py made the session's tables (in-process moto): same keys and
-    TTL attributes as the template's."""
+def test_the_deployed_stack_holds_the_tables_as_the_template_says(template):
+    """The session's tables come from the template, deployed by CloudFormation (in-process
+    moto): same keys and TTL attributes as the template's."""
     tables = resources(template, "AWS::DynamoDB::Table")
     ddb = aws.dynamodb()
     for logical, name in (
@@ -85,3 +86,62 @@ def test_each_function_runs_a_handler_of_broker_functions(template):
         "broker.functions.ingress.sqs_source_handler",
         "broker.functions.egress.handler",
     }
+
+
+def test_the_stack_deploys_every_resource_and_output_the_portal_and_runner_need():
+    """The session's stack (tests/conftest.py deploys deploy/template.yaml with CloudFormation):
+    tables, the central DLQ, eight delivery queues with their attributes, three functions with
+    their deployed timeouts and environments, eight enabled mappings, and the outputs."""
+    from broker.functions.local.stack import Stack
+
+    stack = Stack(region=settings.AWS_REGION)
+    kinds = Counter(r.get("ResourceType") for r in stack.resources())
+    assert kinds["AWS::DynamoDB::Table"] == 2
+    assert kinds["AWS::SQS::Queue"] == 9
+    assert kinds["AWS::Lambda::Function"] == 3
+    assert kinds["AWS::Lambda::EventSourceMapping"] == 8
+    assert kinds["AWS::IAM::Role"] == 3
+    assert "AWS::Lambda::Url" not in kinds  # CreateFunctionUrl=false on the emulator
+    outputs = stack.outputs()
+    assert outputs["EgressFunctionArn"] == settings.EGRESS_FUNCTION_ARN
+    assert outputs["SqsProducerFunctionArn"] == settings.SQS_PRODUCER_FUNCTION_ARN
+    assert outputs["DataplaneTableName"] == settings.DATAPLANE_TABLE
+    lam = aws.client("lambda")
+    egress = lam.get_function_configuration(FunctionName=outputs["EgressFunctionArn"])
+    assert egress["Timeout"] == int(outputs["EgressTimeout"]) == 60
+    env = egress["Environment"]["Variables"]
+    assert env["SECRETS_FERNET_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
+    assert env["SQS_QUEUE_PREFIX"] == settings.SQS_QUEUE_PREFIX
+    mappings = lam.list_event_source_mappings()["EventSourceMappings"]
+    shared = [m for m in mappings if "-delivery-" in m["EventSourceArn"]]
+    assert len(shared) == 8
+    assert {m["State"] for m in shared} == {"Enabled"}
+    assert {m["FunctionArn"] for m in shared} == {outputs["EgressFunctionArn"]}
+    for name in aws.shared_delivery_queue_names():
+        attrs = aws.sqs().get_queue_attributes(QueueUrl=aws.queue_url(name), AttributeNames=["All"])
+        attrs = attrs["Attributes"]
+        assert int(attrs["VisibilityTimeout"]) >= 6 * egress["Timeout"]
+        assert attrs["MaximumMessageSize"] == "1048576"
+        assert json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"].endswith(":broker-dlq")
+
+
+def test_the_stack_refuses_to_deploy_without_the_secrets_key(template):
+    """No SecretsArn, no stack: the egress could sign nothing."""
+    from broker.functions.local.stack import Stack
+
+    with pytest.raises(ValueError, match="SecretsArn"):
+        Stack(name="no-secrets", region=settings.AWS_REGION).deploy({})
+    assert "Default" not in template["Parameters"]["SecretsArn"]
+
+
+def test_the_queue_prefix_leaves_room_for_a_silo_queue_name_within_sqs_limit(template):
+    """prefix + "-silo-" + a UUID + ".fifo" fits SQS's 80 characters."""
+    pattern = template["Parameters"]["QueuePrefix"]["AllowedPattern"]
+    longest = int(pattern.split(",")[1].split("}")[0])
+    assert longest + len("-silo-") + 36 + len(".fifo") <= 80
+
+
+def test_tables_the_dlq_and_log_groups_are_retained_when_the_stack_goes(template):
+    for logical in ("DataplaneTable", "IdempotencyTable", "CentralDlq", "EgressLogs"):
+        assert template["Resources"][logical]["DeletionPolicy"] == "Retain"
+        assert template["Resources"][logical]["UpdateReplacePolicy"] == "Retain"

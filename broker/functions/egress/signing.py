@@ -26,7 +26,14 @@ USER_AGENT = "broker-egress/1"
 
 
 @functools.lru_cache(maxsize=4)
-def _fernet(keys: tuple[str, ...], secret_key: str):
+def _fernet(keys: tuple[str, ...], secret_key: str, secret_arn: str = ""):
+    if secret_arn:
+        # The deployed way (the stack's SecretsArn): the portal's Fernet keys, comma-separated,
+        # read once per process from Secrets Manager. The process restarts to see a rotation.
+        value = aws.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
+        keys = tuple(k for k in value.split(",") if k.strip())
+        if not keys:
+            raise secrets.SecretError("The secret of Fernet keys is empty.")
     return secrets.fernet(keys=keys, secret_key=secret_key)
 
 
@@ -48,7 +55,7 @@ def reveal(tenant_id: str, ref: str) -> str:
         tenant_id=str(tenant_id),
         token=ref,
         kms=aws.kms,
-        fernet_keys=lambda: _fernet(s.fernet_keys, s.secret_key),
+        fernet_keys=lambda: _fernet(s.fernet_keys, s.secret_key, s.fernet_secret_arn),
     )
     with _lock:
         if len(_cache) >= _MAX_CACHED:

@@ -153,17 +153,32 @@ def failed_ids(result) -> set[str] | None:
 
 
 class LambdaContext:
-    """The attributes of Lambda's context object that handlers and Powertools read."""
+    """The attributes of Lambda's context object that handlers and Powertools read.
 
-    def __init__(self, function_name: str, *, timeout_s: float = 900, memory_mb: int = 512):
+    `deadline` (epoch seconds) is when the invocation is killed: the runner passes the start of
+    the invocation plus the function's deployed Timeout, so `get_remaining_time_in_millis`
+    tells a handler what Lambda would."""
+
+    def __init__(
+        self,
+        function_name: str,
+        *,
+        timeout_s: float = 900,
+        deadline: float | None = None,
+        memory_mb: int = 512,
+        memory_limit_in_mb: int | None = None,
+        function_arn: str | None = None,
+    ):
         self.function_name = function_name
         self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:local:000000000000:function:{function_name}"
-        self.memory_limit_in_mb = memory_mb
+        self.invoked_function_arn = (
+            function_arn or f"arn:aws:lambda:local:000000000000:function:{function_name}"
+        )
+        self.memory_limit_in_mb = memory_limit_in_mb or memory_mb
         self.aws_request_id = str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout_s
+        self._deadline = deadline if deadline is not None else time.time() + timeout_s
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        return max(0, int((self._deadline - time.time()) * 1000))

@@ -1,6 +1,5 @@
-"""The local runner's options, from the environment (`RUNNER_*`, `INGRESS_*`)."""
+"""The local runner's options, from the environment (`RUNNER_*`, `INGRESS_*`, `AWS_*`)."""
 
-import importlib
 import os
 from dataclasses import dataclass
 
@@ -17,17 +16,20 @@ def _env_float(name: str, default: float) -> float:
 class Options:
     host: str = "127.0.0.1"
     port: int = 8100
+    endpoint_url: str | None = None
+    region: str | None = None
+    stack_name: str = "broker"
+    # The function behind the HTTP ingress; default: the stack's IngressFunctionArn output.
+    ingress_function: str = ""
+    ingress_workers: int = 4
     wait_seconds: int = 20
     discover_seconds: float = 3.0
-    pool_concurrency: int = 2
+    # A cap on any mapping's pollers (and so on its concurrent invocations), whatever its
+    # ScalingConfig says: every invocation is a process here.
     max_concurrency: int = 10
     stop_timeout: float = 10.0
-    flush_seconds: float = 1.0
-    ingress_handler: str = "broker.functions.ingress:handler"
-    source_handler: str = "broker.functions.ingress:sqs_source_handler"
-    egress_handler: str = "broker.functions.egress:handler"
-    egress_flush: str = "broker.functions.egress:flush_records"
-    ingress_flush: str = "broker.functions.ingress:flush_stats"
+    call_log: str = ""  # AWS_CALL_LOG: record every AWS call for the IAM check
+    function_log: str = ""  # where the functions' processes write their logs (default stderr)
 
     @classmethod
     def from_env(cls) -> "Options":
@@ -35,25 +37,15 @@ class Options:
         return cls(
             host=os.environ.get("INGRESS_HOST", d.host),
             port=_env_int("INGRESS_PORT", d.port),
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+            region=os.environ.get("AWS_DEFAULT_REGION") or None,
+            stack_name=os.environ.get("STACK_NAME", d.stack_name),
+            ingress_function=os.environ.get("RUNNER_INGRESS_FUNCTION", d.ingress_function),
+            ingress_workers=_env_int("RUNNER_INGRESS_WORKERS", d.ingress_workers),
             wait_seconds=_env_int("RUNNER_WAIT_SECONDS", d.wait_seconds),
             discover_seconds=_env_float("RUNNER_DISCOVER_SECONDS", d.discover_seconds),
-            pool_concurrency=_env_int("RUNNER_POOL_CONCURRENCY", d.pool_concurrency),
             max_concurrency=_env_int("RUNNER_MAX_CONCURRENCY", d.max_concurrency),
             stop_timeout=_env_float("RUNNER_STOP_TIMEOUT", d.stop_timeout),
-            ingress_handler=os.environ.get("RUNNER_INGRESS_HANDLER", d.ingress_handler),
-            source_handler=os.environ.get("RUNNER_SOURCE_HANDLER", d.source_handler),
-            egress_handler=os.environ.get("RUNNER_EGRESS_HANDLER", d.egress_handler),
-            egress_flush=os.environ.get("RUNNER_EGRESS_FLUSH", d.egress_flush),
-            ingress_flush=os.environ.get("RUNNER_INGRESS_FLUSH", d.ingress_flush),
+            call_log=os.environ.get("AWS_CALL_LOG", d.call_log),
+            function_log=os.environ.get("RUNNER_FUNCTION_LOG", d.function_log),
         )
-
-
-def load(path: str, *, optional: bool = False):
-    """`package.module:attribute` → the attribute (None when optional and absent)."""
-    module_name, _, attribute = path.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError):
-        if optional:
-            return None
-        raise

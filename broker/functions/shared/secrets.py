@@ -52,16 +52,21 @@ _KMS_REFUSALS = frozenset(
 )
 
 
-def fernet(*, keys: Sequence[str], secret_key: str) -> MultiFernet:
+def fernet_keys_in_use(*, keys: Sequence[str], secret_key: str) -> list[str]:
     """The Fernet keys in use: `keys` (first encrypts, all decrypt), or one derived from the
-    application's secret key when none are configured."""
+    application's secret key when none are configured. What a deployment without KMS puts into
+    the Secrets Manager secret the egress reads (SECRETS_FERNET_SECRET_ARN)."""
     keys = [k.strip() for k in keys if k.strip()]
     if not keys:
         derived = HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=b"broker-secrets-fernet-v1"
         ).derive(secret_key.encode())
         keys = [base64.urlsafe_b64encode(derived).decode()]
-    return MultiFernet([Fernet(k) for k in keys])
+    return keys
+
+
+def fernet(*, keys: Sequence[str], secret_key: str) -> MultiFernet:
+    return MultiFernet([Fernet(k) for k in fernet_keys_in_use(keys=keys, secret_key=secret_key)])
 
 
 def encrypt(

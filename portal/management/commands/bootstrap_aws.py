@@ -1,13 +1,15 @@
-"""Creates the AWS resources the broker needs, idempotently: the DynamoDB config table,
-the data plane's own tables, the central dead-letter queue and the shared delivery queues.
+"""Creates the control plane's own AWS resource, idempotently: the DynamoDB config table (the
+contract the functions read).
 
-Works unchanged against real AWS (default credential chain) and against the moto server
-(AWS_ENDPOINT_URL)."""
+Everything else the data plane needs (its tables, the central DLQ, the shared delivery queues
+and their event source mappings, the functions and their roles) belongs to the stack of
+deploy/template.yaml, deployed by CloudFormation; nothing here creates it (docs/data-plane.md,
+"Deploying"). Works unchanged against real AWS (default credential chain) and against the moto
+server (AWS_ENDPOINT_URL)."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from broker.functions.bootstrap import create_tables
 from core import aws
 
 # Sparse index over APIKEY items only (they live outside the tenant's partition): lets the
@@ -56,25 +58,13 @@ def bootstrap_aws(*, stdout=None) -> dict:
         ddb.update_time_to_live(
             TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
         )
-    created += create_tables(
-        client=ddb,
-        dataplane_table=settings.DATAPLANE_TABLE,
-        idempotency_table=settings.IDEMPOTENCY_TABLE,
-    )
-    dlq_url = aws.queue_create(name=aws.central_dlq_name())
-    delivery = [
-        aws.queue_create(name=name, dead_letter_url=dlq_url)
-        for name in aws.shared_delivery_queue_names()
-    ]
-    return {"table": table, "dlq": dlq_url, "delivery_queues": delivery, "created": created}
+    return {"table": table, "created": created}
 
 
 class Command(BaseCommand):
-    help = "Create the DynamoDB config table, the central DLQ and the shared delivery queues."
+    help = "Create the control plane's DynamoDB config table (the data plane's stack has the rest)."
 
     def handle(self, *args, **options):
         result = bootstrap_aws()
-        self.stdout.write(
-            f"AWS ready: table {result['table']}, DLQ {result['dlq']}, "
-            f"{len(result['delivery_queues'])} shared delivery queues"
-        )
+        done = ", ".join(result["created"]) or "nothing to create"
+        self.stdout.write(f"AWS ready: config table {result['table']} ({done})")
