@@ -11,13 +11,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+import boto3
 import pytest
 from django.conf import settings
 
+from broker.functions.local import iam
+from tests.conftest import E2E_PRIVATE_TARGETS as PRIVATE_TARGETS
 from tests.conftest import _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-PRIVATE_TARGETS = "127.0.0.1:8200-8299"
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.05):
@@ -43,42 +45,64 @@ def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 20
             time.sleep(0.05)
 
 
-def dataplane_env(aws_endpoint: str, **extra) -> dict:
-    """The environment of a data-plane process that shares this test's tables and queues."""
-    return {
-        **os.environ,
-        "AWS_ENDPOINT_URL": aws_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": settings.AWS_REGION,
-        "DYNAMODB_CONFIG_TABLE": settings.DYNAMODB_CONFIG_TABLE,
-        "DATAPLANE_TABLE": settings.DATAPLANE_TABLE,
-        "IDEMPOTENCY_TABLE": settings.IDEMPOTENCY_TABLE,
-        "SQS_QUEUE_PREFIX": settings.SQS_QUEUE_PREFIX,
-        "SECRETS_FERNET_KEYS": ",".join(settings.SECRETS_FERNET_KEYS),
-        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
-        "CONSUMER_PRIVATE_TARGETS": PRIVATE_TARGETS,
-        "PYTHONUNBUFFERED": "1",
-        **{k: str(v) for k, v in extra.items()},
-    }
+# What each runner's functions called, checked against their roles (pytest_terminal_summary).
+IAM_REPORTS: list[str] = []
 
 
 class Runner:
-    """`python -m broker.functions.runner` in its own process group."""
+    """`python -m broker.functions.runner` in its own process group, running the stack the
+    moto server holds (tests/conftest.py deploys it): its functions with their deployed
+    environments, polled through their event source mappings. Every AWS call the functions
+    and their mappings make is recorded; `stop` checks them against the functions' roles and
+    fails, naming the function, the action and the resource, on any call a role denies."""
 
-    def __init__(self, *, aws_endpoint: str, log: Path, **env):
+    def __init__(self, *, aws_endpoint: str, log: Path, iam_check: bool = True, **env):
         self.port = _free_port()
         self.log = log
+        self.aws_endpoint = aws_endpoint
+        self.calls = log.with_name(log.stem + "-calls.jsonl")
+        self.calls.touch()
+        self.iam_check = iam_check
         self.url = f"http://127.0.0.1:{self.port}"
+        runner_env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DJANGO_"))},
+            "AWS_ENDPOINT_URL": aws_endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": settings.AWS_REGION,
+            "AWS_CALL_LOG": str(self.calls),
+            "INGRESS_PORT": str(self.port),
+            "RUNNER_WAIT_SECONDS": "1",
+            "RUNNER_DISCOVER_SECONDS": "0.5",
+            "PYTHONUNBUFFERED": "1",
+            **{k: str(v) for k, v in env.items()},
+        }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "broker.functions.runner"],
             cwd=ROOT,
-            env=dataplane_env(aws_endpoint, INGRESS_PORT=self.port, **env),
+            env=runner_env,
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         _wait_port(self.port, self.proc, log)
+
+    def check_iam(self, *, extra_roles: dict | None = None) -> str:
+        """The recorded calls against the deployed roles; raises naming each denied call."""
+        kwargs = {"endpoint_url": self.aws_endpoint, "region_name": settings.AWS_REGION}
+        result = iam.check_stack(
+            self.calls,
+            cloudformation=boto3.client("cloudformation", **kwargs),
+            lambda_client=boto3.client("lambda", **kwargs),
+            iam_client=boto3.client("iam", **kwargs),
+            stack_name="broker",
+            extra_policies=extra_roles,
+        )
+        text = result.report()
+        IAM_REPORTS.append(text)
+        if not result.ok:
+            raise AssertionError(f"AWS calls the functions' roles deny:\n{text}")
+        return text
 
     def post(self, path: str, body, *, headers: dict | None = None, timeout: float = 10):
         """(status, parsed JSON or raw text, headers) of a POST to the ingress."""
@@ -107,6 +131,9 @@ class Runner:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
+        if self.iam_check:
+            self.iam_check = False
+            self.check_iam()
         return self.proc.returncode
 
 
@@ -159,3 +186,11 @@ def _free_receiver_port() -> int:
 @pytest.fixture
 def logs(tmp_path_factory):
     return tmp_path_factory.mktemp("e2e-logs")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Per runner: each function's recorded calls, distinct actions and denied calls."""
+    if IAM_REPORTS:
+        terminalreporter.section("AWS calls checked against the functions' roles")
+        for text in IAM_REPORTS:
+            terminalreporter.write_line(text)

@@ -1,17 +1,28 @@
-"""Tiny handlers for the runner's own tests: they record what the runner passed them in a JSON
-lines file (RUNNER_TEST_LOG) and fail the records whose body says so."""
+"""Tiny handlers for the runner's own tests, deployed in the moto server as functions of their
+own: they record what the runner passed them (and what their process sees: its deployed
+environment, the deadline the context gives) in a JSON lines file (RUNNER_TEST_LOG, part of
+the function's deployed Environment), and fail or sleep on the records whose body says so."""
 
 import json
 import os
+import time
 
 
-def _log(kind: str, value) -> None:
+def _log(kind: str, value, context=None) -> None:
+    entry = {
+        "kind": kind,
+        "value": value,
+        "pid": os.getpid(),
+        "mark": os.environ.get("DEPLOYED_MARK"),
+        "secret_key_seen": "DJANGO_SECRET_KEY" in os.environ,
+        "remaining_ms": context.get_remaining_time_in_millis() if context else None,
+    }
     with open(os.environ["RUNNER_TEST_LOG"], "a") as fh:
-        fh.write(json.dumps({"kind": kind, "value": value}) + "\n")
+        fh.write(json.dumps(entry) + "\n")
 
 
 def ingress(event, context):
-    _log("http", event)
+    _log("http", event, context)
     if event["rawPath"] == "/raise":
         raise RuntimeError("boom")
     return {
@@ -21,18 +32,13 @@ def ingress(event, context):
     }
 
 
-def _batch(kind: str, event) -> dict:
+def batch(event, context):
     failures = []
     for record in event["Records"]:
-        _log(kind, record)
-        if "fail" in record["body"]:
+        _log("batch", record, context)
+        body = record["body"]
+        if body.startswith("sleep-"):
+            time.sleep(float(body.split("-")[1]))
+        if "fail" in body:
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}
-
-
-def egress(event, context):
-    return _batch("egress", event)
-
-
-def source(event, context):
-    return _batch("source", event)

@@ -1,101 +1,126 @@
-"""The local runner does what AWS does around the functions: a function URL for the ingress and
-SQS event source mappings (partial batch responses) for the queues. Here with tiny handlers of
-the test's own (tests/e2e/handlers.py), on its own queue prefix and config table, so that only
-the runner's behaviour is under test."""
+"""The local runner does what Lambda does around the functions, from what the emulator holds:
+event source mappings drive the pollers (partial batch responses only where the mapping says),
+each function runs in processes of its own with its deployed Environment and Timeout, an
+invocation past its Timeout is killed. Here with tiny handlers deployed as functions of the
+test's own (tests/e2e/handlers.py) on queues of its own, so only the runner is under test."""
 
+import io
 import json
 import signal
-import subprocess
-import sys
-import urllib.request
 import uuid
+import zipfile
 
 import boto3
 import pytest
 
-from broker.functions import runner, settings
-from broker.functions.runner import Discovery, Options
-from broker.functions.shared import contract
-from tests.conftest import _free_port
 from tests.e2e.conftest import Runner, wait_for
 
 pytestmark = pytest.mark.e2e
 
-HANDLERS = {
-    "RUNNER_INGRESS_HANDLER": "tests.e2e.handlers:ingress",
-    "RUNNER_EGRESS_HANDLER": "tests.e2e.handlers:egress",
-    "RUNNER_SOURCE_HANDLER": "tests.e2e.handlers:source",
-    "RUNNER_EGRESS_FLUSH": "tests.e2e.handlers:none",
-}
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("README", "moto never runs this code: the runner does")
+    return buffer.getvalue()
+
+
+class World:
+    def __init__(self, endpoint: str, logs):
+        kwargs = {"endpoint_url": endpoint, "region_name": "eu-west-1"}
+        self.sqs = boto3.client("sqs", **kwargs)
+        self.lam = boto3.client("lambda", **kwargs)
+        self.iam = boto3.client("iam", **kwargs)
+        self.prefix = f"rt{uuid.uuid4().hex[:8]}"
+        self.log = logs / "calls.jsonl"
+        self.log.touch()
+        self.logs = logs
+        role = self.iam.create_role(
+            RoleName=f"{self.prefix}-role",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        self.role = role
+        self.functions = []
+
+    def function(self, name: str, handler: str, *, timeout: int = 30, **env) -> str:
+        arn = self.lam.create_function(
+            FunctionName=f"{self.prefix}-{name}",
+            Runtime="python3.11",
+            Role=self.role,
+            Handler=handler,
+            Code={"ZipFile": _zip()},
+            Timeout=timeout,
+            Environment={"Variables": {"RUNNER_TEST_LOG": str(self.log), **env}},
+        )["FunctionArn"]
+        self.functions.append(arn)
+        return arn
+
+    def queue(self, name: str, *, visibility: int = 30) -> tuple[str, str]:
+        url = self.sqs.create_queue(
+            QueueName=f"{self.prefix}-{name}", Attributes={"VisibilityTimeout": str(visibility)}
+        )["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return url, arn["Attributes"]["QueueArn"]
+
+    def mapping(self, queue_arn: str, function_arn: str, *, partial=True, concurrency=2) -> str:
+        return self.lam.create_event_source_mapping(
+            EventSourceArn=queue_arn,
+            FunctionName=function_arn,
+            BatchSize=10,
+            FunctionResponseTypes=["ReportBatchItemFailures"] if partial else [],
+            ScalingConfig={"MaximumConcurrency": concurrency},
+        )["UUID"]
+
+    def calls(self, kind):
+        return [c for c in map(json.loads, self.log.read_text().splitlines()) if c["kind"] == kind]
+
+    def bodies(self):
+        return [c["value"]["body"] for c in self.calls("batch")]
+
+    def count(self, url: str) -> int:
+        a = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return int(a["ApproximateNumberOfMessages"]) + int(
+            a["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def cleanup(self):
+        for m in self.lam.list_event_source_mappings()["EventSourceMappings"]:
+            if m["FunctionArn"] in self.functions:
+                self.lam.delete_event_source_mapping(UUID=m["UUID"])
+        for url in self.sqs.list_queues(QueueNamePrefix=self.prefix).get("QueueUrls", []):
+            self.sqs.delete_queue(QueueUrl=url)
 
 
 @pytest.fixture
-def world_of_runner(live_aws, logs):
-    """A runner with the test handlers on a fresh prefix and config table; yields helpers."""
-    prefix = f"rt{uuid.uuid4().hex[:8]}"
-    table = f"{prefix}-config"
-    sqs = boto3.client("sqs", endpoint_url=live_aws, region_name="eu-west-1")
-    ddb = boto3.client("dynamodb", endpoint_url=live_aws, region_name="eu-west-1")
-    ddb.create_table(
-        TableName=table,
-        AttributeDefinitions=[
-            {"AttributeName": "PK", "AttributeType": "S"},
-            {"AttributeName": "SK", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "PK", "KeyType": "HASH"},
-            {"AttributeName": "SK", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    shared = sqs.create_queue(QueueName=f"{prefix}-delivery-00")["QueueUrl"]
-    log = logs / "calls.jsonl"
-    log.touch()
-    runner = Runner(
+def world(live_aws, logs):
+    w = World(live_aws, logs)
+    w.ingress = w.function("ingress", "tests.e2e.handlers.ingress", DEPLOYED_MARK="from-the-stack")
+    w.batch = w.function("batch", "tests.e2e.handlers.batch", timeout=3)
+    w.runner = Runner(
         aws_endpoint=live_aws,
         log=logs / "runner.log",
-        SQS_QUEUE_PREFIX=prefix,
-        DYNAMODB_CONFIG_TABLE=table,
-        DATAPLANE_TABLE=f"{prefix}-dataplane",
-        IDEMPOTENCY_TABLE=f"{prefix}-idempotency",
-        RUNNER_WAIT_SECONDS=1,
-        RUNNER_DISCOVER_SECONDS=0.5,
-        RUNNER_TEST_LOG=log,
-        **HANDLERS,
+        iam_check=False,  # the test's own functions have a bare role
+        RUNNER_INGRESS_FUNCTION=w.ingress,
+        DJANGO_SECRET_KEY_NOT_FOR_FUNCTIONS="x",
     )
-
-    class W:
-        pass
-
-    w = W()
-    w.prefix, w.table, w.sqs, w.ddb, w.shared, w.runner, w.logs = (
-        prefix,
-        table,
-        sqs,
-        ddb,
-        shared,
-        runner,
-        logs,
-    )
-
-    def calls(kind):
-        return [
-            c["value"] for c in map(json.loads, log.read_text().splitlines()) if c["kind"] == kind
-        ]
-
-    w.calls = calls
-    w.endpoint = live_aws
     yield w
-    runner.stop()
-    for url in sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", []):
-        sqs.delete_queue(QueueUrl=url)
-    ddb.delete_table(TableName=table)
+    w.runner.stop()
+    w.cleanup()
 
 
-def test_an_http_request_reaches_the_ingress_as_a_function_url_event_and_its_answer_comes_back(
-    world_of_runner,
-):
-    w = world_of_runner
+def test_an_http_request_reaches_the_ingress_function_as_a_function_url_event(world):
+    w = world
     status, body, headers = w.runner.post(
         "/v1/events?x=1&x=2",
         {"type": "a.b"},
@@ -103,178 +128,92 @@ def test_an_http_request_reaches_the_ingress_as_a_function_url_event_and_its_ans
     )
     assert status == 202 and headers["x-echo"] == "hello"
     assert body == {"path": "/v1/events", "body": '{"type": "a.b"}'}
-    (event,) = w.calls("http")
+    (call,) = w.calls("http")
+    event = call["value"]
     assert event["version"] == "2.0" and event["rawQueryString"] == "x=1&x=2"
     assert event["queryStringParameters"] == {"x": "1,2"}
     assert event["headers"]["authorization"] == "Bearer k"
-    assert event["requestContext"]["http"]["method"] == "POST"
-    assert event["isBase64Encoded"] is False
+    # The function's process has its deployed environment, not the runner's.
+    assert call["mark"] == "from-the-stack" and call["secret_key_seen"] is False
 
 
-def test_a_handler_that_raises_answers_502_and_the_runner_keeps_serving(world_of_runner):
-    w = world_of_runner
-    assert w.runner.post("/raise", {})[0] == 502
-    assert w.runner.post("/v1/events", {})[0] == 202
+def test_a_function_that_raises_answers_502_and_the_runner_keeps_serving(world):
+    assert world.runner.post("/raise", {})[0] == 502
+    assert world.runner.post("/v1/events", {})[0] == 202
 
 
-def test_delivery_messages_reach_the_egress_as_sqs_records_successes_deleted_failures_kept(
-    world_of_runner,
-):
-    w = world_of_runner
-    w.sqs.send_message(
-        QueueUrl=w.shared,
-        MessageBody="ok-1",
-        MessageAttributes={"tenant_id": {"DataType": "String", "StringValue": "t1"}},
-    )
-    w.sqs.send_message(QueueUrl=w.shared, MessageBody="fail-1")
-    assert wait_for(
-        lambda: {r["body"] for r in w.calls("egress")} >= {"ok-1", "fail-1"}, timeout=10
-    )
-    record = next(r for r in w.calls("egress") if r["body"] == "ok-1")
-    assert record["eventSource"] == "aws:sqs" and record["awsRegion"] == "eu-west-1"
-    assert record["eventSourceARN"].endswith(f":{w.prefix}-delivery-00")
+def test_a_mapped_queue_reaches_its_function_successes_deleted_failures_kept(world):
+    w = world
+    url, arn = w.queue("work")
+    w.mapping(arn, w.batch)
+    w.sqs.send_message(QueueUrl=url, MessageBody="ok-1")
+    w.sqs.send_message(QueueUrl=url, MessageBody="fail-1")
+    assert wait_for(lambda: {"ok-1", "fail-1"} <= set(w.bodies()), timeout=15)
+    record = next(c["value"] for c in w.calls("batch") if c["value"]["body"] == "ok-1")
+    assert record["eventSource"] == "aws:sqs" and record["eventSourceARN"] == arn
     assert record["attributes"]["ApproximateReceiveCount"] == "1"
-    assert record["messageAttributes"]["tenant_id"]["stringValue"] == "t1"
-    assert record["receiptHandle"] and record["messageId"]
-
-    # The successful one is deleted (once the handler has returned); the failed one stays.
-    def left():
-        attrs = w.sqs.get_queue_attributes(QueueUrl=w.shared, AttributeNames=["All"])
-        a = attrs["Attributes"]
-        return int(a["ApproximateNumberOfMessages"]) + int(
-            a["ApproximateNumberOfMessagesNotVisible"]
-        )
-
-    assert wait_for(lambda: left() == 1, timeout=5)
-    assert left() == 1
-    w.sqs.purge_queue(QueueUrl=w.shared)
+    # The context tells the handler its deployed Timeout (3 s), not a default.
+    remaining = next(c for c in w.calls("batch"))["remaining_ms"]
+    assert 0 < remaining <= 3000
+    assert wait_for(lambda: w.count(url) == 1, timeout=5)
 
 
-def test_a_silo_queue_created_later_is_polled_without_a_restart(world_of_runner):
-    w = world_of_runner
-    silo = w.sqs.create_queue(QueueName=f"{w.prefix}-silo-{uuid.uuid4()}")["QueueUrl"]
-    w.sqs.send_message(QueueUrl=silo, MessageBody="to-the-silo")
-    assert wait_for(lambda: any(r["body"] == "to-the-silo" for r in w.calls("egress")), timeout=10)
-    assert wait_for(
-        lambda: (
-            w.sqs.get_queue_attributes(
-                QueueUrl=silo, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
-            )["Attributes"]["ApproximateNumberOfMessagesNotVisible"]
-            == "0"
-        ),
-        timeout=5,
-    )
+def test_a_queue_without_a_mapping_is_not_polled_not_even_by_moto(world):
+    """moto's own SQS → Lambda path is cut (the receive count stays 0), and the runner polls
+    only mapped queues; once a mapping exists, it is polled without a restart."""
+    w = world
+    url, arn = w.queue("unmapped")
+    w.sqs.send_message(QueueUrl=url, MessageBody="waiting")
+    mapped_url, mapped_arn = w.queue("witness")
+    w.mapping(mapped_arn, w.batch)
+    w.sqs.send_message(QueueUrl=mapped_url, MessageBody="witness")
+    assert wait_for(lambda: "witness" in w.bodies(), timeout=15)
+    peek = w.sqs.receive_message(QueueUrl=url, AttributeNames=["All"], VisibilityTimeout=0)
+    (message,) = peek["Messages"]
+    assert message["Attributes"]["ApproximateReceiveCount"] == "1"  # this peek is the first
+    assert "waiting" not in w.bodies()
+    w.mapping(arn, w.batch)
+    assert wait_for(lambda: "waiting" in w.bodies(), timeout=15)
 
 
-def test_an_sqs_producers_source_queue_is_found_from_its_contract_item_and_polled(
-    world_of_runner,
-):
-    w = world_of_runner
-    name = f"{w.prefix}-orders-in"
-    url = w.sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = w.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    w.ddb.put_item(
-        TableName=w.table,
-        Item={
-            "PK": {"S": contract.source_queue_pk(arn)},
-            "SK": {"S": contract.SOURCE_QUEUE_SK},
-            "contract": {"N": "1"},
-            "tenant_id": {"S": "t1"},
-            "producer_id": {"S": "p1"},
-        },
-    )
-    w.sqs.send_message(QueueUrl=url, MessageBody='{"type": "order.created"}')
-    assert wait_for(lambda: w.calls("source"), timeout=10)
-    (record,) = w.calls("source")
-    assert record["eventSourceARN"] == arn and w.calls("egress") == []
+def test_a_disabled_mapping_stops_its_pollers(world):
+    w = world
+    url, arn = w.queue("paused")
+    uuid_ = w.mapping(arn, w.batch)
+    w.sqs.send_message(QueueUrl=url, MessageBody="before")
+    assert wait_for(lambda: "before" in w.bodies(), timeout=15)
+    w.lam.update_event_source_mapping(UUID=uuid_, Enabled=False)
+    wait_for(lambda: False, timeout=3)  # discovery runs every 0.5 s; long polls of 1 s end
+    w.sqs.send_message(QueueUrl=url, MessageBody="after")
+    wait_for(lambda: "after" in w.bodies(), timeout=4)
+    assert "after" not in w.bodies() and w.count(url) == 1
 
 
-def test_the_runner_stops_cleanly_on_sigterm(world_of_runner):
-    w = world_of_runner
-    w.runner.proc.send_signal(signal.SIGTERM)
-    assert w.runner.proc.wait(timeout=15) == 0
-    assert "stopped:" in (w.logs / "runner.log").read_text()
+def test_without_report_batch_item_failures_the_whole_batch_is_deleted(world):
+    """As on AWS: a partial batch response counts only when the mapping asks for it."""
+    w = world
+    url, arn = w.queue("nopartial")
+    w.mapping(arn, w.batch, partial=False)
+    w.sqs.send_message(QueueUrl=url, MessageBody="fail-but-deleted")
+    assert wait_for(lambda: "fail-but-deleted" in w.bodies(), timeout=15)
+    assert wait_for(lambda: w.count(url) == 0, timeout=5)
 
 
-def test_a_silo_queue_gets_as_many_pollers_as_its_tenants_largest_consumer_concurrency(
-    world_of_runner, monkeypatch
-):
-    """Discovery, in this process: the enabled consumers ask for 1 and 3 (a disabled one for 7)."""
-    w = world_of_runner
-    tenant_id = str(uuid.uuid4())
-    silo = w.sqs.create_queue(QueueName=f"{w.prefix}-silo-{tenant_id}")["QueueUrl"]
-    for n, (concurrency, enabled) in enumerate([(1, True), (3, True), (7, False)]):
-        w.ddb.put_item(
-            TableName=w.table,
-            Item={
-                "PK": {"S": contract.tenant_pk(tenant_id)},
-                "SK": {"S": contract.consumer_sk(f"c{n}")},
-                "contract": {"N": "1"},
-                "concurrency": {"N": str(concurrency)},
-                "enabled": {"BOOL": enabled},
-            },
-        )
-    monkeypatch.setenv("AWS_ENDPOINT_URL", w.endpoint)
-    monkeypatch.setenv("SQS_QUEUE_PREFIX", w.prefix)
-    monkeypatch.setenv("DYNAMODB_CONFIG_TABLE", w.table)
-    settings.reload()
-    try:
-        found = Discovery(runner._poll_client_factory(pool_size=2), Options()).queues()
-    finally:
-        monkeypatch.undo()
-        settings.reload()
-    assert found[silo].concurrency == 3 and found[silo].kind == runner.DELIVERY
-    assert found[w.shared].concurrency == Options().pool_concurrency
+def test_an_invocation_past_the_functions_timeout_is_killed_and_its_batch_comes_back(world):
+    """The function's deployed Timeout is 3 s: a record sleeping 10 s is cut, the process
+    killed, the message received again after the queue's visibility timeout (4 s)."""
+    w = world
+    url, arn = w.queue("slow", visibility=4)
+    w.mapping(arn, w.batch)
+    w.sqs.send_message(QueueUrl=url, MessageBody="sleep-10")
+    assert wait_for(lambda: len(w.calls("batch")) >= 2, timeout=20)
+    first, second = w.calls("batch")[:2]
+    assert first["pid"] != second["pid"]  # a fresh execution environment
+    assert second["value"]["attributes"]["ApproximateReceiveCount"] == "2"
+    assert "Task timed out after 3.00 seconds" in (w.logs / "runner.log").read_text()
 
 
-def test_the_runner_starts_against_an_empty_moto_server_and_picks_up_what_appears_later(
-    live_aws, logs
-):
-    """No table, no queue: it creates the data plane's tables, then polls the config table and
-    the delivery queues once the portal's bootstrap has made them."""
-    port = _free_port()
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_for(lambda: _answers(f"{endpoint}/moto-api/"), timeout=30)
-        log = logs / "calls.jsonl"
-        log.touch()
-        r = Runner(
-            aws_endpoint=endpoint,
-            log=logs / "fresh.log",
-            SQS_QUEUE_PREFIX="fresh",
-            DYNAMODB_CONFIG_TABLE="fresh-config",
-            DATAPLANE_TABLE="fresh-dataplane",
-            IDEMPOTENCY_TABLE="fresh-idempotency",
-            RUNNER_WAIT_SECONDS=1,
-            RUNNER_DISCOVER_SECONDS=0.5,
-            RUNNER_TEST_LOG=log,
-            **HANDLERS,
-        )
-        try:
-            ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="eu-west-1")
-            assert {"fresh-dataplane", "fresh-idempotency"} <= set(ddb.list_tables()["TableNames"])
-            sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="eu-west-1")
-            url = sqs.create_queue(QueueName="fresh-delivery-00")["QueueUrl"]
-            sqs.send_message(QueueUrl=url, MessageBody="late")
-            assert wait_for(lambda: "late" in log.read_text(), timeout=10)
-            assert r.proc.poll() is None
-        finally:
-            assert r.stop() == 0
-    finally:
-        moto.terminate()
-        moto.wait(timeout=10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        urllib.request.urlopen(url, timeout=1).close()  # noqa: S310
-        return True
-    except OSError:
-        return False
+def test_the_runner_stops_cleanly_on_sigterm(world):
+    world.runner.proc.send_signal(signal.SIGTERM)
+    assert world.runner.proc.wait(timeout=20) == 0
+    assert "stopped:" in (world.logs / "runner.log").read_text()
