@@ -278,10 +278,13 @@ def moto_server():
             time.sleep(0.1)
     # The data plane as `make run` deploys it: the template by CloudFormation. Two pollers a
     # shared queue (the least MaximumConcurrency AWS takes), the e2e receivers' private range.
+    # Config items cached 1 s: the tests change configuration and send at once.
     deploy_stack(
         endpoint_url=url,
         PoolQueueMaxConcurrency="2",
         ConsumerPrivateTargets=E2E_PRIVATE_TARGETS,
+        ConfigCacheTtlSeconds="1",
+        ConfigMissTtlSeconds="0.5",
     )
     yield url
     proc.terminate()

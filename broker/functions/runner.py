@@ -79,6 +79,9 @@ class Runner:
         control = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2)
         self.lam = self._client("lambda", control)
         self.cfn = self._client("cloudformation", control)
+        # Lambda's poller knows a queue by its ARN; the URL look-up is the runner's own need,
+        # so it is made with a client whose calls are nobody's role's.
+        self.sqs_lookup = self._client("sqs", control)
         self._sqs_clients: dict[str, object] = {}
         self._queue_urls: dict[str, str] = {}
         self._log_file = open(options.function_log, "ab") if options.function_log else sys.stderr  # noqa: SIM115
@@ -224,7 +227,7 @@ class Runner:
                 configs[function_arn] = FunctionConfig.read(self.lam, function_arn)
             config = configs[function_arn]
             try:
-                url = self._queue_url(self._sqs_for(config), raw["EventSourceArn"])
+                url = self._queue_url(self.sqs_lookup, raw["EventSourceArn"])
             except ClientError as exc:
                 log.warning("mapping %s: its queue is not there: %s", raw["UUID"], exc)
                 continue

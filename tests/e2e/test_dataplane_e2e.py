@@ -35,8 +35,6 @@ def runner(moto_server, tmp_path_factory):
     r = Runner(
         aws_endpoint=moto_server,
         log=log,
-        CONFIG_CACHE_TTL_SECONDS=1,
-        CONFIG_MISS_TTL_SECONDS=0.5,
         RUNNER_WAIT_SECONDS=2,
         RUNNER_DISCOVER_SECONDS=0.5,
     )
@@ -137,8 +135,13 @@ def test_an_event_the_filter_does_not_match_is_delivered_to_nobody(dp):
 def test_an_sqs_producers_message_reaches_an_sqs_consumers_queue(dp):
     w = dp.world
     sqs = aws.sqs()
-    source = sqs.create_queue(QueueName=f"e2e-src-{dp.tag}")["QueueUrl"]
-    sink = sqs.create_queue(QueueName=f"e2e-sink-{dp.tag}")["QueueUrl"]
+    # Tenants' queues carry the stack's TenantQueuePrefix (the roles allow no other), and a
+    # source queue's visibility is at least the SQS producer function's timeout (60 s), or
+    # AWS refuses to map it.
+    source = sqs.create_queue(
+        QueueName=f"tenant-e2e-src-{dp.tag}", Attributes={"VisibilityTimeout": "360"}
+    )["QueueUrl"]
+    sink = sqs.create_queue(QueueName=f"tenant-e2e-sink-{dp.tag}")["QueueUrl"]
     try:
         with tenant_context(w.a):
             producer, _ = services.producer_create(
@@ -152,6 +155,11 @@ def test_an_sqs_producers_message_reaches_an_sqs_consumers_queue(dp):
             )
             services.subscription_create(actor=w.admin_a, consumer=consumer, event_type="order.*")
         relay.drain()
+        # Provisioning mapped the source queue to the SQS producer function: that is what the
+        # runner polls, as Lambda would.
+        (mapping,) = aws.mappings_of_queue(aws.queue_arn(source))
+        assert mapping["FunctionArn"] == django_settings.SQS_PRODUCER_FUNCTION_ARN
+        assert mapping["State"] == "Enabled"
         sqs.send_message(QueueUrl=source, MessageBody=json.dumps({**ORDER, "id": "src-1"}))
 
         def arrived():
@@ -173,6 +181,7 @@ def test_an_sqs_producers_message_reaches_an_sqs_consumers_queue(dp):
 
         assert wait_for(lambda: source_left() == 0, timeout=5)
     finally:
+        aws.mapping_delete(queue_arn=aws.queue_arn(source))
         sqs.delete_queue(QueueUrl=source)
         sqs.delete_queue(QueueUrl=sink)
 

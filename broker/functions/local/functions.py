@@ -54,7 +54,10 @@ class FunctionConfig:
             timeout=int(c.get("Timeout") or 3),
             memory=int(c.get("MemorySize") or 128),
             role=c.get("Role", ""),
-            environment=dict((c.get("Environment") or {}).get("Variables") or {}),
+            # moto hands back a Number parameter's value as a number; AWS's are strings.
+            environment={
+                k: str(v) for k, v in ((c.get("Environment") or {}).get("Variables") or {}).items()
+            },
         )
 
 
