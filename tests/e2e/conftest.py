@@ -16,7 +16,6 @@ import pytest
 from django.conf import settings
 
 from broker.functions.local import iam
-from tests.conftest import E2E_PRIVATE_TARGETS as PRIVATE_TARGETS
 from tests.conftest import _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
