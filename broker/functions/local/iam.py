@@ -10,8 +10,8 @@ API call to it (`record_from_env`):
     {"principal": "broker-egress", "service": "sqs", "operation": "SendMessageBatch",
      "action": "sqs:SendMessage", "resources": ["arn:aws:sqs:eu-west-1:123456789012:q"]}
 
-The principal is `AWS_CALL_PRINCIPAL`, else the caller's default ("portal" for the portal),
-else `AWS_LAMBDA_FUNCTION_NAME`, else "dataplane". `install_recorder` does the same for any
+The principal is "portal" for the portal's clients; for the data plane's,
+`AWS_CALL_PRINCIPAL`, else `AWS_LAMBDA_FUNCTION_NAME`, else "dataplane". `install_recorder` does the same for any
 client or session (the runner's own polling clients count against the function's role, as an
 event source mapping's polling does on AWS). Lines are appended with O_APPEND, one write a
 line, so processes and threads may share the file.
@@ -182,15 +182,11 @@ def default_principal(fallback: str = "dataplane") -> str:
 
 def record_from_env(session_or_client, *, principal: str | None = None):
     """The hook of the client modules: records the client's calls to the file `AWS_CALL_LOG`
-    names, when it is set (never in Lambda). `principal`: the caller's own name ("portal"),
-    used when `AWS_CALL_PRINCIPAL` is unset. Returns its argument."""
+    names, when it is set (never in Lambda). `principal`: the caller's own fixed name (the
+    portal passes "portal"); without it, `default_principal()`. Returns its argument."""
     path = os.environ.get(LOG_ENV)
     if path:
-        install_recorder(
-            session_or_client,
-            path,
-            principal=os.environ.get(PRINCIPAL_ENV) or principal or default_principal(),
-        )
+        install_recorder(session_or_client, path, principal=principal or default_principal())
     return session_or_client
 
 
