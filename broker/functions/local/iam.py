@@ -10,8 +10,8 @@ API call to it (`record_from_env`):
     {"principal": "broker-egress", "service": "sqs", "operation": "SendMessageBatch",
      "action": "sqs:SendMessage", "resources": ["arn:aws:sqs:eu-west-1:123456789012:q"]}
 
-The principal is "portal" for the portal's clients; for the data plane's,
-`AWS_CALL_PRINCIPAL`, else `AWS_LAMBDA_FUNCTION_NAME`, else "dataplane". `install_recorder` does the same for any
+The principal is "portal" for the portal's clients; for the data plane's, `AWS_CALL_PRINCIPAL`,
+else `AWS_LAMBDA_FUNCTION_NAME`, else "dataplane". `install_recorder` does the same for any
 client or session (the runner's own polling clients count against the function's role, as an
 event source mapping's polling does on AWS). Lines are appended with O_APPEND, one write a
 line, so processes and threads may share the file.
