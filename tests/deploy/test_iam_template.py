@@ -233,3 +233,22 @@ def test_the_check_finds_exactly_the_known_faults_of_todays_template(stack):
 def test_every_call_the_functions_make_is_allowed_by_their_roles(stack):
     denied = iam.check(calls_of_each_function(stack), policies_of(stack))
     assert denied == [], iam.report(calls_of_each_function(stack), denied)
+
+
+def test_the_command_line_checks_a_call_log_against_the_stack(stack, tmp_path, capsys):
+    path = tmp_path / "calls.jsonl"
+    dlq = stack.queue(f"{stack.prefix}-dlq")
+    sink = iam._Sink(path)
+    for action, resource in (("sqs:SendMessage", dlq), ("sqs:GetQueueUrl", dlq)):
+        sink(iam.Call("egress", "sqs", action.split(":")[1], action, (resource,)).as_dict())
+
+    code = iam.main(
+        [str(path), "--stack", stack.name, "--region", REGION, "--alias", "egress=EgressFunction"]
+    )
+
+    assert code == 1
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "  egress: 2 calls, 2 actions, 1 denied",
+        "Denied:",
+        f"  egress: sqs:GetQueueUrl on {dlq}: no statement allows it",
+    ]

@@ -678,3 +678,45 @@ def portal_policy(**values: str) -> dict:
     names = {k.replace("__", "::"): v for k, v in values.items()}
     names.setdefault("AWS::Partition", "aws")
     return fill_policy(json.loads(PORTAL_POLICY.read_text()), names)
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m broker.functions.local.iam CALL_LOG --stack NAME [--alias egress=EgressFunction]
+
+    Checks a call log against the roles of a stack deployed in the emulator (AWS_ENDPOINT_URL)
+    or in AWS; prints the report; exits 1 when a call is denied."""
+    import argparse
+
+    import boto3
+
+    parser = argparse.ArgumentParser(prog="python -m broker.functions.local.iam")
+    parser.add_argument("log", help="the AWS_CALL_LOG file")
+    parser.add_argument("--stack", required=True, help="the data plane's stack name")
+    parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "eu-west-1"))
+    parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL") or None)
+    parser.add_argument(
+        "--alias", action="append", default=[], help="principal=function name or logical id"
+    )
+    args = parser.parse_args(argv)
+    session = boto3.session.Session(region_name=args.region)
+
+    def client(service):
+        return session.client(service, endpoint_url=args.endpoint_url)
+
+    result = check_stack(
+        args.log,
+        cloudformation=client("cloudformation"),
+        lambda_client=client("lambda"),
+        iam_client=client("iam"),
+        stack_name=args.stack,
+        principals=dict(a.split("=", 1) for a in args.alias),
+    )
+    print(result.report())
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
