@@ -261,3 +261,30 @@ def test_what_each_kind_of_call_names(service, operation, params, action, resour
         principal="p",
     )
     assert (call.action, list(call.resources)) == (action, resources)
+
+
+@pytest.mark.parametrize("kind", ["boto3", "botocore"])
+def test_a_session_records_every_client_it_builds_afterwards(kind):
+    import boto3
+    import botocore.session
+
+    records = []
+    session = boto3.session.Session() if kind == "boto3" else botocore.session.get_session()
+    iam.install_recorder(session, records.append, principal="runner", account=ACCOUNT)
+    client = (
+        session.create_client("sqs", region_name=REGION)
+        if kind == "botocore"
+        else (session.client("sqs", region_name=REGION))
+    )
+
+    client.list_queues()
+
+    assert records == [
+        {
+            "principal": "runner",
+            "service": "sqs",
+            "operation": "ListQueues",
+            "action": "sqs:ListQueues",
+            "resources": ["*"],
+        }
+    ]

@@ -166,13 +166,14 @@ def install_recorder(
         account=account,
         endpoint_url=endpoint or os.environ.get("AWS_ENDPOINT_URL") or None,
     )
-    events = (
-        session_or_client.meta.events
-        if hasattr(session_or_client, "meta")
-        else session_or_client.events
-    )
+    if hasattr(session_or_client, "meta"):  # a client
+        register = session_or_client.meta.events.register
+    elif hasattr(session_or_client, "events"):  # a boto3 session
+        register = session_or_client.events.register
+    else:  # a botocore session
+        register = session_or_client.register
     # After provide-client-params, before serialisation: the parameters as the call sends them.
-    events.register("before-parameter-build", recorder, unique_id="broker-iam-call-recorder")
+    register("before-parameter-build", recorder)
     return session_or_client
 
 
@@ -195,16 +196,7 @@ def read_calls(path: str | os.PathLike) -> list[Call]:
     p = Path(path)
     if not p.exists():
         return []
-    out = []
-    for line in p.read_text().splitlines():
-        if line.strip():
-            d = json.loads(line)
-            out.append(
-                Call(
-                    d["principal"], d["service"], d["operation"], d["action"], tuple(d["resources"])
-                )
-            )
-    return out
+    return [_call(json.loads(line)) for line in p.read_text().splitlines() if line.strip()]
 
 
 # --- what a call names ---------------------------------------------------------------------
