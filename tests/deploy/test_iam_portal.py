@@ -32,8 +32,7 @@ def portal_policy(settings, account: str) -> dict:
         ConfigTableName=settings.DYNAMODB_CONFIG_TABLE,
         DataplaneTableName=settings.DATAPLANE_TABLE,
         SecretsKmsKeyArn=settings.SECRETS_KMS_KEY_ID,
-        # Narrower than the template's "*", so that this statement hides no other.
-        TenantQueueNamePattern="tenant-*",
+        TenantQueuePrefix="tenant-",
     )
 
 

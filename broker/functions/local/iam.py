@@ -666,7 +666,7 @@ def fill_policy(document: Mapping | str, values: Mapping[str, str]) -> dict:
 def portal_policy(**values: str) -> dict:
     """deploy/portal-policy.json filled (`fill_policy`): pass AWS__AccountId, AWS__Region,
     AWS__Partition (or the names with "::" as a dict to fill_policy), QueuePrefix, StackName,
-    ConfigTableName, DataplaneTableName, SecretsKmsKeyArn, TenantQueueNamePattern."""
+    ConfigTableName, DataplaneTableName, SecretsKmsKeyArn, TenantQueuePrefix."""
     names = {k.replace("__", "::"): v for k, v in values.items()}
     names.setdefault("AWS::Partition", "aws")
     return fill_policy(json.loads(PORTAL_POLICY.read_text()), names)
