@@ -11,6 +11,8 @@ import boto3
 from botocore.config import Config
 from django.conf import settings
 
+from broker.functions.local.iam import record_from_env
+
 _CONFIG = Config(
     retries={"max_attempts": 4, "mode": "standard"},
     connect_timeout=3,
@@ -22,8 +24,13 @@ _CONFIG = Config(
 
 @functools.lru_cache(maxsize=16)
 def _client(service: str, endpoint_url: str | None, region: str):
-    return boto3.session.Session().client(
-        service, endpoint_url=endpoint_url, region_name=region, config=_CONFIG
+    # AWS_CALL_LOG set (tests, local runs): each call recorded for the IAM check against
+    # deploy/portal-policy.json (broker/functions/local/iam.py).
+    return record_from_env(
+        boto3.session.Session().client(
+            service, endpoint_url=endpoint_url, region_name=region, config=_CONFIG
+        ),
+        principal="portal",
     )
 
 

@@ -6,6 +6,7 @@ import boto3
 from botocore.config import Config
 
 from broker.functions import settings
+from broker.functions.local.iam import record_from_env
 
 _CONFIG = Config(
     retries={"max_attempts": 3, "mode": "standard"},
@@ -18,8 +19,11 @@ _CONFIG = Config(
 
 @functools.lru_cache(maxsize=16)
 def _client(service: str, endpoint_url: str | None, region: str):
-    return boto3.session.Session().client(
-        service, endpoint_url=endpoint_url, region_name=region, config=_CONFIG
+    # AWS_CALL_LOG set (never in Lambda): each call recorded for the IAM check (local/iam.py).
+    return record_from_env(
+        boto3.session.Session().client(
+            service, endpoint_url=endpoint_url, region_name=region, config=_CONFIG
+        )
     )
 
 

@@ -10,7 +10,7 @@ API call to it (`record_from_env`):
     {"principal": "broker-egress", "service": "sqs", "operation": "SendMessageBatch",
      "action": "sqs:SendMessage", "resources": ["arn:aws:sqs:eu-west-1:123456789012:q"]}
 
-The principal is `AWS_CALL_PRINCIPAL`, else the caller's default ("portal" for the portal),
+The principal is "portal" for the portal's clients; for the data plane's, `AWS_CALL_PRINCIPAL`,
 else `AWS_LAMBDA_FUNCTION_NAME`, else "dataplane". `install_recorder` does the same for any
 client or session (the runner's own polling clients count against the function's role, as an
 event source mapping's polling does on AWS). Lines are appended with O_APPEND, one write a
@@ -166,13 +166,14 @@ def install_recorder(
         account=account,
         endpoint_url=endpoint or os.environ.get("AWS_ENDPOINT_URL") or None,
     )
-    events = (
-        session_or_client.meta.events
-        if hasattr(session_or_client, "meta")
-        else session_or_client.events
-    )
+    if hasattr(session_or_client, "meta"):  # a client
+        register = session_or_client.meta.events.register
+    elif hasattr(session_or_client, "events"):  # a boto3 session
+        register = session_or_client.events.register
+    else:  # a botocore session
+        register = session_or_client.register
     # After provide-client-params, before serialisation: the parameters as the call sends them.
-    events.register("before-parameter-build", recorder, unique_id="broker-iam-call-recorder")
+    register("before-parameter-build", recorder)
     return session_or_client
 
 
@@ -182,15 +183,11 @@ def default_principal(fallback: str = "dataplane") -> str:
 
 def record_from_env(session_or_client, *, principal: str | None = None):
     """The hook of the client modules: records the client's calls to the file `AWS_CALL_LOG`
-    names, when it is set (never in Lambda). `principal`: the caller's own name ("portal"),
-    used when `AWS_CALL_PRINCIPAL` is unset. Returns its argument."""
+    names, when it is set (never in Lambda). `principal`: the caller's own fixed name (the
+    portal passes "portal"); without it, `default_principal()`. Returns its argument."""
     path = os.environ.get(LOG_ENV)
     if path:
-        install_recorder(
-            session_or_client,
-            path,
-            principal=os.environ.get(PRINCIPAL_ENV) or principal or default_principal(),
-        )
+        install_recorder(session_or_client, path, principal=principal or default_principal())
     return session_or_client
 
 
@@ -199,16 +196,7 @@ def read_calls(path: str | os.PathLike) -> list[Call]:
     p = Path(path)
     if not p.exists():
         return []
-    out = []
-    for line in p.read_text().splitlines():
-        if line.strip():
-            d = json.loads(line)
-            out.append(
-                Call(
-                    d["principal"], d["service"], d["operation"], d["action"], tuple(d["resources"])
-                )
-            )
-    return out
+    return [_call(json.loads(line)) for line in p.read_text().splitlines() if line.strip()]
 
 
 # --- what a call names ---------------------------------------------------------------------
@@ -678,7 +666,49 @@ def fill_policy(document: Mapping | str, values: Mapping[str, str]) -> dict:
 def portal_policy(**values: str) -> dict:
     """deploy/portal-policy.json filled (`fill_policy`): pass AWS__AccountId, AWS__Region,
     AWS__Partition (or the names with "::" as a dict to fill_policy), QueuePrefix, StackName,
-    ConfigTableName, DataplaneTableName, SecretsKmsKeyArn, TenantQueueNamePattern."""
+    ConfigTableName, DataplaneTableName, SecretsKmsKeyArn, TenantQueuePrefix."""
     names = {k.replace("__", "::"): v for k, v in values.items()}
     names.setdefault("AWS::Partition", "aws")
     return fill_policy(json.loads(PORTAL_POLICY.read_text()), names)
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m broker.functions.local.iam CALL_LOG --stack NAME [--alias egress=EgressFunction]
+
+    Checks a call log against the roles of a stack deployed in the emulator (AWS_ENDPOINT_URL)
+    or in AWS; prints the report; exits 1 when a call is denied."""
+    import argparse
+
+    import boto3
+
+    parser = argparse.ArgumentParser(prog="python -m broker.functions.local.iam")
+    parser.add_argument("log", help="the AWS_CALL_LOG file")
+    parser.add_argument("--stack", required=True, help="the data plane's stack name")
+    parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "eu-west-1"))
+    parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL") or None)
+    parser.add_argument(
+        "--alias", action="append", default=[], help="principal=function name or logical id"
+    )
+    args = parser.parse_args(argv)
+    session = boto3.session.Session(region_name=args.region)
+
+    def client(service):
+        return session.client(service, endpoint_url=args.endpoint_url)
+
+    result = check_stack(
+        args.log,
+        cloudformation=client("cloudformation"),
+        lambda_client=client("lambda"),
+        iam_client=client("iam"),
+        stack_name=args.stack,
+        principals=dict(a.split("=", 1) for a in args.alias),
+    )
+    print(result.report())
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
