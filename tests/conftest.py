@@ -94,6 +94,15 @@ def aws_moto():
     aws.reset_clients()
 
 
+def source_queue(name: str) -> str:
+    """An SQS producer's source queue as a tenant would make it for AWS to map: a visibility
+    timeout at least the SQS producer function's (six times it). Returns its ARN."""
+    from core import aws
+
+    url = aws.sqs().create_queue(QueueName=name, Attributes={"VisibilityTimeout": "360"})
+    return aws.queue_arn(url["QueueUrl"])
+
+
 @pytest.fixture(scope="session", autouse=True)
 def celery_eager():
     """Tasks run inline when enqueued (on commit). Tests of real workers start their own."""

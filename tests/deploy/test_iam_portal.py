@@ -28,7 +28,7 @@ def portal_policy(settings, account: str) -> dict:
         AWS__AccountId=account,
         AWS__Region=settings.AWS_REGION,
         QueuePrefix=settings.SQS_QUEUE_PREFIX,
-        StackName="broker-dataplane",
+        StackName="broker",  # the stack tests/conftest.py deploys, as `make run` does
         ConfigTableName=settings.DYNAMODB_CONFIG_TABLE,
         DataplaneTableName=settings.DATAPLANE_TABLE,
         SecretsKmsKeyArn=settings.SECRETS_KMS_KEY_ID,
@@ -105,6 +105,9 @@ def test_every_call_the_portal_makes_is_allowed_by_the_portal_policy(recorded):
         "dynamodb:DescribeTable",
         "kms:GenerateDataKey",
         "kms:Decrypt",
+        "lambda:ListEventSourceMappings",
+        "lambda:CreateEventSourceMapping",
+        "lambda:GetFunctionConfiguration",
     } <= actions, actions
     denied = iam.check(calls, [policy])
     assert denied == [], iam.report(calls, denied)

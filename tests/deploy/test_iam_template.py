@@ -229,29 +229,13 @@ def test_the_sqs_producer_role_denies_the_platforms_queues_whatever_else_it_allo
 
 
 def known_faults(stack) -> set[tuple[str, str, str]]:
-    """What today's template does not allow (issue 15, point 5). Once the template allows
-    them: return set() here and drop the xfail mark below (tests/functions/test_iam_functions.py
-    expects these too)."""
-    p = stack.prefix
-    dataplane = stack.table(f"{p}-dataplane")
-    return {
-        ("EgressFunction", "dynamodb:BatchWriteItem", stack.table(f"{p}-idempotency")),
-        ("EgressFunction", "sqs:GetQueueUrl", stack.queue(f"{p}-dlq")),
-        ("IngressFunction", "dynamodb:DeleteItem", dataplane),
-        ("SqsProducerFunction", "dynamodb:DeleteItem", dataplane),
-    }
+    """What the template does not allow of what the functions call: nothing. (It lacked
+    BatchWriteItem on the idempotency table and GetQueueUrl on the DLQ for the egress, and
+    DeleteItem on the data-plane table for the ingress and SQS producer, until the check
+    found them.) tests/functions/test_iam_functions.py reads it too."""
+    return set()
 
 
-def test_the_check_finds_exactly_the_known_faults_of_todays_template(stack):
-    denied = iam.check(calls_of_each_function(stack), policies_of(stack))
-    assert {(d.principal, d.action, d.resource) for d in denied} == known_faults(stack)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15, point 5: the template lacks the four permissions in known_faults(); "
-    "once it has them this passes: drop this mark and the test above",
-)
 def test_every_call_the_functions_make_is_allowed_by_their_roles(stack):
     denied = iam.check(calls_of_each_function(stack), policies_of(stack))
     assert denied == [], iam.report(calls_of_each_function(stack), denied)

@@ -113,7 +113,11 @@ def test_the_stack_deploys_every_resource_and_output_the_portal_and_runner_need(
     assert env["SECRETS_FERNET_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
     assert env["SQS_QUEUE_PREFIX"] == settings.SQS_QUEUE_PREFIX
     mappings = lam.list_event_source_mappings()["EventSourceMappings"]
-    shared = [m for m in mappings if "-delivery-" in m["EventSourceArn"]]
+    shared = [
+        m
+        for m in mappings
+        if "-delivery-" in m["EventSourceArn"] and m["FunctionArn"] == outputs["EgressFunctionArn"]
+    ]
     assert len(shared) == 8
     assert {m["State"] for m in shared} == {"Enabled"}
     assert {m["FunctionArn"] for m in shared} == {outputs["EgressFunctionArn"]}

@@ -89,8 +89,10 @@ def test_a_suspended_tenants_producer_is_refused_403_at_ingress(dp):
         assert wait_for(refused, timeout=5, interval=0.2)
         status, answer, _ = dp.send(key)
         assert (status, answer["error"]["code"]) == (403, "forbidden")
+        # Delivered: the events accepted before the suspension reached the receiver, only (the
+        # egress's execution environments may be starting: each is a process of its own).
+        assert wait_for(lambda: len(dp.received("suspended")) >= sum(accepted), timeout=15)
         time.sleep(1)
-        # Delivered: the events accepted before the suspension reached the runner, only.
         assert len(dp.received("suspended")) == sum(accepted)
     finally:
         # PostgreSQL is rolled back after the test, the moto server is not: tenant a active

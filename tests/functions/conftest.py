@@ -1,7 +1,7 @@
 """Fixtures for the data-plane functions, reusable by every test of broker/functions.
 
-AWS is the session's in-process moto (tests/conftest.py, with the tables `bootstrap_aws`
-creates). `make test` exports AWS_ENDPOINT_URL for the moto server; the `dataplane` fixture
+AWS is the session's in-process moto (tests/conftest.py: the data plane's stack deployed, and
+the config table `bootstrap_aws` creates). `make test` exports AWS_ENDPOINT_URL for the moto server; the `dataplane` fixture
 removes it and reloads the functions' settings, clients and caches, so the functions talk to
 the in-process moto like the portal's code does.
 
@@ -22,7 +22,7 @@ from types import SimpleNamespace
 import pytest
 from boto3.dynamodb.types import TypeSerializer
 
-from broker.functions import aws, bootstrap, config, settings
+from broker.functions import aws, config, settings
 from broker.functions.shared import messages
 from broker.sync import contract
 
@@ -250,9 +250,8 @@ def dataplane(monkeypatch):
 
     reset()
     # boto3 reads AWS_ENDPOINT_URL itself: with it gone, the clients reach the in-process moto
-    # (private to this test process), where the tables may not exist yet.
+    # (private to this test process), where the stack made the data plane's tables.
     create_config_table()
-    bootstrap.create_tables()
     yield SimpleNamespace(tenant=TenantPlane, reset=reset)
     monkeypatch.undo()
     reset()

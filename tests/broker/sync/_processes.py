@@ -38,6 +38,10 @@ class Worker:
             "AWS_DEFAULT_REGION": settings.AWS_REGION,
             "DJANGO_DEBUG": "1",
             "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+            # The data plane stack's outputs, as `make run` passes them (tests/conftest.py).
+            "EGRESS_FUNCTION_ARN": settings.EGRESS_FUNCTION_ARN,
+            "SQS_PRODUCER_FUNCTION_ARN": settings.SQS_PRODUCER_FUNCTION_ARN,
+            "TENANT_QUEUE_PREFIX": settings.TENANT_QUEUE_PREFIX,
             "CELERY_TASK_ALWAYS_EAGER": "0",
             "RELAY_INTERVAL_SECONDS": "1",
             "RELAY_JITTER_SECONDS": "0",

@@ -10,6 +10,7 @@ from broker import services
 from broker.sync import dynamo, relay
 from broker.sync.models import OutboxEntry, SyncState
 from tests.broker.conftest import PUBLIC_URL
+from tests.conftest import source_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -160,6 +161,8 @@ def test_changing_a_routes_event_type_tombstones_the_old_route(world):
 
 
 def test_a_failing_tenant_does_not_hold_up_another(world, monkeypatch):
+    source_queue("sink")
+    source_queue("sink-b")  # the SQS producers' queues exist, so both can be mapped
     with tenant_context(world.a):
         pa, _ = services.producer_create(
             actor=world.admin_a, name="p", kind="sqs", source_queue_arn=QUEUE
