@@ -71,9 +71,10 @@ def silo_queue_name(tenant_id) -> str:
 
 # --- SQS -------------------------------------------------------------------------------
 
-# Every queue we create takes SQS's largest message (1 MiB since 2025), so that an event of
-# the largest size the ingress accepts (256 KiB) fits in a delivery message with its envelope.
-MAX_MESSAGE_BYTES = 1_048_576
+# Every queue we create says its message limit, as the template's do: 256 KiB, which the
+# ingress's size check counts on (broker/functions/shared/messages.py keeps every delivery
+# message, envelope and failure metadata included, within it).
+MAX_MESSAGE_BYTES = 262_144
 
 
 def queue_url(name: str) -> str:
@@ -88,7 +89,7 @@ def queue_arn(url: str) -> str:
 def delivery_queue_create(*, name: str) -> str:
     """A delivery queue the egress reads (a silo tenant's), with the attributes of the
     template's shared ones: the visibility timeout six times the egress's timeout (AWS refuses
-    a mapping below one time, advises six), 14 days' retention, 1 MiB messages, and a redrive
+    a mapping below one time, advises six), 14 days' retention, 256 KiB messages, and a redrive
     to the central DLQ after DELIVERY_REDRIVE_MAX_RECEIVE_COUNT receives: a safety net for a
     message no invocation finishes, independent of a consumer's retry attempts (the egress
     dead-letters after the last attempt itself). Returns the existing queue's URL if there."""
@@ -109,7 +110,7 @@ def delivery_queue_create(*, name: str) -> str:
 
 
 def queue_create(*, name: str) -> str:
-    """A plain queue (the demo's tenant queues), 1 MiB messages."""
+    """A plain queue (the demo's tenant queues), 256 KiB messages."""
     attributes = {"MaximumMessageSize": str(MAX_MESSAGE_BYTES)}
     return sqs().create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
 

@@ -125,7 +125,7 @@ def test_the_stack_deploys_every_resource_and_output_the_portal_and_runner_need(
         attrs = aws.sqs().get_queue_attributes(QueueUrl=aws.queue_url(name), AttributeNames=["All"])
         attrs = attrs["Attributes"]
         assert int(attrs["VisibilityTimeout"]) >= 6 * egress["Timeout"]
-        assert attrs["MaximumMessageSize"] == "1048576"
+        assert attrs["MaximumMessageSize"] == "262144"
         assert json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"].endswith(":broker-dlq")
 
 

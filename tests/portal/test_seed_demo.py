@@ -41,7 +41,8 @@ def test_seed_demo_sets_up_the_demo_receiver_consumers_and_a_working_key_once(de
         assert failing.retry_policy["strategy"] == "schedule"
         assert Subscription.objects.filter(consumer__in=[receiver, failing]).count() == 2
     secrets = (demo_env / "receiver-secrets").read_text().split()
-    assert len(secrets) == 2 and all(s.startswith("whsec_") for s in secrets)
+    # Both tenants' consumers (demo, and the silo tenant's) post to the one receiver.
+    assert len(secrets) == 4 and all(s.startswith("whsec_") for s in secrets)
 
     again = io.StringIO()
     call_command("seed_demo", stdout=again)
@@ -62,10 +63,29 @@ def test_a_signing_secret_made_under_another_key_is_replaced_not_a_crash(demo_en
 
     call_command("seed_demo", stdout=io.StringIO())
     after = (demo_env / "receiver-secrets").read_text().split()
-    assert after[0] != before[0] and after[0].startswith("whsec_") and after[1] == before[1]
+    assert after[0] != before[0] and after[0].startswith("whsec_") and after[1:] == before[1:]
     with tenant_context(tenant):
         receiver = Consumer.objects.get(name="demo-receiver")
         assert (
             secrets.decrypt(tenant_id=str(tenant.pk), token=receiver.signing_secret_encrypted)
             == after[0]
+        )
+
+
+def test_the_silo_demo_tenant_gets_its_own_mapped_queue_and_key(demo_env, settings):
+    """`make run`'s dedicated demo tenant: its events go through its own delivery queue, which
+    provisioning mapped to the egress function."""
+    from core import aws
+
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    silo = Tenant.objects.get(slug="silo")
+    assert silo.status == "active" and silo.tier.deployment_model == "silo"
+    key = (demo_env / "silo-api-key").read_text().strip()
+    assert key in out.getvalue()
+    (mapping,) = aws.mappings_of_queue(aws.queue_arn(silo.silo_queue_url))
+    assert mapping["FunctionArn"] == settings.EGRESS_FUNCTION_ARN and mapping["State"] == "Enabled"
+    with tenant_context(silo):
+        assert Consumer.objects.get(name="demo-receiver").url == (
+            "http://127.0.0.1:8200/webhooks/silo"
         )

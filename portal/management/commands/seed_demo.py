@@ -1,6 +1,9 @@
-"""Demo data for `make run`: an operator, a support user and one active demo tenant with
-its admin and a little broker configuration (idempotent), including what the local data plane
-needs: a producer key, consumers on the demo receiver (var/demo/, see `_data_plane_demo`)."""
+"""Demo data for `make run`: an operator, a support user and two active demo tenants with
+their admins and a little broker configuration (idempotent), including what the local data
+plane needs: producer keys, consumers on the demo receiver (var/demo/, see
+`_data_plane_demo`). `demo` is a pool tenant (standard tier, the shared delivery queues);
+`silo` a dedicated one: its events go through its own delivery queue, read by the egress
+only because provisioning mapped that queue to it."""
 
 import os
 from pathlib import Path
@@ -31,19 +34,16 @@ def _user(email, password, **extra):
 
 
 def _demo_configuration(tenant, admin) -> None:
-    """A producer, a consumer (an SQS queue: no outbound HTTP needed) and a subscription, made
-    through the services like any change (so they reach DynamoDB through the relay)."""
+    """A consumer (an SQS queue: no outbound HTTP needed), a subscription and an event type,
+    made through the services like any change (so they reach DynamoDB through the relay)."""
     with tenant_context(tenant):
-        if not Producer.objects.filter(name="web-shop").exists():
-            broker.producer_create(
-                actor=admin, name="web-shop", kind="https", allowed_event_types=["order.*"]
-            )
         if not Consumer.objects.filter(name="warehouse").exists():
             consumer, _ = broker.consumer_create(
                 actor=admin,
                 name="warehouse",
                 kind="sqs",
-                queue_arn="arn:aws:sqs:eu-west-1:123456789012:warehouse-orders",
+                queue_arn=f"arn:aws:sqs:{settings.AWS_REGION}:{settings.AWS_ACCOUNT_ID}:"
+                f"{WAREHOUSE_QUEUE}",
             )
             broker.subscription_create(
                 actor=admin,
@@ -58,8 +58,15 @@ def _demo_configuration(tenant, admin) -> None:
 
 # --- the data plane's demo (make run): files under var/demo/ that scripts/run.sh reads ------
 
-RECEIVER_URL = "http://127.0.0.1:{port}/webhooks/demo"
-FAILING_URL = "http://127.0.0.1:{port}/fail/demo"
+RECEIVER_URL = "http://127.0.0.1:{port}/webhooks/{slug}"
+FAILING_URL = "http://127.0.0.1:{port}/fail/{slug}"
+# Tenants' queues carry the data plane's TenantQueuePrefix (its roles allow no other).
+WAREHOUSE_QUEUE = "tenant-warehouse-orders"
+# (slug, name, tier, admin, file of its producer's key under var/demo/)
+DEMO_TENANTS = (
+    ("demo", "Demo Shop", "standard", "admin@demo.example.com", "api-key"),
+    ("silo", "Silo Logistics", "dedicated", "admin@silo.example.com", "silo-api-key"),
+)
 # The failing consumer's attempts are seconds apart, so its dead letters appear quickly.
 FAILING_RETRY = {"strategy": "schedule", "schedule": [2, 5, 10]}
 
@@ -75,10 +82,10 @@ def _write_private(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def _demo_api_key(producer, admin) -> tuple[str, bool]:
-    """The producer's key kept in var/demo/api-key: reused while it is still valid, else a new
-    one (a key is shown only when it is issued). Returns (key, issued now)."""
-    path = demo_dir() / "api-key"
+def _demo_api_key(producer, admin, key_file: str) -> tuple[str, bool]:
+    """The producer's key kept in var/demo/<key_file>: reused while it is still valid, else a
+    new one (a key is shown only when it is issued). Returns (key, issued now)."""
+    path = demo_dir() / key_file
     known = path.read_text().strip() if path.exists() else ""
     if (
         known
@@ -107,18 +114,22 @@ def _signing_secret(tenant, admin, consumer) -> str:
         return secret
 
 
-def _data_plane_demo(tenant, admin, stdout) -> None:
+def _data_plane_demo(tenant, admin, stdout, *, key_file: str) -> list[str]:
     """For the local data plane (runner + demo receiver, see scripts/run.sh): the web-shop
-    producer's key in var/demo/api-key, a consumer on the demo receiver and one on its /fail
-    path (dead letters for the demo), both subscribed to order.*, the receiver's signing
-    secrets in var/demo/receiver-secrets (one a line; the receiver re-reads the file), and the
-    warehouse consumer's queue on the moto server, so its deliveries succeed."""
+    producer's key in var/demo/<key_file>, a consumer on the demo receiver and one on its
+    /fail path (dead letters for the demo), both subscribed to order.*, and the warehouse
+    consumer's queue on the moto server, so its deliveries succeed. Returns the consumers'
+    signing secrets, for the receiver."""
     port = int(os.environ.get("RECEIVER_PORT", "8200"))
     with tenant_context(tenant):
+        if not Producer.objects.filter(name="web-shop").exists():
+            broker.producer_create(
+                actor=admin, name="web-shop", kind="https", allowed_event_types=["order.*"]
+            )
         consumers = {}
         for name, url, retry in (
-            ("demo-receiver", RECEIVER_URL.format(port=port), None),
-            ("always-failing", FAILING_URL.format(port=port), FAILING_RETRY),
+            ("demo-receiver", RECEIVER_URL.format(port=port, slug=tenant.slug), None),
+            ("always-failing", FAILING_URL.format(port=port, slug=tenant.slug), FAILING_RETRY),
         ):
             consumer = Consumer.objects.filter(name=name).first()
             if consumer is None:
@@ -142,19 +153,16 @@ def _data_plane_demo(tenant, admin, stdout) -> None:
                     )
                     continue
             consumers[name] = consumer
-        # Both consumers post to the receiver: it verifies either's signatures.
+        # Every consumer posts to the receiver: it verifies any of their signatures.
         plain = [_signing_secret(tenant, admin, c) for c in consumers.values()]
-        if plain:
-            _write_private(demo_dir() / "receiver-secrets", "\n".join(plain) + "\n")
         producer = Producer.objects.get(name="web-shop")
-        key, issued = _demo_api_key(producer, admin)
-    if settings.AWS_ENDPOINT_URL:  # an emulator: the warehouse's queue is ours to create
-        aws.queue_create(name="warehouse-orders")
+        key, issued = _demo_api_key(producer, admin, key_file)
     if issued:
         stdout.write(
-            f"\nDemo producer web-shop: API key (shown once, kept in {demo_dir()}/api-key)\n"
-            f"  {key}\n"
+            f"\nDemo producer web-shop of {tenant.slug}: API key (shown once, kept in "
+            f"{demo_dir()}/{key_file})\n  {key}\n"
         )
+    return plain
 
 
 class Command(BaseCommand):
@@ -177,31 +185,37 @@ class Command(BaseCommand):
             is_staff=True,
             full_name="Sam Support",
         )
-        tenant = Tenant.objects.filter(slug="demo").first()
-        if tenant is None:
-            with transaction.atomic():
-                tenant = services.tenant_onboard(
-                    name="Demo Shop",
-                    slug="demo",
-                    tier="standard",
-                    admin_email="admin@demo.example.com",
-                )
-        # The demo admin gets a password and membership directly (no invitation to accept).
-        admin = _user("admin@demo.example.com", password, full_name="Dana Admin")
-        Membership.objects.get_or_create(
-            user=admin, tenant=tenant, defaults={"role": TenantRole.ADMIN}
-        )
-        if tenant.status == TenantStatus.PROVISIONING:
-            tenant = services.tenant_provision(tenant_id=tenant.pk) or Tenant.objects.get(
-                pk=tenant.pk
+        logins, plain = [], []
+        for slug, name, tier, admin_email, key_file in DEMO_TENANTS:
+            tenant = Tenant.objects.filter(slug=slug).first()
+            if tenant is None:
+                with transaction.atomic():
+                    tenant = services.tenant_onboard(
+                        name=name, slug=slug, tier=tier, admin_email=admin_email
+                    )
+            # The demo admin gets a password and membership directly (no invitation).
+            admin = _user(admin_email, password, full_name=f"{name} Admin")
+            Membership.objects.get_or_create(
+                user=admin, tenant=tenant, defaults={"role": TenantRole.ADMIN}
             )
-        if tenant.status == TenantStatus.ACTIVE:
-            _demo_configuration(tenant, admin)
-            _data_plane_demo(tenant, admin, self.stdout)
+            if tenant.status == TenantStatus.PROVISIONING:
+                tenant = services.tenant_provision(tenant_id=tenant.pk) or Tenant.objects.get(
+                    pk=tenant.pk
+                )
+            if tenant.status == TenantStatus.ACTIVE:
+                if slug == "demo":
+                    _demo_configuration(tenant, admin)
+                plain += _data_plane_demo(tenant, admin, self.stdout, key_file=key_file)
+            logins.append(
+                f"  tenant    {admin_email:<23}{tenant_url(tenant, '/')}"
+                f"  ({tenant.tier.name}, {tenant.status})\n"
+            )
+        if plain:
+            _write_private(demo_dir() / "receiver-secrets", "\n".join(plain) + "\n")
+        if settings.AWS_ENDPOINT_URL:  # an emulator: the warehouse's queue is ours to create
+            aws.queue_create(name=WAREHOUSE_QUEUE)
         self.stdout.write(
             f"\nDemo logins (password for all: {password})\n"
             f"  operator  operator@example.com   {services.public_url('/')}\n"
-            f"  support   support@example.com    (read-only operator)\n"
-            f"  tenant    admin@demo.example.com {tenant_url(tenant, '/')}"
-            f"  (tenant {tenant.slug} is {tenant.status})\n"
+            f"  support   support@example.com    (read-only operator)\n" + "".join(logins)
         )
