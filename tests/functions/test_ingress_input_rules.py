@@ -209,3 +209,16 @@ def test_characters_sqs_refuses_stay_escaped_in_the_body(shop):
     assert "\ufffe" not in raw and "\uffff" not in raw and "\x01" not in raw
     assert "\\ufffe" in raw and "\\uffff" in raw and "注" in raw
     assert messages.parse(raw).event["data"] == data
+
+
+def test_a_schema_saved_with_a_remote_ref_refuses_its_events_without_fetching(shop, monkeypatch):
+    import urllib.request
+
+    def no_fetch(*args, **kwargs):
+        raise AssertionError("the ingress fetched a schema reference")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_fetch)
+    shop.event_type("order.created", {"properties": {"total": {"$ref": "https://x.test/s"}}})
+    status, body, _ = post(body=ORDER, key=shop.key)
+    assert (status, body["error"]["code"]) == (400, "schema_mismatch")
+    assert shop.deliveries() == []

@@ -20,6 +20,8 @@ from datetime import datetime
 
 import jsonschema
 from jsonschema.exceptions import best_match
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 from broker.functions.shared import jsontext, messages, patterns
 
@@ -148,7 +150,9 @@ def _validator(tenant_id: str, item: dict):
         found = _validators.get(key)
     if found is None:
         schema = json.loads(item["schema_json"])
-        found = jsonschema.validators.validator_for(schema)(schema)
+        # An empty registry: a `$ref` outside the schema is never fetched (the portal refuses
+        # such schemas; one saved before that fails below instead of making a request).
+        found = jsonschema.validators.validator_for(schema)(schema, registry=Registry())
         with _lock:
             if len(_validators) > 10_000:  # bounded: old versions fall out
                 _validators.clear()
@@ -161,9 +165,17 @@ def check_schema(tenant_id: str, event_type_item: dict | None, data) -> None:
     if not event_type_item or not event_type_item.get("schema_json"):
         return
     validator = _validator(tenant_id, event_type_item)
-    if validator.is_valid(data):  # the common case, without collecting errors
-        return
-    error = best_match(validator.iter_errors(data))
+    try:
+        if validator.is_valid(data):  # the common case, without collecting errors
+            return
+        error = best_match(validator.iter_errors(data))
+    except Unresolvable as exc:
+        raise IngressError(
+            "schema_mismatch",
+            f"The schema of {event_type_item.get('name')} refers to something outside it "
+            "and cannot be used; fix the event type in the portal.",
+            fields={"data": [f"Unresolvable reference: {str(exc)[:200]}"]},
+        ) from None
     if error is None:
         return
     where = "data" + "".join(f"[{p!r}]" for p in error.absolute_path)
