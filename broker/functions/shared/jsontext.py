@@ -24,12 +24,18 @@ recurses (about 1,000 levels raise RecursionError). So:
 import json
 import math
 import re
+from itertools import accumulate
 
 MAX_DEPTH = 64
 _MAX_DOUBLE = float.fromhex("0x1.fffffffffffffp+1023")
 
-# A JSON string (possessive, so a long string never backtracks) or a bracket.
-_TOKENS = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[{]|[\]}]', re.DOTALL)
+# A JSON string (possessive, so a long string never backtracks); what is not a bracket.
+_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]++")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_STRUCTURE = str.maketrans("", "", "0123456789,:.-+eE \n\r\ttruefalsn")
+# The shape of number literals: digits as 0, `E` as `e`, `+` dropped (bytes.translate, C).
+_NUMBER_SHAPE = bytes.maketrans(b"0123456789E", b"0000000000e")
 _BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Characters SQS refuses in a message body that JSON leaves unescaped (JSON escapes C0
@@ -61,20 +67,28 @@ def _int(text: str) -> int:
 
 
 def too_deep(text: str, max_depth: int = MAX_DEPTH) -> bool:
-    """Does the JSON text nest containers deeper than `max_depth`? A scan of the text, not a
-    parse: nothing recurses, whatever the depth."""
+    """Does the JSON text nest containers deeper than `max_depth`? Counted on the text, not
+    by parsing it, without recursion and without a Python-level loop per character: strings
+    are cut out, everything but brackets dropped, and the running depth is summed by
+    `itertools.accumulate` (all C string and iterator operations)."""
     if text.count("[") + text.count("{") <= max_depth:
         return False  # the common case: too few brackets to be that deep
-    depth = 0
-    for match in _TOKENS.finditer(text):
-        token = match.group()
-        if token in "[{":
-            depth += 1
-            if depth > max_depth:
-                return True
-        elif token in "]}":
-            depth -= 1
-    return False
+    if '\\"' in text:
+        outside = _STRING.sub("", text)  # an escaped quote: a real string scanner
+    else:
+        outside = "".join(text.split('"')[::2])  # every other piece is inside a string
+    # translate drops what JSON has outside strings (cheap); the regex what else is left.
+    brackets = _NOT_BRACKET.sub("", outside.translate(_STRUCTURE))
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > max_depth
+
+
+def _may_overflow(raw: bytes) -> bool:
+    """Could a number in the text be beyond a double's range? Only with a 3-digit exponent
+    or 200 digits in a row (below both, a number is under 1e300). The parse hooks that check
+    each number cost a Python call per number, so they run only when this says maybe (also
+    for such digits inside a string: slower, never wrong)."""
+    shape = raw.translate(_NUMBER_SHAPE, b"+")
+    return b"e000" in shape or b"0" * 200 in shape
 
 
 def _where(path: list) -> str:
@@ -115,16 +129,19 @@ def check_strings(value) -> str | None:
 def loads(body: bytes | str, *, max_depth: int = MAX_DEPTH):
     """Strict JSON (module docstring); raises JSONError."""
     if isinstance(body, bytes | bytearray):
+        raw = bytes(body)
         try:
-            text = bytes(body).decode("utf-8")  # RFC 8259 §8.1: UTF-8 only
+            text = raw.decode("utf-8")  # RFC 8259 §8.1: UTF-8 only
         except UnicodeDecodeError as exc:
             raise JSONError(f"The body is not UTF-8: {exc.reason} at byte {exc.start}.") from None
     else:
         text = body
+        raw = body.encode("utf-8", "surrogatepass")
     if too_deep(text, max_depth):
         raise JSONError(f"JSON nested deeper than {max_depth} levels.")
+    hooks = {"parse_float": _float, "parse_int": _int} if _may_overflow(raw) else {}
     try:
-        value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+        value = json.loads(text, parse_constant=_constant, **hooks)
     except JSONError:
         raise
     except (ValueError, RecursionError) as exc:
