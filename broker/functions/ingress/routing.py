@@ -80,7 +80,8 @@ def deliveries(
     *, tenant_id: str, producer_id: str, event: dict, routes: list[dict], event_index: int
 ) -> list[Outgoing]:
     """One delivery message per route (attempt 1, replay 0). The delivery id is derived from
-    tenant, event id and subscription: a retry of the same event gets the same ids."""
+    tenant, event id and subscription: a retry of the same event gets the same ids (random
+    when there is no subscription: the portal's test event to a consumer)."""
     return [
         Outgoing(
             event_index,
@@ -88,7 +89,9 @@ def deliveries(
                 messages.Delivery(
                     delivery_id=messages.delivery_id_for(
                         tenant_id, event["id"], route["subscription_id"]
-                    ),
+                    )
+                    if route.get("subscription_id")
+                    else messages.new_delivery_id(),  # a portal test event to a consumer
                     tenant_id=str(tenant_id),
                     consumer_id=route["consumer_id"],
                     subscription_id=route.get("subscription_id"),
