@@ -6,7 +6,8 @@ Everything here answers a 400 (413 for size) in the usual error shape instead of
   RecursionError, and fewer still blow up later in validators and the JSON renderer);
 - NUL characters (PostgreSQL text and jsonb cannot hold U+0000) and lone surrogates
   (not encodable as UTF-8), in keys and values alike;
-- numbers that overflow a float (`1e400` parses as infinity, which JSON cannot render);
+- numbers that overflow a double (`1e400` parses as infinity, which JSON cannot render;
+  a 400-digit integer is infinity to most consumers);
 - a body above `DATA_UPLOAD_MAX_MEMORY_SIZE`: DRF reads the request stream itself, so
   Django's own check (on `request.body`) never runs for the API.
 """
@@ -71,6 +72,18 @@ def _finite_float(text: str) -> float:
     return number
 
 
+_MAX_DOUBLE = float.fromhex("0x1.fffffffffffffp+1023")
+
+
+def _double_range_int(text: str) -> int:
+    # An integer beyond a double's range reads as Infinity (or null) in JavaScript and most
+    # other consumers: refused like `1e400`. Only long literals need the comparison.
+    number = int(text)
+    if len(text) > 300 and abs(number) > _MAX_DOUBLE:
+        raise ValueError(f"Number out of range: {text[:40]}…")
+    return number
+
+
 def _declared_length(parser_context) -> int | None:
     request = (parser_context or {}).get("request")
     meta = getattr(request, "META", {}) if request is not None else {}
@@ -96,6 +109,7 @@ class SafeJSONParser(JSONParser):
                 text,
                 parse_constant=strict_constant if self.strict else None,
                 parse_float=_finite_float,
+                parse_int=_double_range_int,
             )
         except RecursionError:
             raise ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels.")

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from broker import secrets
 from broker.api._common import ERRORS
 from broker.dlq.models import QuarantinedMessage, QuarantineStatus, TenantDlqState
+from broker.functions.shared import jsontext
 from broker.models import Consumer
 from core.api import SafeLookupMixin, StrictSerializer
 from core.errors import ApplicationError
@@ -107,17 +108,43 @@ class DeadLetterSerializer(serializers.ModelSerializer):
 
 class DeadLetterDetailSerializer(DeadLetterSerializer):
     payload = serializers.SerializerMethodField()
+    payload_escaped = serializers.SerializerMethodField(
+        help_text="The payload was stored before the ingress refused NaN, Infinity and lone "
+        'surrogates: those are shown as strings ("NaN", "\\ud800"), not as sent. A replay '
+        "sends the payload as stored."
+    )
 
     class Meta(DeadLetterSerializer.Meta):
-        fields = [*DeadLetterSerializer.Meta.fields, "payload", "metadata", "history"]
+        fields = [
+            *DeadLetterSerializer.Meta.fields,
+            "payload",
+            "payload_escaped",
+            "metadata",
+            "history",
+        ]
         read_only_fields = fields
 
+    def _readable_payload(self, obj) -> tuple[dict | None, bool]:
+        cached = getattr(obj, "_readable_payload", None)
+        if cached is None:
+            try:
+                text = secrets.decrypt(
+                    tenant_id=self.context["tenant_id"], token=obj.payload_encrypted
+                )
+            except secrets.SecretError:
+                cached = (None, False)
+            else:
+                # Python's parser reads what older ingresses let through; `readable` makes it
+                # something the JSON renderer takes (it refuses NaN and lone surrogates).
+                cached = jsontext.readable(json.loads(text))
+            obj._readable_payload = cached
+        return cached
+
     def get_payload(self, obj) -> dict | None:
-        try:
-            text = secrets.decrypt(tenant_id=self.context["tenant_id"], token=obj.payload_encrypted)
-        except secrets.SecretError:
-            return None
-        return json.loads(text)
+        return self._readable_payload(obj)[0]
+
+    def get_payload_escaped(self, obj) -> bool:
+        return self._readable_payload(obj)[1]
 
 
 class SelectionSerializer(StrictSerializer):

@@ -43,6 +43,14 @@ class AttemptSerializer(serializers.Serializer):
 class DeliverySerializer(serializers.Serializer):
     delivery_id = serializers.CharField()
     event = serializers.JSONField(allow_null=True)
+    event_escaped = serializers.BooleanField(
+        help_text="The event was stored before the ingress refused NaN, Infinity and lone "
+        'surrogates: those are shown as strings ("NaN", "\\ud800"), not as sent.'
+    )
+    event_truncated = serializers.BooleanField(
+        help_text="The event was too large for the delivery log: `event` is "
+        '{"raw": <its first bytes>} and the delivery cannot be resent.'
+    )
     attempts = AttemptSerializer(many=True)
 
 

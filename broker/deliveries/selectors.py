@@ -18,7 +18,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from django.conf import settings
 from django.core.cache import cache
 
-from broker.functions.shared import records
+from broker.functions.shared import jsontext, records
 from core import aws
 
 TENANT_COUNTERS = ("ingested", "routed", "rejected", "delivered", "failed", "dead")
@@ -376,15 +376,32 @@ def consumer_health(tenant_id, consumer_id, *, now: datetime | None = None) -> d
     }
 
 
-def delivery_history(tenant_id, delivery_id: str) -> dict | None:
-    """{"delivery_id", "event": {...} | None, "attempts": [oldest first]} or None."""
+def delivery_history(tenant_id, delivery_id: str, *, for_display: bool = True) -> dict | None:
+    """{"delivery_id", "event": {...} | None, "event_escaped", "event_truncated", "attempts":
+    [oldest first]} or None.
+
+    `event_truncated`: the EVENT item holds only the start of an event too large for
+    DynamoDB (`records.fit_item`); `event` is then `{"raw": <that start>}`. `event_escaped`
+    (`for_display` only): the event was stored before the ingress refused NaN, infinities and
+    lone surrogates, and those are shown as strings (`jsontext.readable`), which any JSON
+    renderer takes. `for_display=False` gives the event as stored (for a resend)."""
     pk, _ = records.delivery_event_key(str(tenant_id), delivery_id)
     items = query(pk)
     if not items:
         return None
-    event = next((i for i in items if i["SK"] == "EVENT"), None)
+    item = next((i for i in items if i["SK"] == "EVENT"), None)
     attempts = [_attempt(i) for i in items if i["SK"].startswith("ATTEMPT#")]
-    return {"delivery_id": delivery_id, "event": _event(event), "attempts": attempts}
+    event = _event(item)
+    escaped = False
+    if for_display and event is not None:
+        event, escaped = jsontext.readable(event)
+    return {
+        "delivery_id": delivery_id,
+        "event": event,
+        "event_escaped": escaped,
+        "event_truncated": bool(item and item.get("truncated")),
+        "attempts": attempts,
+    }
 
 
 def _event(item: dict | None) -> dict | None:
@@ -393,8 +410,9 @@ def _event(item: dict | None) -> dict | None:
     value = item.get("event")  # the event JSON as consumers receive it (the EVENT item)
     if isinstance(value, str):
         try:
+            # Python's parser: it reads what older ingresses let through (NaN, surrogates).
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return {"raw": value}
     return value
 

@@ -91,13 +91,20 @@ def _next_replay(delivery_id: str, attempts: list[dict]) -> int:
 def delivery_resend(*, tenant, actor, delivery_id: str) -> dict:
     """Sends one delivery again, as a replay: the same delivery id (the consumer's
     `webhook-id`), the next replay number, attempt 1, the recorded event."""
-    history = selectors.delivery_history(tenant.pk, delivery_id)
+    history = selectors.delivery_history(tenant.pk, delivery_id, for_display=False)
     if history is None or not history["attempts"]:
         raise ApplicationError("No such delivery.", code="not_found", status_code=404)
     if history["event"] is None:
         raise ApplicationError(
             "The event of this delivery is no longer kept; it cannot be sent again.",
             code="event_expired",
+            status_code=409,
+        )
+    if history["event_truncated"]:
+        raise ApplicationError(
+            "Only the start of this delivery's event was kept (it was too large for the "
+            "delivery log); it cannot be sent again.",
+            code="event_truncated",
             status_code=409,
         )
     last = history["attempts"][-1]

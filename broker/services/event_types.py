@@ -1,5 +1,10 @@
+from urllib.parse import urljoin
+
+import referencing.jsonschema
 from django.db import IntegrityError, transaction
 from jsonschema import SchemaError, validators
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 from broker.functions.shared import patterns
 from broker.models import EventType
@@ -20,6 +25,49 @@ MAX_EVENT_TYPES = 1000
 # An event type's schema rides in its DynamoDB item (400 KB at most): far below that.
 MAX_SCHEMA_BYTES = 64 * 1024
 MAX_SCHEMA_DEPTH = 32
+
+
+# The URI a schema without `$id` is known by while its references are checked.
+_BASE_URI = "urn:broker:event-type"
+_REFERENCE_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+
+
+def _references(schema: dict):
+    """(path, base URI, reference) of every reference keyword in the schema, with the base
+    URI that nested `$id`s set. Iterative: schemas are checked for depth after this."""
+    stack = [(schema, _BASE_URI, [])]
+    while stack:
+        item, base, path = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("$id"), str):
+                base = urljoin(base, item["$id"])
+            for key, value in item.items():
+                if key in _REFERENCE_KEYWORDS and isinstance(value, str):
+                    yield [*path, key], base, value
+                else:
+                    stack.append((value, base, [*path, key]))
+        elif isinstance(item, list):
+            stack.extend((value, base, [*path, i]) for i, value in enumerate(item))
+
+
+def _check_references(schema: dict, errors: dict) -> None:
+    """Every `$ref` must resolve within the schema itself. A remote one would be fetched by
+    the ingress for each event (or fail every event of the type with an error), so it is
+    refused here with its path, as is a local one pointing at nothing."""
+    spec = referencing.jsonschema.specification_with(
+        str(schema.get("$schema", "")), default=referencing.jsonschema.DRAFT202012
+    )
+    # An empty registry retrieves nothing: what it cannot find is outside the schema.
+    registry = Registry().with_resource(_BASE_URI, spec.create_resource(schema)).crawl()
+    for path, base, reference in _references(schema):
+        try:
+            registry.resolver(base_uri=base).lookup(reference)
+        except Unresolvable:
+            where = ".".join(str(p) for p in path)
+            errors.setdefault("schema", []).append(
+                f"{where}: {reference[:200]!r} does not resolve within the schema; only "
+                "references to the schema's own parts are allowed."
+            )
 
 
 def _validate(event_type: EventType, errors: dict) -> None:
@@ -47,6 +95,8 @@ def _validate(event_type: EventType, errors: dict) -> None:
                 validators.validator_for(schema).check_schema(schema)
             except SchemaError as exc:
                 errors.setdefault("schema", []).append(f"Not a valid JSON Schema: {exc.message}")
+            else:
+                _check_references(schema, errors)
 
 
 @transaction.atomic

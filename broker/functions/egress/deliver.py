@@ -17,7 +17,6 @@ Within a handler's batch the COMPLETED marks are written together at its end
 
 import dataclasses
 import functools
-import json
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -28,7 +27,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from broker.functions import aws, config, settings
 from broker.functions.egress import idempotency, inflight, policy, signing, transport
 from broker.functions.egress.recorder import RECORDER
-from broker.functions.shared import arn, messages, records, secrets
+from broker.functions.shared import arn, jsontext, messages, records, secrets
 
 logger = Logger(service="broker-egress", child=True)
 
@@ -316,5 +315,7 @@ def send(
 
 
 def message_event_json(message: messages.Message) -> str:
-    """The bytes a consumer receives (and that are signed): the event, compact JSON."""
-    return json.dumps(message.event, separators=(",", ":"), ensure_ascii=False)
+    """The bytes a consumer receives (and that are signed): the event, compact JSON. Lone
+    surrogates in content queued before the ingress refused them are sent escaped
+    (`jsontext.dumps`), where `.encode()` would have raised."""
+    return jsontext.dumps(message.event)

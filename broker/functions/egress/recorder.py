@@ -16,15 +16,16 @@ at once. What is lost if a Lambda environment is reclaimed right after a full ba
 docs/dynamodb-contract.md, "Data-plane table", documents every item.
 """
 
-import json
 import logging
 import threading
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
 
+from botocore.exceptions import ClientError
+
 from broker.functions import aws, settings
-from broker.functions.shared import messages, records
+from broker.functions.shared import jsontext, messages, records
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,9 @@ class Recorder:
             if d.attempt == 1:
                 event_attrs = {
                     "type": _s("event"),
-                    "event": _s(event_json or json.dumps(event, separators=(",", ":"))),
+                    # UTF-8 as the consumer got it (a consumer gone got nothing: the same
+                    # serialisation), never \u-escaped to up to six times its size.
+                    "event": _s(event_json or jsontext.dumps(event)),
                     "at": _s(at_iso),
                     "ttl": _n(ttl),
                 }
@@ -123,7 +126,11 @@ class Recorder:
                 for name in ("subscription_id", "producer_id"):
                     if name in attrs:
                         event_attrs[name] = attrs[name]
-                self._put(records.delivery_event_key(d.tenant_id, d.delivery_id), event_attrs)
+                self._put(
+                    records.delivery_event_key(d.tenant_id, d.delivery_id),
+                    event_attrs,
+                    fit="event",
+                )
             consumer_stats = self._stats[
                 records.consumer_stats_key(d.tenant_id, d.consumer_id, minute)
             ]
@@ -136,8 +143,11 @@ class Recorder:
             if status == records.DEAD:
                 tenant_stats["dead"] += 1
 
-    def _put(self, key: tuple[str, str], attrs: dict) -> None:
-        self._items[key] = {"PK": _s(key[0]), "SK": _s(key[1]), **attrs}
+    def _put(self, key: tuple[str, str], attrs: dict, *, fit: str | None = None) -> None:
+        item = {"PK": _s(key[0]), "SK": _s(key[1]), **attrs}
+        # An item over DynamoDB's limit would fail its whole BatchWriteItem: stored cut, and
+        # flagged `truncated` (records.fit_item).
+        self._items[key] = records.fit_item(item, fit) if fit else item
 
     # --- flushing -----------------------------------------------------------------------
 
@@ -197,12 +207,39 @@ class Recorder:
         for attempt in range(4):
             calls += 1
             self.write_calls += 1
-            answer = client.batch_write_item(RequestItems=requests)
+            try:
+                answer = client.batch_write_item(RequestItems=requests)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ValidationException":
+                    raise  # throttled, unavailable: the chunk is kept for the next flush
+                # DynamoDB refuses the whole call for one bad item: find it, write the rest.
+                return calls + self._write_one_by_one(client, table, chunk)
             requests = answer.get("UnprocessedItems") or {}
             if not requests:
                 return calls
             time.sleep(0.05 * 2**attempt)
         raise RuntimeError("DynamoDB left items unprocessed after retries")
+
+    def _write_one_by_one(self, client, table: str, chunk: list[dict]) -> int:
+        """PutItem per item; an item DynamoDB refuses as invalid is dropped and logged: kept,
+        it would fail every later flush of this instance, and the records behind it with it."""
+        calls = 0
+        for item in chunk:
+            calls += 1
+            self.write_calls += 1
+            try:
+                client.put_item(TableName=table, Item=item)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ValidationException":
+                    raise
+                logger.error(
+                    "A delivery record DynamoDB refuses was dropped: %s (%s %s, %d bytes)",
+                    exc.response["Error"].get("Message", "")[:200],
+                    item["PK"]["S"][:120],
+                    item["SK"]["S"][:120],
+                    records.item_bytes(item),
+                )
+        return calls
 
     def _add(self, client, table: str, pk: str, sk: str, counts: dict[str, int]) -> None:
         self.write_calls += 1

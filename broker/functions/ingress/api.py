@@ -9,6 +9,7 @@ and docs/ingress-openapi.yaml.
 import base64
 import binascii
 import json
+import zlib
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -44,11 +45,56 @@ def _body(event: dict) -> bytes:
     return body.encode() if isinstance(body, str) else body
 
 
+def _check_content_type(headers: dict) -> None:
+    """415 unless the body is declared `application/json` (charset, if any, UTF-8: RFC 8259
+    JSON is UTF-8 only). Text or a form posted by mistake is refused, not guessed at."""
+    media, *params = (headers.get("content-type") or "").split(";")
+    ok = media.strip().lower() == "application/json"
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            ok = False
+    if not ok:
+        raise IngressError(
+            "unsupported_media_type",
+            "The body must be sent as Content-Type: application/json (UTF-8).",
+        )
+
+
+def _decode(body: bytes, headers: dict) -> bytes:
+    """The body without its Content-Encoding. gzip is decoded: it is the encoding HTTP
+    clients send, a large batch shrinks several times, and zlib decodes it with a bound on the
+    output (so a small body cannot expand into gigabytes). Anything else is 415."""
+    encoding = (headers.get("content-encoding") or "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "x-gzip"):
+        raise IngressError(
+            "unsupported_media_type",
+            f"Content-Encoding {encoding[:40]!r} is not supported; send gzip or none.",
+        )
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip header and trailer
+    try:
+        out = decoder.decompress(body, envelope.MAX_BODY_BYTES + 1)
+    except zlib.error:
+        raise IngressError("parse_error", "The body is not valid gzip.") from None
+    if len(out) > envelope.MAX_BODY_BYTES:
+        raise IngressError(
+            "too_large", f"A request body is at most {envelope.MAX_BODY_BYTES} bytes (decoded)."
+        )
+    if not decoder.eof or decoder.unused_data:
+        raise IngressError("parse_error", "The body is not one complete gzip stream.")
+    return out
+
+
 def _result(item) -> dict:
     return item.body() if isinstance(item, IngressError) else item
 
 
-def _batch_items(parsed) -> list[tuple[object, int]]:
+def _batch_items(parsed) -> list:
     events = (
         parsed.get("events") if isinstance(parsed, dict) and set(parsed) == {"events"} else parsed
     )
@@ -63,7 +109,7 @@ def _batch_items(parsed) -> list[tuple[object, int]]:
         raise IngressError(
             "too_large", f"A batch holds at most {envelope.MAX_BATCH_EVENTS} events."
         )
-    return [(raw, envelope.encoded_size(raw)) for raw in events]
+    return events
 
 
 def handle(event: dict) -> dict:
@@ -87,14 +133,15 @@ def handle(event: dict) -> dict:
                 "request refused", extra={"code": exc.code, "key_prefix": auth.key_prefix(key)}
             )
             raise
+        _check_content_type(headers)
         body = _body(event)
         if len(body) > envelope.MAX_BODY_BYTES:
             raise IngressError(
                 "too_large", f"A request body is at most {envelope.MAX_BODY_BYTES} bytes."
             )
-        parsed = envelope.parse_json(body)
+        parsed = envelope.parse_json(_decode(body, headers))
         if path == SINGLE:
-            (result,) = service.ingest(tenant, producer, [(parsed, len(body))])
+            (result,) = service.ingest(tenant, producer, [parsed])
             if isinstance(result, IngressError):
                 return error_response(result)
             return response(202, result)

@@ -5,8 +5,13 @@
 `type` is a lowercase dotted name, `id` (at most 128 characters) is the producer's own id,
 used for de-duplication and passed on as `source_id`; `time` defaults to the time of receipt.
 Unknown fields are an error, as in the portal's API.
+
+The body is parsed by `jsontext.loads` (UTF-8 RFC 8259 JSON that every later reader can read,
+nesting at most 64). An event's size is its JSON as consumers receive it
+(`{id, type, time, data, source_id?}`, `jsontext.dumps`, UTF-8 bytes): the unit SQS counts.
 """
 
+import hashlib
 import json
 import re
 import threading
@@ -15,8 +20,10 @@ from datetime import datetime
 
 import jsonschema
 from jsonschema.exceptions import best_match
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
-from broker.functions.shared import messages, patterns
+from broker.functions.shared import jsontext, messages, patterns
 
 from .errors import IngressError
 
@@ -30,19 +37,25 @@ RFC3339_RE = re.compile(
 )
 
 
-def new_event_id() -> str:
-    return "evt_" + uuid.uuid4().hex
+# Every event id has this length: an event's size can be measured before its id is chosen.
+_ID_PLACEHOLDER = "evt_" + "0" * 32
+
+
+def new_event_id(tenant_id: str, producer_id: str, source_id: str | None) -> str:
+    """`evt_` + 32 hex. Derived from the producer's own id when it gave one, so its retries
+    (after a 503, a released or taken-over claim, or past the 24 h de-duplication window)
+    keep the event id, and with it the delivery ids (`messages.delivery_id_for`)."""
+    if source_id is None:
+        return "evt_" + uuid.uuid4().hex
+    key = json.dumps([str(tenant_id), str(producer_id), source_id])
+    return "evt_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def parse_json(body: bytes | str):
     try:
-        return json.loads(body)
-    except (ValueError, TypeError) as exc:
+        return jsontext.loads(body)
+    except jsontext.JSONError as exc:
         raise IngressError("parse_error", f"The body is not valid JSON: {exc}") from None
-
-
-def encoded_size(raw) -> int:
-    return len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def max_event_bytes(tenant: dict, producer: dict) -> int:
@@ -62,12 +75,33 @@ def _valid_time(value) -> bool:
     return True
 
 
-def validate(raw, *, size: int, limit: int) -> dict:
-    """The checked event: {type, source_id, time, data}. Raises IngressError."""
+def _check_size(checked: dict, limit: int) -> None:
+    event = messages.event_body(
+        event_id=_ID_PLACEHOLDER,
+        type_=checked["type"],
+        time=checked["time"],
+        data=checked["data"],
+        source_id=checked["source_id"],
+    )
+    size = jsontext.size(event)
     if size > limit:
         raise IngressError(
             "too_large", f"The event is {size} bytes; at most {limit} bytes are accepted."
         )
+    if size > messages.max_event_bytes():
+        # Only with a limit near 256 KiB: the delivery message (and the dead letter it may
+        # become) must fit in SQS's MaximumMessageSize with its envelope.
+        raise IngressError(
+            "too_large",
+            f"The event is {size} bytes; with its delivery envelope it would not fit in a "
+            f"queue message of {messages.MAX_BODY_BYTES} bytes (at most "
+            f"{messages.max_event_bytes()} bytes).",
+        )
+
+
+def validate(raw, *, limit: int) -> dict:
+    """The checked event: {type, source_id, time, data}. Raises IngressError. The size is
+    that of the event as consumers receive it, in UTF-8 bytes (module docstring)."""
     if not isinstance(raw, dict):
         raise IngressError("invalid", "An event is a JSON object.")
     errors: dict = {}
@@ -93,12 +127,14 @@ def validate(raw, *, size: int, limit: int) -> dict:
         errors["data"] = ["This field is required."]
     if errors:
         raise IngressError("invalid", "The event is not valid.", fields=errors)
-    return {
+    checked = {
         "type": type_,
         "source_id": source_id,
         "time": time_ or messages.now_iso(),
         "data": raw["data"],
     }
+    _check_size(checked, limit)
+    return checked
 
 
 # --- JSON Schemas of event types -----------------------------------------------------------
@@ -114,7 +150,9 @@ def _validator(tenant_id: str, item: dict):
         found = _validators.get(key)
     if found is None:
         schema = json.loads(item["schema_json"])
-        found = jsonschema.validators.validator_for(schema)(schema)
+        # An empty registry: a `$ref` outside the schema is never fetched (the portal refuses
+        # such schemas; one saved before that fails below instead of making a request).
+        found = jsonschema.validators.validator_for(schema)(schema, registry=Registry())
         with _lock:
             if len(_validators) > 10_000:  # bounded: old versions fall out
                 _validators.clear()
@@ -127,9 +165,17 @@ def check_schema(tenant_id: str, event_type_item: dict | None, data) -> None:
     if not event_type_item or not event_type_item.get("schema_json"):
         return
     validator = _validator(tenant_id, event_type_item)
-    if validator.is_valid(data):  # the common case, without collecting errors
-        return
-    error = best_match(validator.iter_errors(data))
+    try:
+        if validator.is_valid(data):  # the common case, without collecting errors
+            return
+        error = best_match(validator.iter_errors(data))
+    except Unresolvable as exc:
+        raise IngressError(
+            "schema_mismatch",
+            f"The schema of {event_type_item.get('name')} refers to something outside it "
+            "and cannot be used; fix the event type in the portal.",
+            fields={"data": [f"Unresolvable reference: {str(exc)[:200]}"]},
+        ) from None
     if error is None:
         return
     where = "data" + "".join(f"[{p!r}]" for p in error.absolute_path)

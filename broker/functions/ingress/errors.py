@@ -14,6 +14,7 @@ STATUS = {
     "invalid": 400,
     "schema_mismatch": 400,
     "too_large": 413,
+    "unsupported_media_type": 415,
     "rate_limited": 429,
     "quota_exceeded": 429,
     "unavailable": 503,

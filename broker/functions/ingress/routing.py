@@ -79,13 +79,19 @@ def matching_routes(tenant_id: str, producer_id: str, event: dict) -> list[dict]
 def deliveries(
     *, tenant_id: str, producer_id: str, event: dict, routes: list[dict], event_index: int
 ) -> list[Outgoing]:
-    """One delivery message per route, each with a new delivery id (attempt 1, replay 0)."""
+    """One delivery message per route (attempt 1, replay 0). The delivery id is derived from
+    tenant, event id and subscription: a retry of the same event gets the same ids (random
+    when there is no subscription: the portal's test event to a consumer)."""
     return [
         Outgoing(
             event_index,
             messages.delivery_message(
                 messages.Delivery(
-                    delivery_id=messages.new_delivery_id(),
+                    delivery_id=messages.delivery_id_for(
+                        tenant_id, event["id"], route["subscription_id"]
+                    )
+                    if route.get("subscription_id")
+                    else messages.new_delivery_id(),  # a portal test event to a consumer
                     tenant_id=str(tenant_id),
                     consumer_id=route["consumer_id"],
                     subscription_id=route.get("subscription_id"),
@@ -129,7 +135,10 @@ def _send_once(tenant: dict, entries: list[dict]) -> list[dict]:
     failed = []
     for chunk in _chunks(entries):
         try:
-            out = client.send_message_batch(QueueUrl=choose_queue(tenant), Entries=chunk)
+            out = client.send_message_batch(
+                QueueUrl=choose_queue(tenant),
+                Entries=chunk,
+            )
         except (BotoCoreError, ClientError):
             failed.extend(chunk)
             continue
@@ -142,16 +151,17 @@ def send(tenant: dict, outgoing: list[Outgoing]) -> set[int]:
     """Sends every message to the tenant's delivery queues; the failed ones are sent once
     more. Returns the indexes of the events that still have an unsent delivery (the caller
     answers 503 for them). Raises NoQueue when the tenant has none."""
-    entries = [
-        {
-            "Id": str(i),
-            "MessageBody": out.message.body(),
-            "MessageAttributes": out.message.attributes(),
-        }
-        for i, out in enumerate(outgoing)
-    ]
+    entries, oversized = [], []
+    for i, out in enumerate(outgoing):
+        body = out.message.body()
+        entry = {"Id": str(i), "MessageBody": body, "MessageAttributes": out.message.attributes()}
+        # Measured in bytes, as SQS counts (moto counts nothing). The ingress's size check
+        # keeps every body within the limit; should one pass it anyway, SQS would refuse it:
+        # never sent, its event answered 503 like any refusal.
+        too_large = len(body.encode()) > messages.MAX_BODY_BYTES
+        (oversized if too_large else entries).append(entry)
     choose_queue(tenant)  # NoQueue before anything is sent
     failed = _send_once(tenant, entries)
     if failed:
         failed = _send_once(tenant, failed)
-    return {outgoing[int(e["Id"])].event_index for e in failed}
+    return {outgoing[int(e["Id"])].event_index for e in failed + oversized}

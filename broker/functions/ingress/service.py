@@ -19,9 +19,9 @@ logger = Logger(service="broker-ingress", child=True)
 Result = dict | IngressError
 
 
-def _check_event(tenant: dict, producer: dict, raw, size: int) -> dict:
+def _check_event(tenant: dict, producer: dict, raw) -> dict:
     tenant_id = tenant["tenant_id"]
-    event = envelope.validate(raw, size=size, limit=envelope.max_event_bytes(tenant, producer))
+    event = envelope.validate(raw, limit=envelope.max_event_bytes(tenant, producer))
     auth.check_type_allowed(producer, event["type"])
     envelope.check_schema(tenant_id, config.event_type(tenant_id, event["type"]), event["data"])
     return event
@@ -34,8 +34,8 @@ def _route(tenant, producer, accepted, results, claimed, outgoing) -> list[tuple
     first_of: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []
     for index, checked in accepted:
-        event_id = envelope.new_event_id()
         source_id = checked["source_id"]
+        event_id = envelope.new_event_id(tenant_id, producer_id, source_id)
         if source_id is not None:
             if source_id in first_of:
                 repeats.append((index, first_of[source_id]))
@@ -53,6 +53,8 @@ def _route(tenant, producer, accepted, results, claimed, outgoing) -> list[tuple
                 )
                 continue
             claimed[index] = source_id
+            # A claim taken over keeps the crashed request's event id (the same one, unless
+            # that request predates derived ids).
             event_id = claim.event_id or event_id
         event = messages.event_body(
             event_id=event_id,
@@ -91,15 +93,15 @@ def _release(tenant_id: str, producer_id: str, source_ids) -> None:
             logger.exception("Releasing a producer id claim failed")
 
 
-def ingest(tenant: dict, producer: dict, items: list[tuple[object, int]]) -> list[Result]:
-    """Checks, limits, de-duplicates and routes `items` ((parsed envelope, its size in
-    bytes), in order). Raises IngressError for rate and quota (nothing is routed then)."""
+def ingest(tenant: dict, producer: dict, items: list) -> list[Result]:
+    """Checks, limits, de-duplicates and routes `items` (parsed envelopes, in order). Raises
+    IngressError for rate and quota (nothing is routed then)."""
     tenant_id, producer_id = tenant["tenant_id"], producer["producer_id"]
     results: list[Result | None] = [None] * len(items)
     accepted: list[tuple[int, dict]] = []
-    for index, (raw, size) in enumerate(items):
+    for index, raw in enumerate(items):
         try:
-            accepted.append((index, _check_event(tenant, producer, raw, size)))
+            accepted.append((index, _check_event(tenant, producer, raw)))
         except IngressError as exc:
             results[index] = exc
     rejected = len(items) - len(accepted)

@@ -7,7 +7,8 @@ send, a schema mismatch, too large) is dropped and logged: sending it again cann
 record refused for a reason that may pass (rate, quota, a disabled producer or suspended
 tenant, a queue no producer reads yet, a failed send) is reported as a batch item failure, so
 SQS delivers it again after its visibility timeout and, past the queue's maxReceiveCount, to
-the producer's own dead-letter queue.
+the producer's own dead-letter queue. A record without the producer's `id` takes its SQS
+messageId as one (`_parse`).
 """
 
 import json
@@ -22,9 +23,15 @@ from .errors import IngressError
 logger = Logger(service="broker-ingress", child=True)
 
 
-def _parse(body: str) -> tuple[object, int]:
-    size = len(body.encode())
-    return envelope.parse_json(body), size
+def _parse(record: dict):
+    """The record's event. One without its own `id` takes the record's SQS messageId, which
+    SQS keeps when it hands the message out again: a redelivered record is then the same
+    event (a duplicate, or the same event and delivery ids if it was not marked done), not a
+    new one."""
+    raw = envelope.parse_json(record.get("body") or "")
+    if isinstance(raw, dict) and raw.get("id") is None and record.get("messageId"):
+        raw = {**raw, "id": record["messageId"]}
+    return raw
 
 
 def failed_message_ids(records: list[dict]) -> set[str]:
@@ -47,7 +54,7 @@ def failed_message_ids(records: list[dict]) -> set[str]:
         items, kept = [], []
         for record in group:
             try:
-                items.append(_parse(record.get("body") or ""))
+                items.append(_parse(record))
                 kept.append(record)
             except IngressError as exc:
                 logger.info(

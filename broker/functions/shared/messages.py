@@ -29,12 +29,21 @@ n-th replay; `attempt` counts from 1 within one life. Egress idempotency is keye
 replay is not.
 
 Readers accept every version in READABLE_VERSIONS; anything else is `MessageError`.
+
+Bodies are `jsontext.dumps`: UTF-8 without `\\u` escapes except for the characters SQS refuses,
+so their size is what SQS counts, in bytes. `MAX_BODY_BYTES` is the queues' MaximumMessageSize
+this code assumes; `ENVELOPE_RESERVE_BYTES` bounds everything a body holds besides its event,
+whatever the egress adds later (retry fields, the failure of a dead letter), so an event of
+`max_event_bytes()` always fits in its delivery message and its dead letter.
 """
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from . import jsontext
 
 VERSION = 1
 READABLE_VERSIONS = frozenset({1})
@@ -58,6 +67,8 @@ ERROR_KINDS = (
 )
 
 LAST_ERROR_MAX_CHARS = 1000
+# SQS's MaximumMessageSize (256 KiB), set on every delivery queue and the central DLQ.
+MAX_BODY_BYTES = 256 * 1024
 
 
 class MessageError(ValueError):
@@ -69,8 +80,18 @@ def now_iso() -> str:
 
 
 def new_delivery_id() -> str:
-    """`msg_` + 32 hex: Standard Webhooks ids are opaque strings; a prefix says what it is."""
+    """`msg_` + 32 hex: Standard Webhooks ids are opaque strings; a prefix says what it is.
+    A random one, for a delivery that has no subscription (a portal test event)."""
     return "msg_" + uuid.uuid4().hex
+
+
+def delivery_id_for(tenant_id: str, event_id: str, subscription_id: str) -> str:
+    """The delivery id of an event for one subscription: the same format as `new_delivery_id`,
+    derived from what identifies the delivery, so a producer's retry of the same event (same
+    event id) reaches the consumer with the same `webhook-id`, and the egress's idempotency on
+    (delivery id, replay, attempt) drops the repeat."""
+    key = json.dumps([str(tenant_id), str(event_id), str(subscription_id)])
+    return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -123,7 +144,7 @@ class Message:
             failure = dict(vars(self.failure))
             failure["last_error"] = (failure["last_error"] or "")[:LAST_ERROR_MAX_CHARS]
             out["failure"] = failure
-        return json.dumps(out, separators=(",", ":"))
+        return jsontext.dumps(out)
 
     def attributes(self) -> dict:
         return {
@@ -148,6 +169,46 @@ def dead_letter_message(delivery: Delivery, event: dict, failure: Failure) -> Me
     if failure.error_kind not in ERROR_KINDS:
         raise ValueError(f"unknown error kind {failure.error_kind!r}")
     return Message(kind=DEAD_LETTER, delivery=delivery, event=event, failure=failure)
+
+
+def _reserve() -> int:
+    """The bytes of the largest body around an empty event: every id at its longest, the
+    retry fields set, a dead letter's failure with the longest error (each character of it
+    escaped: 6 bytes, more than any UTF-8 character takes)."""
+    longest = "x" * 64
+    delivery = Delivery(
+        delivery_id=longest,
+        tenant_id=longest,
+        consumer_id=longest,
+        subscription_id=longest,
+        producer_id=longest,
+        event_id=longest,
+        event_type="x" * 200,
+        replay=99_999,
+        attempt=99_999,
+        first_attempt_at=now_iso(),
+        test=False,
+        not_before=now_iso(),
+    )
+    failure = Failure(
+        attempts=99_999,
+        last_status=599,
+        last_error="\uffff" * LAST_ERROR_MAX_CHARS,
+        error_kind=max(ERROR_KINDS, key=len),
+        first_attempt_at=now_iso(),
+        last_attempt_at=now_iso(),
+        dead_lettered_at=now_iso(),
+    )
+    body = Message(kind=DEAD_LETTER, delivery=delivery, event={}, failure=failure).body()
+    return len(body.encode()) - len("{}")
+
+
+ENVELOPE_RESERVE_BYTES = _reserve()
+
+
+def max_event_bytes() -> int:
+    """The largest event (its `jsontext.dumps`, in bytes) whose messages fit in a queue."""
+    return MAX_BODY_BYTES - ENVELOPE_RESERVE_BYTES
 
 
 def parse(body: str | bytes) -> Message:

@@ -11,6 +11,10 @@ from datetime import UTC, datetime
 # bucket is everything slower. p50/p95 are read off the cumulative counts.
 LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 
+# DynamoDB's item limit is 400 KB (409,600 bytes: names and values in UTF-8); moto refuses
+# above 405,000. The data plane keeps its items under this, truncating what does not fit.
+MAX_ITEM_BYTES = 400_000
+
 # Attempt statuses in delivery records.
 OK = "ok"  # 2xx (or the SQS send succeeded)
 RETRYING = "retrying"  # failed, another attempt is scheduled
@@ -87,3 +91,38 @@ def tenant_stats_key(tenant_id, minute_: str):
     """Per tenant per minute: `ingested`, `routed`, `rejected`, `delivered`, `failed`,
     `dead` (ADD)."""
     return f"STATS#{tenant_id}#TENANT", f"MIN#{minute_}"
+
+
+# --- item sizes ---------------------------------------------------------------------------
+
+
+def item_bytes(item: dict) -> int:
+    """An upper bound of a low-level item's size as DynamoDB counts it: each attribute's name
+    and value in UTF-8 (a number counted as its text plus one byte, more than DynamoDB's
+    ~1 byte per two digits; a BOOL one byte)."""
+    total = 0
+    for name, value in item.items():
+        total += len(name.encode())
+        if "S" in value:
+            total += len(value["S"].encode())
+        elif "N" in value:
+            total += len(value["N"]) + 1
+        else:
+            total += len(str(value).encode())
+    return total
+
+
+def fit_item(item: dict, attribute: str) -> dict:
+    """`item` when within MAX_ITEM_BYTES; otherwise a copy with the string `attribute` cut to
+    fit, `truncated` = true and `<attribute>_bytes` = its full size in UTF-8 bytes, so a
+    reader knows it holds only the start (no longer valid JSON, for the `event` item)."""
+    size = item_bytes(item)
+    if size <= MAX_ITEM_BYTES:
+        return item
+    full = item[attribute]["S"].encode()
+    flags = {"truncated": {"BOOL": True}, f"{attribute}_bytes": {"N": str(len(full))}}
+    extra = sum(len(k) + len(str(v)) for k, v in flags.items())
+    keep = max(0, MAX_ITEM_BYTES - (size - len(full)) - extra)
+    # errors="ignore": a character cut in the middle is dropped, not kept half.
+    cut = full[:keep].decode("utf-8", errors="ignore")
+    return {**item, attribute: {"S": cut}, **flags}
