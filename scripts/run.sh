@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: local development stack. Starts PostgreSQL, Redis and the moto server (unless
-# DATABASE_URL / REDIS_URL / AWS_ENDPOINT_URL point elsewhere), migrates, bootstraps the AWS
-# resources, seeds a demo tenant, then runs web + Celery worker + beat until Ctrl-C.
+# DATABASE_URL / REDIS_URL / AWS_ENDPOINT_URL point elsewhere), migrates, creates the config
+# table, deploys the data plane's stack (deploy/template.yaml, by CloudFormation), seeds the
+# demo tenants, then runs web + Celery worker + beat + the data plane until Ctrl-C.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PROJECT_ROOT"
@@ -54,7 +55,10 @@ export EMAIL_BACKEND="${EMAIL_BACKEND:-django.core.mail.backends.filebased.Email
 # seed_demo saves them and again by the egress at delivery time.
 export INGRESS_PORT="${INGRESS_PORT:-8100}" RECEIVER_PORT="${RECEIVER_PORT:-8200}"
 export CONSUMER_PRIVATE_TARGETS="${CONSUMER_PRIVATE_TARGETS-127.0.0.1:8200-8299}"
-export DEMO_DIR="$VAR_DIR/demo" # seed_demo writes the demo API key and receiver secrets here
+export DEMO_DIR="$VAR_DIR/demo" # seed_demo writes the demo API keys and receiver secrets here
+# Every invocation is a process here: two pollers a shared queue (the least AWS takes) keep the
+# machine's load sane; the stack's default is 10.
+export POOL_QUEUE_MAX_CONCURRENCY="${POOL_QUEUE_MAX_CONCURRENCY:-2}"
 for port in "$INGRESS_PORT" "$RECEIVER_PORT"; do
     if command -v ss >/dev/null 2>&1 && ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
         die "port $port is already in use (INGRESS_PORT / RECEIVER_PORT)"
@@ -65,8 +69,11 @@ done
 PY="$VENV/bin/python"
 log "migrating (migrate_schemas)"
 "$PY" manage.py migrate_schemas --noinput
-log "bootstrapping AWS resources"
+log "creating the config table (bootstrap_aws)"
 "$PY" manage.py bootstrap_aws
+# The data plane's resources, from the template: tables, DLQ, shared queues and their
+# mappings, functions and roles; its outputs (function ARNs, ...) become the portal's settings.
+deploy_stack
 log "seeding demo data"
 "$PY" manage.py seed_demo
 log "writing the configuration to DynamoDB (the moto server starts empty)"
@@ -88,7 +95,8 @@ start_bg beat "$LOG_DIR/beat.log" \
     "$VENV/bin/celery" -A portal beat -l info \
     --scheduler django_celery_beat.schedulers:DatabaseScheduler --pidfile=
 
-# --- data plane (issue 10): the local runner (ingress + SQS pollers) and the demo receiver --
+# --- data plane: the local runner (the stack's functions, polled through their event source
+# mappings) and the demo receiver ------------------------------------------------------------
 log "starting the data plane: runner on :$INGRESS_PORT, demo receiver on :$RECEIVER_PORT"
 : >"$LOG_DIR/runner.log"; : >"$LOG_DIR/receiver.log"
 start_bg runner "$LOG_DIR/runner.log" "$PY" -m broker.functions.runner
@@ -152,12 +160,15 @@ ${_C_B}=========================================================================
 ${_C_B}================================================================================${_C_0}
 
 BANNER
+# The data plane's stack in the emulator: its resources and every event source mapping (the
+# shared queues' from the template, the silo tenant's from provisioning).
+"$PY" -m broker.functions.local.stack describe 2>/dev/null | sed 's/^/ /' || true
 
 # --- data plane (issue 10): how to send an event end to end ------------------------------
 cat <<DATAPLANE
  ${_C_B}Data plane${_C_0} (logs: $LOG_DIR/{runner,receiver}.log)
-   Ingress            http://127.0.0.1:$INGRESS_PORT/v1/events   (local runner: ingress + SQS pollers)
-   Demo receiver      http://127.0.0.1:$RECEIVER_PORT/             (what consumer demo-receiver got, signatures checked)
+   Ingress            http://127.0.0.1:$INGRESS_PORT/v1/events   (the stack's ingress function)
+   Demo receiver      http://127.0.0.1:$RECEIVER_PORT/             (what the demo consumers got, signatures checked)
    Send an event (demo tenant, producer web-shop; key in $DEMO_DIR/api-key):
 
      curl -sS -X POST http://127.0.0.1:$INGRESS_PORT/v1/events \\
@@ -166,6 +177,8 @@ cat <<DATAPLANE
 
    It reaches demo-receiver (page above), the warehouse SQS queue, and always-failing, whose
    attempts fail (its /fail path answers 503) until the event lands in the dead-letter queue.
+   The dedicated tenant silo: the same with \$(cat $DEMO_DIR/silo-api-key); its event goes
+   through its own delivery queue, mapped to the egress by provisioning (list above).
 ${_C_B}================================================================================${_C_0}
 
 DATAPLANE

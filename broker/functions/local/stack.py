@@ -33,6 +33,8 @@ import boto3
 from botocore.exceptions import ClientError, WaiterError
 from cfnlint.decode import decode_str
 
+from broker.functions.shared import secrets
+
 TEMPLATE = Path(__file__).resolve().parents[3] / "deploy" / "template.yaml"
 STUB_CODE = b"moto never runs this code: the local runner does (broker/functions/runner.py)\n"
 
@@ -84,6 +86,7 @@ class Stack:
         self.s3 = session.client("s3", **kwargs)
         self.secrets = session.client("secretsmanager", **kwargs)
         self._ddb = session.client("dynamodb", **kwargs)
+        self._lambda = session.client("lambda", **kwargs)
         self.region = kwargs["region_name"]
 
     def fernet_secret(self, keys: list[str]) -> str:
@@ -203,6 +206,32 @@ class Stack:
     def resources(self) -> list[dict]:
         return self.cfn.describe_stack_resources(StackName=self.name)["StackResources"]
 
+    def describe(self) -> str:
+        """The stack's resources by type and every event source mapping in the account (the
+        template's and those provisioning made): what `make run`'s banner shows."""
+        counts: dict[str, int] = {}
+        for resource in self.resources():
+            kind = resource.get("ResourceType")
+            if kind:
+                counts[kind.split("::")[-1]] = counts.get(kind.split("::")[-1], 0) + 1
+        lines = [f"stack {self.name}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))]
+        lam = self._lambda
+        mappings, kwargs = [], {}
+        while True:
+            page = lam.list_event_source_mappings(**kwargs)
+            mappings += page.get("EventSourceMappings", [])
+            if not page.get("NextMarker"):
+                break
+            kwargs = {"Marker": page["NextMarker"]}
+        for m in sorted(mappings, key=lambda m: m["EventSourceArn"]):
+            concurrency = (m.get("ScalingConfig") or {}).get("MaximumConcurrency", "-")
+            lines.append(
+                f"  {m['EventSourceArn'].rsplit(':', 1)[-1]:<52} → "
+                f"{m['FunctionArn'].rsplit(':', 1)[-1]:<20} {m['State']:<9} "
+                f"batch {m.get('BatchSize')}, concurrency {concurrency}"
+            )
+        return "\n".join(lines)
+
 
 def _template() -> dict:
     """The template parsed, its short-form intrinsics (`!Ref`, `!Sub`, …) understood."""
@@ -219,15 +248,23 @@ def settings_from_outputs(outputs: dict[str, str]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m broker.functions.local.stack")
-    parser.add_argument("action", choices=["deploy", "outputs"])
+    parser.add_argument("action", choices=["deploy", "outputs", "describe"])
     parser.add_argument("--name", default=os.environ.get("STACK_NAME", "broker"))
     parser.add_argument("--env-file", type=Path, help="write the outputs as NAME=value lines")
     parser.add_argument("--code", type=Path, help="the functions' zip (default: a stub)")
     args = parser.parse_args(argv)
     stack = Stack(name=args.name, endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
     started = time.monotonic()
+    if args.action == "describe":
+        print(stack.describe())
+        return 0
     if args.action == "deploy":
-        keys = [k for k in os.environ.get("SECRETS_FERNET_KEYS", "").split(",") if k.strip()]
+        # The portal's Fernet keys as it uses them (SECRETS_FERNET_KEYS, or the one derived
+        # from DJANGO_SECRET_KEY), for the secret the egress reads when no KMS key is set.
+        keys = secrets.fernet_keys_in_use(
+            keys=os.environ.get("SECRETS_FERNET_KEYS", "").split(","),
+            secret_key=os.environ.get("DJANGO_SECRET_KEY", ""),
+        )
         outputs = stack.deploy(
             parameters_from_env(),
             fernet_keys=keys,
