@@ -1,9 +1,12 @@
 """The egress Lambda handler: a batch of delivery messages from a delivery queue (SQS event
 source with `ReportBatchItemFailures`), each handed to `deliver.process_body`.
 
-The records run concurrently: Powertools' `AsyncBatchProcessor` gathers one coroutine per
-record, and each runs its blocking work (HTTP, AWS calls) on a worker thread, in a copy of the
-handler's context so that it sees the batch's pending idempotency marks. `deliver.Batch`
+The records run concurrently, each on a worker thread in a copy of the handler's context (so
+that it sees the batch's pending idempotency marks); Powertools' `BatchProcessor` then reads
+their results in order and builds the partial-failure answer. (Its `AsyncBatchProcessor` would
+gather them too, but an event loop per invocation, with asyncio.run's signal handling, cost
+more CPU per batch than the attempts' own code in bench/dataplane.py, and the work here is
+blocking I/O anyway.) `deliver.Batch`
 bounds them: attempts at once per invocation, per consumer (its lane), and none started that
 could not finish before the invocation's deadline (handed back instead).
 
@@ -14,7 +17,6 @@ letter) and its record succeeds. After the batch: the idempotency marks are writ
 BatchWriteItem), the in-flight slots given back and the delivery records flushed.
 """
 
-import asyncio
 import contextvars
 import os
 import threading
@@ -24,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
-    AsyncBatchProcessor,
+    BatchProcessor,
     EventType,
-    async_process_partial_response,
+    process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -82,17 +84,22 @@ def handler(event: dict, context=None) -> dict:
             with counts_lock:
                 counts[outcome] += 1
 
-    async def record_handler(record: SQSRecord) -> str:
-        run = contextvars.copy_context().run
-        return await asyncio.get_running_loop().run_in_executor(_workers, run, work, record)
+    def record_handler(record: SQSRecord) -> str:
+        return running[record.message_id].result()  # raises what the attempt raised
 
     # All records failing is reported like any partial failure, not raised.
-    processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     pending = None
     try:
         # The idempotency COMPLETED marks are written together when the batch is done.
         with idempotency.completions_batched() as pending:
-            return async_process_partial_response(
+            running = {
+                raw.get("messageId"): _workers.submit(
+                    contextvars.copy_context().run, work, SQSRecord(raw)
+                )
+                for raw in event.get("Records") or []
+            }
+            return process_partial_response(
                 event=event, record_handler=record_handler, processor=processor, context=context
             )
     finally:
