@@ -1194,13 +1194,172 @@ def part2(args) -> None:
         row("ingress → receiver latency p99", pct(latencies, 99), "ms")
         runner.stop()
         runner = None
+        noisy_neighbours(args, urls, receiver)
     finally:
         if runner is not None:
             runner.stop()
         receiver.shutdown()
         if moto is not None:
             moto.terminate()
-            moto.wait(timeout=10)
+            try:
+                moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # busy answering the last long polls
+                moto.kill()
+                moto.wait(timeout=10)
+
+
+NOISE_PERIOD = 5.0
+
+
+def noisy_neighbours(args, urls: list[str], receiver) -> None:
+    """A healthy pool tenant's ingress → receiver latency, alone and then beside 26 other
+    pool tenants' consumers: 20 that refuse connections, 5 that answer in 10 s (cut at their
+    5-s timeout) and 1 that trickles its answer a byte a second, each sent a delivery every
+    `NOISE_PERIOD` seconds (and retrying twice, a second apart). The period keeps the noise
+    within what the moto server carries here (~50 deliveries/s through the runner): a
+    delivery a second each (26/s, 78 attempts/s) built a backlog the emulator never drained,
+    and the figure measured the queue, not the egress. Every tenant on its shuffle-shard of 2 of the 4 queues, the
+    runner with 10 invocations per pool queue (the template's PoolQueueMaxConcurrency)."""
+    from broker.functions.demo_receiver import ReceiverServer, Secrets
+    from broker.functions.runner import Options, Runner
+    from tenants.shuffle_shard import shard_for
+
+    s = settings.get()
+    ddb, sqs = aws.dynamodb(), aws.sqs()
+    demo = ReceiverServer(("127.0.0.1", 0), secrets=Secrets())
+    threading.Thread(target=demo.serve_forever, daemon=True).start()
+    demo_url = f"http://127.0.0.1:{demo.server_address[1]}"
+    refused = _free_port()
+    os.environ["CONSUMER_PRIVATE_TARGETS"] += f",{demo_url[7:]},127.0.0.1:{refused}"
+    settings.reload()
+
+    def shard(tenant_id: str) -> list[str]:
+        return [urls[i] for i in shard_for(tenant_id, n=len(urls), k=2)]
+
+    healthy = config_items(shard(TENANT), "")[(contract.tenant_pk(TENANT), contract.TENANT_SK)]
+    ddb.put_item(TableName=s.config_table, Item=serialize(healthy))
+    kinds = (
+        [f"http://127.0.0.1:{refused}/in"] * 20
+        + [f"{demo_url}/slow/10000/in"] * 5
+        + [f"{demo_url}/trickle/1000/in"]
+    )
+    noisy = []
+    for url in kinds:
+        tenant, cid = str(uuid.uuid4()), str(uuid.uuid4())
+        base = {"contract": contract.CONTRACT_VERSION, "version": 1, "tenant_id": tenant}
+        for item in (
+            {
+                **base,
+                "PK": contract.tenant_pk(tenant),
+                "SK": contract.TENANT_SK,
+                "type": "tenant",
+                "status": "active",
+                "deployment_model": "pool",
+                "quotas": {},
+                "delivery_queues": shard(tenant),
+            },
+            {
+                **base,
+                "PK": contract.tenant_pk(tenant),
+                "SK": contract.consumer_sk(cid),
+                "type": "consumer",
+                "consumer_id": cid,
+                "kind": "https",
+                "enabled": True,
+                "target": {"url": url},
+                "auth": {"type": "none"},
+                "signing_secrets": [],
+                "timeout_ms": 5000,
+                "concurrency": 5,
+                "retry": {"strategy": "schedule", "schedule": [1, 1], "max_attempts": 3},
+            },
+        ):
+            ddb.put_item(TableName=s.config_table, Item=serialize(item))
+        noisy.append((tenant, cid, shard(tenant)))
+    config.clear()
+
+    def delivery(tenant: str, cid: str) -> messages.Message:
+        event = messages.event_body(
+            event_id=f"evt_{uuid.uuid4().hex}",
+            type_=EVENT["type"],
+            time=messages.now_iso(),
+            data=EVENT["data"],
+            source_id=None,
+        )
+        d = messages.Delivery(
+            delivery_id=messages.new_delivery_id(),
+            tenant_id=tenant,
+            consumer_id=cid,
+            subscription_id=str(uuid.uuid4()),
+            producer_id=str(uuid.uuid4()),
+            event_id=event["id"],
+            event_type=event["type"],
+        )
+        return messages.delivery_message(d, event)
+
+    stop = threading.Event()
+
+    def feed():
+        n = 0
+        while not stop.is_set():
+            started = time.monotonic()
+            for tenant, cid, queues in noisy:
+                m = delivery(tenant, cid)
+                sqs.send_message(
+                    QueueUrl=queues[n % len(queues)],
+                    MessageBody=m.body(),
+                    MessageAttributes=m.attributes(),
+                )
+            n += 1
+            stop.wait(max(0.0, NOISE_PERIOD - (time.monotonic() - started)))
+
+    opts = Options(port=_free_port(), wait_seconds=20, pool_concurrency=10, discover_seconds=3600)
+    runner = Runner(opts)
+    runner.start()
+    feeder = threading.Thread(target=feed, daemon=True)
+    try:
+        time.sleep(1)
+        conn = http.client.HTTPConnection("127.0.0.1", opts.port, timeout=30)
+        headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+
+        def latencies(n: int) -> list[float]:
+            out = []
+            for _ in range(n):
+                sent = time.perf_counter()
+                conn.request("POST", "/v1/events", json.dumps(EVENT), headers)
+                event_id = json.loads(conn.getresponse().read())["id"]
+                while event_id not in receiver.arrived and time.perf_counter() - sent < 15:
+                    time.sleep(0.0005)
+                out.append((receiver.arrived.get(event_id, time.perf_counter()) - sent) * 1000)
+                time.sleep(0.1)
+            return out
+
+        n = 20 if args.quick else 60
+        alone = latencies(n)
+        feeder.start()
+        time.sleep(8)  # the noise builds up: retries, deferred messages, slow attempts
+        beside = latencies(n)
+    finally:
+        stop.set()
+        runner.stop()
+        demo.shutdown()
+    p50, base50 = statistics.median(beside), statistics.median(alone)
+    row(
+        "noisy neighbours: healthy tenant's latency p50",
+        p50,
+        "ms",
+        "≤ 1.5× alone",
+        f"alone {base50:.1f} ms",
+        f"{p50 / base50:.2f}×",
+    )
+    row(
+        "  p99",
+        pct(beside, 99),
+        "ms",
+        "",
+        f"alone {pct(alone, 99):.1f} ms",
+        f"{pct(beside, 99) / pct(alone, 99):.2f}×",
+    )
 
 
 def main() -> int:

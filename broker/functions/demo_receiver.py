@@ -204,7 +204,11 @@ class _Handler(BaseHTTPRequestHandler):
         if trickle:
             self._trickle(min(int(trickle.group(1)), 30000) / 1000)
             return
-        self._json(status, {"ok": status == 200, "outcome": outcome})
+        try:
+            self._json(status, {"ok": status == 200, "outcome": outcome})
+        except OSError:
+            # The sender gave up before a slow answer (its timeout): nothing to answer to.
+            self.close_connection = True
 
     def _trickle(self, every_s: float) -> None:
         self.send_response(200)
