@@ -134,3 +134,17 @@ def test_every_mark_of_a_concurrent_batch_is_written_once_it_ends(egress, datapl
     assert Counter(i["status"]["S"] for i in new) == {"COMPLETED": 10}
     assert _run(egress, batch) == {"batchItemFailures": []}  # SQS duplicates: absorbed
     assert counting.total == 10
+
+
+def test_process_body_on_its_own_gives_its_slot_back(egress, dataplane):
+    from broker.functions.egress import deliver
+
+    pool = dataplane.tenant(model="pool")
+    consumer = egress.consumer(tenant=pool, concurrency=1)
+    first, second = (egress.message(consumer, tenant=pool) for _ in range(2))
+
+    outcomes = [
+        deliver.process_body(m.body(), source_arn=egress.queue_arn) for m in (first, second)
+    ]
+
+    assert outcomes == [deliver.DELIVERED, deliver.DELIVERED]  # the first slot was given back

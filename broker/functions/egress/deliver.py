@@ -227,8 +227,26 @@ def process_body(
     """The egress for one SQS record body from the queue `source_arn`; returns an outcome, or
     raises `HandedBack` (no time left to try it) or a platform error. `receive_count`: the
     record's ApproximateReceiveCount. `batch`: what the records of one invocation share (one
-    of its own when absent); `message`: the body already parsed."""
-    batch = batch or Batch(lambda_context=lambda_context, slots=slots, concurrency=1)
+    of its own when absent, its in-flight slots given back before returning, unless `slots`
+    says whose they are); `message`: the body already parsed."""
+    if batch is not None:
+        return _process(body, source_arn, batch, receive_count=receive_count, message=message)
+    own = Batch(lambda_context=lambda_context, slots=slots, concurrency=1)
+    try:
+        return _process(body, source_arn, own, receive_count=receive_count, message=message)
+    finally:
+        if slots is None:
+            own.slots.release_all()
+
+
+def _process(
+    body: str,
+    source_arn: str,
+    batch: Batch,
+    *,
+    receive_count: int,
+    message: messages.Message | None,
+) -> str:
     slots = batch.slots
     try:
         message = message or messages.parse(body)
