@@ -61,7 +61,7 @@ class _CountingHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def counting(egress, monkeypatch):
-    server = Counting(delay=0.4)
+    server = Counting(delay=0.8)  # long enough for a batch's attempts to overlap under load
     threading.Thread(target=server.serve_forever, daemon=True).start()
     allowed = [*settings.get().private_targets, f"127.0.0.1:{server.server_address[1]}"]
     monkeypatch.setenv("CONSUMER_PRIVATE_TARGETS", ",".join(allowed))
