@@ -13,7 +13,13 @@ local runner on a moto server. Django-free (it needs no database).
    ≥ 1,000 deliveries/s, 0 reads per event warm. The egress is also given per CPU-second of
    this process (the receiver's share of the round trip left out), and A/B against itself
    with its idempotency COMPLETED marks written one UpdateItem per delivery (Powertools'
-   default) instead of one BatchWriteItem per batch, alternating every 10 batches.
+   default) instead of one BatchWriteItem per batch, alternating every 10 batches. Then, still
+   stubbed: the sustained events/s of one tenant at which its hottest partition key takes
+   1,000 writes/s (DynamoDB's per-partition limit), counted from the items written per key,
+   with the ingress's leases against a write per request, and with the deliveries to one
+   consumer; a batch of 10 to a consumer answering in 2 s at concurrency 5 (wall time, against
+   the same at concurrency 1); ten blackholed consumers in one batch with 10 s left, and ten
+   records to one blackholed silo consumer (what was tried, what handed back, time left).
 2. **End to end on the moto server** (its own, started here; `--aws-endpoint` to reuse one),
    through the runner (in this process: its ingress HTTP server and pollers), queues drained
    while measuring: routed events/s of batch requests against SendMessageBatch alone into the
@@ -246,6 +252,7 @@ class Answering(Stubber):
         self.items = {k: serialize(v) for k, v in items.items()}
         self.calls: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()  # write calls by table
+        self.key_writes: Counter[str] = Counter()  # items written, by partition key
         self.lock = threading.Lock()
 
     def _assert_expected_params(self, model, params, context, **kwargs):
@@ -259,9 +266,16 @@ class Answering(Stubber):
                 self.writes[params["TableName"]] += 1
                 if params.get("Key", {}).get("PK", {}).get("S", "").startswith("INFLIGHT#"):
                     self.writes["inflight"] += 1  # flow control, counted apart
+                key = params.get("Key") or params.get("Item") or {}
+                self.key_writes[_partition(params["TableName"], key)] += 1
             elif model.name == "BatchWriteItem":
-                for table in params["RequestItems"]:
+                for table, requests in params["RequestItems"].items():
                     self.writes[table] += 1
+                    for r in requests:
+                        item = (r.get("PutRequest") or {}).get("Item") or (
+                            r.get("DeleteRequest") or {}
+                        ).get("Key", {})
+                        self.key_writes[_partition(table, item)] += 1
         answer = getattr(self, f"_{model.name}", lambda p: {})(params)
         return AWSResponse(None, 200, {}, None), answer
 
@@ -305,6 +319,44 @@ class Answering(Stubber):
 
     def _GetQueueAttributes(self, p):
         return {"Attributes": {"ApproximateNumberOfMessages": "0"}}
+
+
+def _partition(table: str, key: dict) -> str:
+    """The partition key an item write lands on (the idempotency table's is `id`)."""
+    value = (key.get("PK") or key.get("id") or {}).get("S", "?")
+    return f"{table}:{value}"
+
+
+def _kind(partition: str) -> str:
+    """A partition key with its ids left out: `QUOTA#…`, `DLOG#…`."""
+    value = partition.split(":", 1)[1]
+    return value.split("#", 1)[0] + "#…" if "#" in value else "(one per delivery)"
+
+
+def hottest(key_writes: Counter, events: int, *, skip=("STATS",)) -> tuple[str, float]:
+    """(kind of the hottest partition key, events/s of the tenant at which it takes 1,000
+    writes/s), from the items written per key for `events` events. The per-minute STATS items
+    are written once a second per instance whatever the traffic: left out (`skip`)."""
+    ranked = [(n, k) for k, n in key_writes.items() if _kind(k).split("#")[0] not in skip]
+    if not ranked:
+        return "none", float("inf")
+    n, key = max(ranked)
+    return _kind(key), 1000 * events / n
+
+
+class Deadline:
+    """A Lambda context whose remaining time counts down from `seconds`."""
+
+    function_name = "bench-egress"
+    aws_request_id = "bench"
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:bench-egress"
+    memory_limit_in_mb = 512
+
+    def __init__(self, seconds: float):
+        self.at = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.at - time.monotonic()) * 1000)
 
 
 def naive_ingress(event: dict, ddb, sqs) -> int:
@@ -539,6 +591,7 @@ def part1(args) -> None:
             egress_fn.handler(event, ctx)
         before = Counter(ddb_stub.calls) + Counter(sqs_stub.calls)
         writes_before = Counter(ddb_stub.writes)
+        keys_before = Counter(ddb_stub.key_writes)
         started, cpu_started = time.perf_counter(), time.process_time()
         for event in batches[3:]:
             answer = egress_fn.handler(event, ctx)
@@ -548,6 +601,7 @@ def part1(args) -> None:
         egress_cpu_rate = n_batches * 10 / (time.process_time() - cpu_started)
         calls = Counter(ddb_stub.calls) + Counter(sqs_stub.calls) - before
         writes = Counter(ddb_stub.writes) - writes_before
+        egress_keys = Counter(ddb_stub.key_writes) - keys_before
         naive_records = [
             r
             for b in (
@@ -632,12 +686,180 @@ def part1(args) -> None:
             "MiB",
             "bounded",
         )
+        hot_partitions(args, ddb_stub, run_ingress, single, n_single, egress_keys)
+        deadline_and_concurrency(args, ddb_stub, receiver_port)
         ddb_stub.deactivate()
         sqs_stub.deactivate()
     finally:
         receiver.terminate()
         receiver.wait(timeout=10)
         aws.reset_clients()
+
+
+def hot_partitions(args, ddb_stub, run_ingress, single, n_single, egress_keys):
+    """The sustained events/s of one tenant at which its hottest partition key takes 1,000
+    writes/s (DynamoDB's per-partition limit), from the items written per key above: the
+    ingress's own keys with leases (as shipped) against one conditional write per request
+    (leases off, the same requests, same run); then with each event's delivery to one
+    consumer (the egress's keys of part 1: one delivery per event there)."""
+    from broker.functions.ingress import limits
+
+    # A lease is up to 1,000 events: count over a few of them (the timed run above holds
+    # too few events to see one renewed).
+    n = 3 * limits.LEASE_MAX
+    limits.reset()
+    before = Counter(ddb_stub.key_writes)
+    run_ingress(single, n)
+    leased = Counter(ddb_stub.key_writes) - before
+    kind, rate = hottest(leased, n)
+    limits.LEASES = False
+    limits.reset()
+    try:
+        before = Counter(ddb_stub.key_writes)
+        n_base = max(50, n_single // 3)
+        run_ingress(single, n_base)
+        base_kind, base_rate = hottest(Counter(ddb_stub.key_writes) - before, n_base)
+    finally:
+        limits.LEASES = True
+        limits.reset()
+    row(
+        "one tenant's events/s at 1,000 writes/s on its hottest key",
+        rate,
+        "events/s",
+        "",
+        f"no leases {base_rate:,.0f}/s ({base_kind})",
+        f"{rate / base_rate:.0f}× ({kind})",
+    )
+    per_event = Counter({k: v / n for k, v in leased.items()})
+    n_deliveries = (30 if args.quick else 200) * 10  # part 1's egress run, one per event
+    for k, v in egress_keys.items():
+        per_event[k] += v / n_deliveries
+    kind, rate = hottest(Counter({k: v * 1000 for k, v in per_event.items()}), 1000)
+    row(
+        "  the same with its deliveries to one consumer",
+        rate,
+        "events/s",
+        "",
+        "",
+        kind,
+    )
+
+
+def deadline_and_concurrency(args, ddb_stub, receiver_port: int) -> None:
+    """Batches against slow and blackholed consumers, AWS stubbed: wall time and what was
+    handed back, each with a baseline from the same run."""
+    from broker.functions.egress import deliver
+
+    blackhole = socket.socket()  # accepts connections (the kernel's backlog), never answers
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(128)
+    bh_port = blackhole.getsockname()[1]
+    os.environ["CONSUMER_PRIVATE_TARGETS"] += f",127.0.0.1:{bh_port}"
+    settings.reload()
+    arn = "arn:aws:sqs:eu-west-1:123456789012:bench-delivery-00"
+    silo = str(uuid.uuid4())
+    base = {"contract": contract.CONTRACT_VERSION, "version": 1}
+    ddb_stub.items[(contract.tenant_pk(silo), contract.TENANT_SK)] = serialize(
+        {
+            **base,
+            "tenant_id": silo,
+            "PK": contract.tenant_pk(silo),
+            "SK": contract.TENANT_SK,
+            "type": "tenant",
+            "status": "active",
+            "deployment_model": "silo",
+            "quotas": {},
+        }
+    )
+
+    def consumer(url: str, *, tenant=TENANT, concurrency=5, timeout_ms=5000) -> str:
+        cid = str(uuid.uuid4())
+        ddb_stub.items[(contract.tenant_pk(tenant), contract.consumer_sk(cid))] = serialize(
+            {
+                **base,
+                "tenant_id": tenant,
+                "PK": contract.tenant_pk(tenant),
+                "SK": contract.consumer_sk(cid),
+                "type": "consumer",
+                "consumer_id": cid,
+                "kind": "https",
+                "enabled": True,
+                "target": {"url": url},
+                "auth": {"type": "none"},
+                "signing_secrets": [],
+                "timeout_ms": timeout_ms,
+                "concurrency": concurrency,
+                "retry": {"strategy": "schedule", "schedule": [60], "max_attempts": 2},
+            }
+        )
+        return cid
+
+    def body(cid: str, tenant=TENANT) -> str:
+        event = messages.event_body(
+            event_id=f"evt_{uuid.uuid4().hex}",
+            type_=EVENT["type"],
+            time=messages.now_iso(),
+            data=EVENT["data"],
+            source_id=None,
+        )
+        d = messages.Delivery(
+            delivery_id=messages.new_delivery_id(),
+            tenant_id=tenant,
+            consumer_id=cid,
+            subscription_id=SUBSCRIPTION,
+            producer_id=PRODUCER,
+            event_id=event["id"],
+            event_type=event["type"],
+        )
+        return messages.delivery_message(d, event).body()
+
+    def run(bodies: list[str], seconds: float) -> tuple[float, int, float]:
+        """(wall seconds, records handed back, seconds left at the end)."""
+        context = Deadline(seconds)
+        started = time.perf_counter()
+        answer = egress_fn.handler(sqs_batch(bodies, arn), context)
+        wall = time.perf_counter() - started
+        egress_fn.flush_records()
+        return wall, len(answer["batchItemFailures"]), context.get_remaining_time_in_millis() / 1000
+
+    try:
+        slow = f"http://127.0.0.1:{receiver_port}/slow/2000/bench"
+        fast5, one = consumer(slow, concurrency=5), consumer(slow, concurrency=1)
+        wall, back, _ = run([body(fast5) for _ in range(10)], 60)
+        base_wall, _, _ = run([body(one) for _ in range(10)], 60)
+        assert back == 0
+        row(
+            "batch of 10 to a 2-s consumer, concurrency 5: wall time",
+            wall,
+            "s",
+            "≤ 5 s",
+            f"one at a time {base_wall:.1f} s",
+            f"{wall / base_wall:.2f}×",
+        )
+        timeout_s, left_s = 3, 3 + deliver.DEADLINE_MARGIN_MS / 1000 + 2
+        hole = f"http://127.0.0.1:{bh_port}/in"
+        ten = [consumer(hole, concurrency=1, timeout_ms=timeout_s * 1000) for _ in range(10)]
+        wall, back, left = run([body(c) for c in ten], left_s)
+        row(
+            f"ten blackholed consumers in one batch, {left_s:.0f} s left",
+            wall,
+            "s",
+            "ends in time",
+            f"one after another {10 * timeout_s} s",
+            f"{left:.1f} s left, {10 - back} tried, {back} handed back ({timeout_s}-s timeouts)",
+        )
+        silo_one = consumer(hole, tenant=silo, timeout_ms=timeout_s * 1000)
+        wall, back, left = run([body(silo_one, silo) for _ in range(10)], left_s)
+        row(
+            "  ten records to one blackholed silo consumer",
+            wall,
+            "s",
+            "ends in time",
+            f"one after another {10 * timeout_s} s",
+            f"{left:.1f} s left, {10 - back} tried, {back} handed back",
+        )
+    finally:
+        blackhole.close()
 
 
 def ack_all(event, context):
@@ -972,13 +1194,172 @@ def part2(args) -> None:
         row("ingress → receiver latency p99", pct(latencies, 99), "ms")
         runner.stop()
         runner = None
+        noisy_neighbours(args, urls, receiver)
     finally:
         if runner is not None:
             runner.stop()
         receiver.shutdown()
         if moto is not None:
             moto.terminate()
-            moto.wait(timeout=10)
+            try:
+                moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # busy answering the last long polls
+                moto.kill()
+                moto.wait(timeout=10)
+
+
+NOISE_PERIOD = 5.0
+
+
+def noisy_neighbours(args, urls: list[str], receiver) -> None:
+    """A healthy pool tenant's ingress → receiver latency, alone and then beside 26 other
+    pool tenants' consumers: 20 that refuse connections, 5 that answer in 10 s (cut at their
+    5-s timeout) and 1 that trickles its answer a byte a second, each sent a delivery every
+    `NOISE_PERIOD` seconds (and retrying twice, a second apart). The period keeps the noise
+    within what the moto server carries here (~50 deliveries/s through the runner): a
+    delivery a second each (26/s, 78 attempts/s) built a backlog the emulator never drained,
+    and the figure measured the queue, not the egress. Every tenant on its shuffle-shard of 2 of the 4 queues, the
+    runner with 10 invocations per pool queue (the template's PoolQueueMaxConcurrency)."""
+    from broker.functions.demo_receiver import ReceiverServer, Secrets
+    from broker.functions.runner import Options, Runner
+    from tenants.shuffle_shard import shard_for
+
+    s = settings.get()
+    ddb, sqs = aws.dynamodb(), aws.sqs()
+    demo = ReceiverServer(("127.0.0.1", 0), secrets=Secrets())
+    threading.Thread(target=demo.serve_forever, daemon=True).start()
+    demo_url = f"http://127.0.0.1:{demo.server_address[1]}"
+    refused = _free_port()
+    os.environ["CONSUMER_PRIVATE_TARGETS"] += f",{demo_url[7:]},127.0.0.1:{refused}"
+    settings.reload()
+
+    def shard(tenant_id: str) -> list[str]:
+        return [urls[i] for i in shard_for(tenant_id, n=len(urls), k=2)]
+
+    healthy = config_items(shard(TENANT), "")[(contract.tenant_pk(TENANT), contract.TENANT_SK)]
+    ddb.put_item(TableName=s.config_table, Item=serialize(healthy))
+    kinds = (
+        [f"http://127.0.0.1:{refused}/in"] * 20
+        + [f"{demo_url}/slow/10000/in"] * 5
+        + [f"{demo_url}/trickle/1000/in"]
+    )
+    noisy = []
+    for url in kinds:
+        tenant, cid = str(uuid.uuid4()), str(uuid.uuid4())
+        base = {"contract": contract.CONTRACT_VERSION, "version": 1, "tenant_id": tenant}
+        for item in (
+            {
+                **base,
+                "PK": contract.tenant_pk(tenant),
+                "SK": contract.TENANT_SK,
+                "type": "tenant",
+                "status": "active",
+                "deployment_model": "pool",
+                "quotas": {},
+                "delivery_queues": shard(tenant),
+            },
+            {
+                **base,
+                "PK": contract.tenant_pk(tenant),
+                "SK": contract.consumer_sk(cid),
+                "type": "consumer",
+                "consumer_id": cid,
+                "kind": "https",
+                "enabled": True,
+                "target": {"url": url},
+                "auth": {"type": "none"},
+                "signing_secrets": [],
+                "timeout_ms": 5000,
+                "concurrency": 5,
+                "retry": {"strategy": "schedule", "schedule": [1, 1], "max_attempts": 3},
+            },
+        ):
+            ddb.put_item(TableName=s.config_table, Item=serialize(item))
+        noisy.append((tenant, cid, shard(tenant)))
+    config.clear()
+
+    def delivery(tenant: str, cid: str) -> messages.Message:
+        event = messages.event_body(
+            event_id=f"evt_{uuid.uuid4().hex}",
+            type_=EVENT["type"],
+            time=messages.now_iso(),
+            data=EVENT["data"],
+            source_id=None,
+        )
+        d = messages.Delivery(
+            delivery_id=messages.new_delivery_id(),
+            tenant_id=tenant,
+            consumer_id=cid,
+            subscription_id=str(uuid.uuid4()),
+            producer_id=str(uuid.uuid4()),
+            event_id=event["id"],
+            event_type=event["type"],
+        )
+        return messages.delivery_message(d, event)
+
+    stop = threading.Event()
+
+    def feed():
+        n = 0
+        while not stop.is_set():
+            started = time.monotonic()
+            for tenant, cid, queues in noisy:
+                m = delivery(tenant, cid)
+                sqs.send_message(
+                    QueueUrl=queues[n % len(queues)],
+                    MessageBody=m.body(),
+                    MessageAttributes=m.attributes(),
+                )
+            n += 1
+            stop.wait(max(0.0, NOISE_PERIOD - (time.monotonic() - started)))
+
+    opts = Options(port=_free_port(), wait_seconds=20, pool_concurrency=10, discover_seconds=3600)
+    runner = Runner(opts)
+    runner.start()
+    feeder = threading.Thread(target=feed, daemon=True)
+    try:
+        time.sleep(1)
+        conn = http.client.HTTPConnection("127.0.0.1", opts.port, timeout=30)
+        headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+
+        def latencies(n: int) -> list[float]:
+            out = []
+            for _ in range(n):
+                sent = time.perf_counter()
+                conn.request("POST", "/v1/events", json.dumps(EVENT), headers)
+                event_id = json.loads(conn.getresponse().read())["id"]
+                while event_id not in receiver.arrived and time.perf_counter() - sent < 15:
+                    time.sleep(0.0005)
+                out.append((receiver.arrived.get(event_id, time.perf_counter()) - sent) * 1000)
+                time.sleep(0.1)
+            return out
+
+        n = 20 if args.quick else 60
+        alone = latencies(n)
+        feeder.start()
+        time.sleep(8)  # the noise builds up: retries, deferred messages, slow attempts
+        beside = latencies(n)
+    finally:
+        stop.set()
+        runner.stop()
+        demo.shutdown()
+    p50, base50 = statistics.median(beside), statistics.median(alone)
+    row(
+        "noisy neighbours: healthy tenant's latency p50",
+        p50,
+        "ms",
+        "≤ 1.5× alone",
+        f"alone {base50:.1f} ms",
+        f"{p50 / base50:.2f}×",
+    )
+    row(
+        "  p99",
+        pct(beside, 99),
+        "ms",
+        "",
+        f"alone {pct(alone, 99):.1f} ms",
+        f"{pct(beside, 99) / pct(alone, 99):.2f}×",
+    )
 
 
 def main() -> int:

@@ -9,7 +9,9 @@ arrived.
   "not verified".
 - `POST /fail/...`: always 503, so a consumer pointed there fails every attempt and ends in
   the dead-letter queue. `POST /slow/<ms>/...`: answers 200 after `<ms>` milliseconds (at most
-  30 s), a slow consumer.
+  30 s), a slow consumer. `POST /trickle/<ms>/...`: answers 200 at once, then sends its body
+  (`TRICKLE_BYTES` bytes) one byte every `<ms>` milliseconds, a consumer that holds a
+  connection open without ever going quiet for long (no single socket read times out).
 - `GET /`: an HTML page of the last `RECEIVER_KEEP` (200) requests, newest first (every value
   escaped). `GET /messages.json`: the same as JSON. `DELETE /messages`: forget them.
 
@@ -41,6 +43,8 @@ log = logging.getLogger("broker.functions.demo_receiver")
 MAX_BODY = 1024 * 1024
 SHOWN_BODY_CHARS = 4000
 SLOW_RE = re.compile(r"^/slow/(\d{1,6})(/|$)")
+TRICKLE_RE = re.compile(r"^/trickle/(\d{1,6})(/|$)")
+TRICKLE_BYTES = 30
 
 
 class Secrets:
@@ -180,6 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
             text = body.decode()
         except UnicodeDecodeError:
             text = repr(body[:SHOWN_BODY_CHARS])
+        trickle = TRICKLE_RE.match(self.path) if status == 200 else None
         self.server.store.add(
             {
                 "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -196,7 +201,28 @@ class _Handler(BaseHTTPRequestHandler):
                 "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
             }
         )
-        self._json(status, {"ok": status == 200, "outcome": outcome})
+        if trickle:
+            self._trickle(min(int(trickle.group(1)), 30000) / 1000)
+            return
+        try:
+            self._json(status, {"ok": status == 200, "outcome": outcome})
+        except OSError:
+            # The sender gave up before a slow answer (its timeout): nothing to answer to.
+            self.close_connection = True
+
+    def _trickle(self, every_s: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(TRICKLE_BYTES))
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            for _ in range(TRICKLE_BYTES):
+                time.sleep(every_s)
+                self.wfile.write(b".")
+                self.wfile.flush()
+        except OSError:
+            self.close_connection = True  # the client gave up: that is what this path tests
 
 
 def page(items: list[dict]) -> str:
@@ -233,7 +259,8 @@ pre {{ margin: 0; max-height: 16em; overflow: auto; font-size: 12px; }}
 </style></head><body>
 <h1>Demo receiver</h1>
 <p>The last {len(items)} requests, newest first (refreshes every 5 s). POSTs to
-<code>/fail/…</code> answer 503; <code>/slow/&lt;ms&gt;/…</code> answers late.</p>
+<code>/fail/…</code> answer 503; <code>/slow/&lt;ms&gt;/…</code> answers late;
+<code>/trickle/&lt;ms&gt;/…</code> sends its answer a byte every &lt;ms&gt;.</p>
 <table><tr><th>#</th><th>received</th><th>path</th><th>answer</th><th>signature</th>
 <th>webhook-id</th><th>body</th></tr>
 {table}

@@ -8,8 +8,10 @@ Entry points:
   `{"batchItemFailures": [{"itemIdentifier": <messageId>}, ...]}`. Flushes the records.
 - `flush_records()`: writes the buffered delivery records and stats now (the handler does it
   at the end of every invocation); returns the number of BatchWriteItem calls.
-- `process_body(body, *, source_arn, slots, lambda_context=None)`: the egress for one message,
-  without the batch machinery (returns an outcome name, see `deliver.OUTCOMES`).
+- `process_body(body, *, source_arn, slots=None, lambda_context=None, receive_count=1, ...)`:
+  the egress for one message, without the batch machinery (returns an outcome name, see
+  `deliver.OUTCOMES`; raises `deliver.HandedBack` when `lambda_context` leaves no time for
+  an attempt).
 """
 
 from broker.functions.egress.app import handler

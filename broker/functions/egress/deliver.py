@@ -13,6 +13,18 @@ replay, attempt) in `IDEMPOTENCY_TABLE`: the second copy returns the first one's
 without calling the consumer. A retry (attempt + 1) or a replay (replay + 1) is a new key.
 Within a handler's batch the COMPLETED marks are written together at its end
 (egress/idempotency.py says what that changes: nothing a consumer sees).
+
+A batch's records run concurrently (app.py), sharing a `Batch`: at most `concurrency` attempts
+at once in the invocation, and per consumer at most what its lane allows (inflight.py: the
+slots a pool consumer got under its `concurrency`, one at a time for a silo consumer). Before
+an attempt starts, the time left in the invocation must cover the consumer's timeout plus
+`DEADLINE_MARGIN_MS` (the retry or dead letter, the records and marks written after it); a
+record that cannot start in time is handed back untried (`HandedBack`: the handler reports it
+in `batchItemFailures`, so SQS hands out the same body, the same attempt number, after the
+visibility timeout). A hand-back adds a receive toward the queue's redrive maxReceiveCount
+(10), which is not an attempt count: from its `HANDBACK_REQUEUE_AT`-th receive a record is
+instead sent back to its queue as a new message (the same body, a fresh receive count) and
+succeeds, so hand-backs alone never take a delivery to the DLQ.
 """
 
 import dataclasses
@@ -36,7 +48,19 @@ DUPLICATE = "duplicate"  # an SQS duplicate absorbed by idempotency
 DEFERRED = "deferred"  # over the consumer's in-flight cap: put back, not an attempt
 WAITING = "waiting"  # a retry not due yet (delays beyond 900 s): put back for another step
 MALFORMED = "malformed"  # not a delivery message: forwarded as it is to the central DLQ
-OUTCOMES = (DELIVERED, RETRYING, DEAD, DUPLICATE, DEFERRED, WAITING, MALFORMED)
+HANDED_BACK = "handed_back"  # no time left to try it: reported failed, SQS hands it out again
+REQUEUED = "requeued"  # no time left, received often already: sent back as a new message
+OUTCOMES = (
+    DELIVERED,
+    RETRYING,
+    DEAD,
+    DUPLICATE,
+    DEFERRED,
+    WAITING,
+    MALFORMED,
+    HANDED_BACK,
+    REQUEUED,
+)
 
 # How long a duplicate is recognised: far longer than SQS keeps a message invisible.
 IDEMPOTENCY_EXPIRY_SECONDS = 24 * 3600
@@ -44,8 +68,61 @@ IDEMPOTENCY_EXPIRY_SECONDS = 24 * 3600
 # idempotency record: one left by a killed process blocks its message this long.
 LOCAL_IN_PROGRESS_MS = 5 * 60 * 1000
 DEFAULT_TIMEOUT_MS = 10_000  # a consumer item without `timeout_ms`
-# An attempt starting with less than its timeout plus this left may be cut by Lambda's timeout.
+# An attempt starts only with its timeout plus this left in the invocation: what follows it
+# (retry or dead letter sent, marks, slots and records written) must fit too.
 DEADLINE_MARGIN_MS = 5_000
+# Attempts one invocation runs at once (a batch is at most 10 records: all of them).
+BATCH_CONCURRENCY = 10
+# From this receive on, a record handed back goes back as a new message instead: the queue's
+# redrive sends a message to the DLQ at its 10th receive (deploy/template.yaml), and hand-backs
+# must not get it there. Below it, a hand-back costs no call.
+HANDBACK_REQUEUE_AT = 5
+
+
+class HandedBack(Exception):
+    """The record was not tried (no time left): report it failed, SQS hands it out again."""
+
+
+class Batch:
+    """What the records of one invocation share: the deadline, the in-flight slots and lanes,
+    and the bound on attempts running at once."""
+
+    def __init__(self, *, lambda_context=None, slots=None, concurrency: int = BATCH_CONCURRENCY):
+        self.lambda_context = lambda_context
+        self.slots = slots if slots is not None else inflight.Slots()
+        self.permits = threading.Semaphore(concurrency)
+
+    def ms_left(self) -> float | None:
+        """Milliseconds left in the invocation; None outside Lambda (no deadline)."""
+        if self.lambda_context is None:
+            return None
+        return self.lambda_context.get_remaining_time_in_millis()
+
+    def enter(self, lane: threading.Semaphore | None, need_ms: int) -> bool:
+        """Waits for a permit of the consumer's lane, then of the batch, as long as an attempt
+        needing `need_ms` could still start after; False (holding nothing) when it cannot."""
+        held = []
+        for sem in (lane, self.permits):
+            if sem is None:
+                continue
+            left = self.ms_left()
+            if left is None:
+                sem.acquire()
+            elif left < need_ms or not sem.acquire(timeout=(left - need_ms) / 1000):
+                self.leave(*held)
+                return False
+            held.append(sem)
+        left = self.ms_left()
+        if left is not None and left < need_ms:
+            self.leave(*held)
+            return False
+        return True
+
+    @staticmethod
+    def leave(*sems) -> None:
+        for sem in sems:
+            if sem is not None:
+                sem.release()
 
 
 def _now() -> datetime:
@@ -124,21 +201,54 @@ def _idempotent_attempt(lambda_context):
     return wrapped
 
 
-def _may_outrun(lambda_context, consumer: dict) -> bool:
-    """Could an attempt at this consumer last past the invocation's deadline? (Lambda only.)"""
-    if lambda_context is None:
-        return False
-    timeout_ms = int(consumer.get("timeout_ms") or DEFAULT_TIMEOUT_MS)
-    return lambda_context.get_remaining_time_in_millis() < timeout_ms + DEADLINE_MARGIN_MS
-
-
 # --- the egress for one record ----------------------------------------------------------
 
 
-def process_body(body: str, *, source_arn: str, slots: inflight.Slots, lambda_context=None) -> str:
-    """The egress for one SQS record body from the queue `source_arn`; returns an outcome."""
+def parse(body: str) -> messages.Message | None:
+    """The delivery message of a body, None when it is not one (planning only)."""
     try:
         message = messages.parse(body)
+    except messages.MessageError:
+        return None
+    return message if message.kind == messages.DELIVERY else None
+
+
+def process_body(
+    body: str,
+    *,
+    source_arn: str,
+    slots: inflight.Slots | None = None,
+    lambda_context=None,
+    receive_count: int = 1,
+    batch: Batch | None = None,
+    message: messages.Message | None = None,
+) -> str:
+    """The egress for one SQS record body from the queue `source_arn`; returns an outcome, or
+    raises `HandedBack` (no time left to try it) or a platform error. `receive_count`: the
+    record's ApproximateReceiveCount. `batch`: what the records of one invocation share (one
+    of its own when absent, its in-flight slots given back before returning, unless `slots`
+    says whose they are); `message`: the body already parsed."""
+    if batch is not None:
+        return _process(body, source_arn, batch, receive_count=receive_count, message=message)
+    own = Batch(lambda_context=lambda_context, slots=slots, concurrency=1)
+    try:
+        return _process(body, source_arn, own, receive_count=receive_count, message=message)
+    finally:
+        if slots is None:
+            own.slots.release_all()
+
+
+def _process(
+    body: str,
+    source_arn: str,
+    batch: Batch,
+    *,
+    receive_count: int,
+    message: messages.Message | None,
+) -> str:
+    slots = batch.slots
+    try:
+        message = message or messages.parse(body)
         if message.kind != messages.DELIVERY:
             raise messages.MessageError(f"a {message.kind} message on a delivery queue")
     except messages.MessageError as exc:
@@ -160,15 +270,47 @@ def process_body(body: str, *, source_arn: str, slots: inflight.Slots, lambda_co
     consumer = config.consumer(d.tenant_id, d.consumer_id)
     tenant = config.tenant(d.tenant_id) or {}
     usable = bool(consumer) and consumer.get("enabled", True)
-    if usable and tenant.get("deployment_model") == "pool" and consumer.get("concurrency"):
-        if not slots.acquire(d.tenant_id, d.consumer_id, int(consumer["concurrency"])):
-            _send(queue_url(source_arn), message, delay=inflight.defer_delay())
-            logger.info("Consumer at its in-flight cap, message put back", extra=ids)
-            return DEFERRED
-    if usable and _may_outrun(lambda_context, consumer):
-        # Should the invocation time out during this attempt, the marks of the deliveries
-        # already made must not be lost with it (they would be sent again).
-        idempotency.write_pending()
+    lane, entered = None, False
+    if usable:
+        if tenant.get("deployment_model") == "pool":
+            if consumer.get("concurrency"):
+                lane = slots.lane(d.tenant_id, d.consumer_id, int(consumer["concurrency"]))
+                if lane is None:
+                    _send(queue_url(source_arn), message, delay=inflight.defer_delay())
+                    logger.info("Consumer at its in-flight cap, message put back", extra=ids)
+                    return DEFERRED
+        else:
+            lane = slots.silo_lane(d.tenant_id, d.consumer_id)
+        need_ms = int(consumer.get("timeout_ms") or DEFAULT_TIMEOUT_MS) + DEADLINE_MARGIN_MS
+        if not batch.enter(lane, need_ms):
+            return _hand_back(body, message, source_arn=source_arn, receive_count=receive_count)
+        entered = True
+    try:
+        return _attempt_once(message, consumer if usable else None, tenant, source_arn, batch)
+    finally:
+        if entered:
+            batch.leave(lane, batch.permits)
+
+
+def _hand_back(body: str, message: messages.Message, *, source_arn: str, receive_count: int):
+    d = message.delivery
+    ids = {"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "delivery_id": d.delivery_id}
+    if receive_count >= HANDBACK_REQUEUE_AT:
+        aws.sqs().send_message(
+            QueueUrl=queue_url(source_arn),
+            MessageBody=body,
+            MessageAttributes=message.attributes(),
+        )
+        logger.info("No time left to try it; sent back as a new message", extra=ids)
+        return REQUEUED
+    logger.info("No time left to try it; handed back", extra=ids)
+    raise HandedBack(d.delivery_id)
+
+
+def _attempt_once(message, consumer, tenant, source_arn, batch: Batch) -> str:
+    d = message.delivery
+    ids = {"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "delivery_id": d.delivery_id}
+    lambda_context = batch.lambda_context
     token = uuid.uuid4().hex
     run = _idempotent_attempt(lambda_context)
     result = run(
@@ -179,7 +321,7 @@ def process_body(body: str, *, source_arn: str, slots: inflight.Slots, lambda_co
             "attempt": d.attempt,
         },
         message=message,
-        consumer=consumer if usable else None,
+        consumer=consumer,
         tenant=tenant,
         source_arn=source_arn,
         token=token,

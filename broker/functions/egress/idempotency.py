@@ -21,16 +21,25 @@ sent a second time (same `webhook-id`: at least once, never lost). Powertools al
 only the delivery in flight. Two rules keep that window small:
 - marks are written as soon as the oldest waiting one is `MARKS_MAX_AGE` old (a slow batch
   gains nothing from waiting), and
-- the egress writes them before an attempt that could take the invocation past its deadline
-  (`write_pending()`, deliver.py): a Lambda timeout, the likely "crash", never finds any.
-A failed batch write is logged, not raised: the batch is not failed for it (SQS would hand
-out every delivery of it again). Outside `completions_batched()` (e.g. `process_body` called
-on its own) the mark is written at once, as Powertools does.
+- the egress starts no attempt that could outlast the invocation (deliver.py), so a Lambda
+  timeout, the likely "crash", does not come in the middle of a batch.
+
+The mark is written after the consumer got the delivery, so a mark that cannot be written
+(AccessDenied, throttling, any ClientError or an unreachable DynamoDB) never fails the record:
+that would make SQS hand out a delivery already made. It is logged at ERROR and counted
+(`failed_marks`, the handler's `egress_mark_write_failures` metric); its claim stays in
+progress until it expires, as above. That holds inside a batch (one BatchWriteItem) and
+outside one (`process_body` called on its own: the mark is written at once, as Powertools does).
+
+The batch's marks are one `_Pending` object, which the handler puts in a ContextVar and
+whose worker threads run in copies of the handler's context (they see the same object): a lock
+guards it, since the batch's attempts run concurrently.
 """
 
 import contextlib
 import contextvars
 import logging
+import threading
 import time
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -47,20 +56,42 @@ MARKS_MAX_AGE = 1.0  # seconds the oldest mark may wait
 
 
 class _Pending:
-    """The marks of the batch this thread is running: layer → idempotency key → record."""
+    """The marks of one batch (layer → idempotency key → record), shared by its threads."""
 
     def __init__(self):
+        self.lock = threading.Lock()
         self.marks: dict[BatchedCompletionLayer, dict[str, DataRecord]] = {}
         self.since: float | None = None  # when the oldest waiting mark was made
+        self.failed_marks = 0  # marks that could not be written
+
+    def done(self, layer, key: str) -> DataRecord | None:
+        with self.lock:
+            return self.marks.get(layer, {}).get(key)
+
+    def add(self, layer, record: DataRecord) -> bool:
+        """Keeps a mark; True when the oldest waiting one is old enough to write them all."""
+        with self.lock:
+            self.marks.setdefault(layer, {})[record.idempotency_key] = record
+            now = time.monotonic()
+            if self.since is None:
+                self.since = now
+            return now - self.since >= MARKS_MAX_AGE
+
+    def forget(self, layer, key: str) -> None:
+        with self.lock:
+            self.marks.get(layer, {}).pop(key, None)
 
     def write(self) -> None:
-        marks, self.marks, self.since = self.marks, {}, None
+        with self.lock:
+            marks, self.marks, self.since = self.marks, {}, None
         for layer, records in marks.items():
             if not records:
                 continue
             try:
                 layer.write_completed(list(records.values()))
             except Exception:
+                with self.lock:
+                    self.failed_marks += len(records)
                 logger.exception(
                     "Writing idempotency marks failed; they stay in progress until they expire",
                     extra={"marks": len(records)},
@@ -75,13 +106,9 @@ _pending: contextvars.ContextVar[_Pending | None] = contextvars.ContextVar(
 class BatchedCompletionLayer(DynamoDBPersistenceLayer):
     """DynamoDBPersistenceLayer whose COMPLETED update waits for the end of the batch."""
 
-    def _batch(self) -> dict[str, DataRecord] | None:
-        pending = _pending.get()
-        return None if pending is None else pending.marks.setdefault(self, {})
-
     def _put_record(self, data_record: DataRecord) -> None:
-        batch = self._batch()
-        done = batch.get(data_record.idempotency_key) if batch is not None else None
+        pending = _pending.get()
+        done = pending.done(self, data_record.idempotency_key) if pending is not None else None
         if done is not None:
             # Completed earlier in this batch, mark not written yet: the table would say so.
             raise IdempotencyItemAlreadyExistsError(old_data_record=done)
@@ -90,19 +117,21 @@ class BatchedCompletionLayer(DynamoDBPersistenceLayer):
     def _update_record(self, data_record: DataRecord) -> None:
         pending = _pending.get()
         if pending is None:
-            super()._update_record(data_record)
+            try:
+                super()._update_record(data_record)
+            except Exception:
+                # Delivered already: failing the record would deliver it again (docstring).
+                logger.exception(
+                    "Writing an idempotency mark failed; it stays in progress until it expires"
+                )
             return
-        pending.marks.setdefault(self, {})[data_record.idempotency_key] = data_record
-        now = time.monotonic()
-        if pending.since is None:
-            pending.since = now
-        elif now - pending.since >= MARKS_MAX_AGE:
+        if pending.add(self, data_record):
             pending.write()
 
     def _delete_record(self, data_record: DataRecord) -> None:
-        batch = self._batch()
-        if batch is not None:
-            batch.pop(data_record.idempotency_key, None)
+        pending = _pending.get()
+        if pending is not None:
+            pending.forget(self, data_record.idempotency_key)
         super()._delete_record(data_record)
 
     def _completed_item(self, record: DataRecord) -> dict:
@@ -137,19 +166,13 @@ class BatchedCompletionLayer(DynamoDBPersistenceLayer):
 
 @contextlib.contextmanager
 def completions_batched():
-    """The COMPLETED marks made inside are written together on the way out (never raises
-    for them: a failed write is logged, see the module docstring)."""
+    """The COMPLETED marks made inside (in this context and copies of it taken inside) are
+    written together on the way out; yields the `_Pending` (its `failed_marks` is final once
+    the block is left). Never raises for the marks: a failed write is logged and counted."""
     pending = _Pending()
     token = _pending.set(pending)
     try:
-        yield
+        yield pending
     finally:
         _pending.reset(token)
-        pending.write()
-
-
-def write_pending() -> None:
-    """Writes the marks this batch holds now (nothing outside `completions_batched()`)."""
-    pending = _pending.get()
-    if pending is not None and pending.marks:
         pending.write()

@@ -1,28 +1,40 @@
 """The per-consumer in-flight cap of pool tenants (records.inflight_key), so that one slow
 consumer cannot hold every worker of the shared delivery queues.
 
-An invocation works through its batch one record at a time, so it has at most one delivery
-in flight: it takes one slot per pool consumer it meets (ADD +1, on the first record of that
-consumer) and gives it back when the batch is done (ADD -1). When the count exceeds the
-consumer's `concurrency`, it gives the slot back at once and the consumer's records of this
-batch are put back on the queue with a short delay, without counting as an attempt.
+An invocation runs its batch's attempts concurrently (deliver.py), so it takes slots for as
+many deliveries as it may have in flight to a consumer at once: on the first record of a pool
+consumer, one UpdateItem ADD of `want` (that consumer's records in the batch, at most its
+`concurrency`) returns the count; it keeps what fits under `concurrency` and gives the rest
+back at once. What it keeps is the consumer's *lane* in this invocation: a semaphore of that
+many permits, so at most that many of its attempts run at the same time here, and the total
+across every invocation stays within `concurrency`. Nothing fits: the consumer's records of
+this batch are put back on the queue with a short delay, without counting as an attempt.
+The slots are given back when the batch is done (ADD -kept). So a pool consumer costs two
+UpdateItem calls per batch (three when part of the take is given back).
 
-A function killed mid-batch (timeout, crash) never gives its slot back. So the counter is
+Silo consumers take no slots: their queue's event source mapping has MaximumConcurrency = the
+consumer's concurrency, which bounds the invocations. To keep that bound on deliveries, a silo
+consumer's lane has one permit per invocation (its records run one after another here, those
+of other consumers beside them). Ordered delivery per key needs the same shape: a lane of one
+permit per key.
+
+A function killed mid-batch (timeout, crash) never gives its slots back. So the counter is
 kept in time slots (attribute `s<epoch // SLOT_SECONDS>`): a taker adds to the current slot
 and reads the current and the previous one; older slots are ignored and removed. A leaked
 slot stops counting after at most two slot lengths, and a batch longer than one slot length
-(ten 30 s timeouts is 300 s) only ever under-counts.
+only ever under-counts.
 """
 
 import random
+import threading
 import time
+from collections import Counter
 
 from broker.functions import aws, settings
 from broker.functions.shared import records
 
 SLOT_SECONDS = 300
 DEFER_SECONDS = (2, 6)  # a deferred message comes back after this many seconds
-DENIED = -1
 
 
 def defer_delay() -> int:
@@ -51,29 +63,61 @@ def _update(tenant_id, consumer_id, *, slot: int, delta: int, remove_old: bool) 
 
 
 class Slots:
-    """The slots one handler invocation holds; `release_all()` when the batch is done."""
+    """The slots and lanes of one handler invocation; `release_all()` when the batch is done.
+    Safe to share between the batch's worker threads."""
 
     def __init__(self):
-        self._held: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        self._planned: Counter[tuple[str, str]] = Counter()
+        self._held: dict[tuple[str, str], tuple[int, int]] = {}  # key → (time slot, kept)
+        self._lanes: dict[tuple[str, str], threading.Semaphore | None] = {}
+
+    def plan(self, tenant_id: str, consumer_id: str, n: int = 1) -> None:
+        """Says that the batch holds `n` (more) records of this consumer, before any lane of
+        it is taken: the take asks for that many slots at once."""
+        with self._lock:
+            self._planned[(str(tenant_id), str(consumer_id))] += n
+
+    def lane(self, tenant_id: str, consumer_id: str, cap: int) -> threading.Semaphore | None:
+        """The consumer's lane in this invocation (a semaphore: one permit per attempt that
+        may run at once), its slots taken on first use; None when the consumer is at its cap."""
+        key = (str(tenant_id), str(consumer_id))
+        with self._lock:
+            if key in self._lanes:
+                return self._lanes[key]
+            want = max(1, min(int(cap), self._planned.get(key, 0) or 1))
+            slot = int(time.time() // SLOT_SECONDS)
+            attrs = _update(tenant_id, consumer_id, slot=slot, delta=want, remove_old=True)
+            count = sum(int(attrs.get(f"s{s}", {}).get("N", "0")) for s in (slot, slot - 1))
+            kept = max(0, min(want, int(cap) - (count - want)))
+            if kept < want:
+                _update(tenant_id, consumer_id, slot=slot, delta=kept - want, remove_old=False)
+            if kept:
+                self._held[key] = (slot, kept)
+            lane = threading.Semaphore(kept) if kept else None
+            self._lanes[key] = lane
+            return lane
+
+    def silo_lane(self, tenant_id: str, consumer_id: str) -> threading.Semaphore:
+        """A silo consumer's lane: one permit, no slot (see the module docstring)."""
+        key = (str(tenant_id), str(consumer_id))
+        with self._lock:
+            lane = self._lanes.get(key)
+            if lane is None:
+                lane = self._lanes[key] = threading.Semaphore(1)
+            return lane
 
     def acquire(self, tenant_id: str, consumer_id: str, cap: int) -> bool:
-        key = (str(tenant_id), str(consumer_id))
-        if key in self._held:
-            return self._held[key] != DENIED
-        slot = int(time.time() // SLOT_SECONDS)
-        attrs = _update(tenant_id, consumer_id, slot=slot, delta=1, remove_old=True)
-        count = sum(int(attrs.get(f"s{s}", {}).get("N", "0")) for s in (slot, slot - 1))
-        if count > cap:
-            _update(tenant_id, consumer_id, slot=slot, delta=-1, remove_old=False)
-            self._held[key] = DENIED
-            return False
-        self._held[key] = slot
-        return True
+        """Takes the consumer's slots for this invocation; False when it is at its cap."""
+        return self.lane(tenant_id, consumer_id, cap) is not None
 
     def release_all(self) -> None:
         current = int(time.time() // SLOT_SECONDS)
-        held, self._held = self._held, {}
-        for (tenant_id, consumer_id), slot in held.items():
+        with self._lock:
+            held, self._held = self._held, {}
+            self._lanes.clear()
+            self._planned.clear()
+        for (tenant_id, consumer_id), (slot, kept) in held.items():
             # A slot older than the previous one is no longer read: nothing to give back.
-            if slot != DENIED and slot >= current - 1:
-                _update(tenant_id, consumer_id, slot=slot, delta=-1, remove_old=False)
+            if slot >= current - 1:
+                _update(tenant_id, consumer_id, slot=slot, delta=-kept, remove_old=False)

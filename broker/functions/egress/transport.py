@@ -3,12 +3,22 @@
 HTTPS: the URL is checked by the shared SSRF module at every attempt (`vet_url`, the portal's
 rules and settings), which returns the addresses it vetted; the connection goes to the first of them, with the URL's host name as
 Host header, TLS SNI and certificate name, so a DNS answer that changes after the check
-(rebinding) is never used. No redirect is followed (a 3xx is a failed attempt), the consumer's
-timeout bounds connect and read together, and at most `MAX_ANSWER_BYTES` of the answer are
-read. Connection pools are kept per (scheme, address, port, host name), so a warm function
-reuses its TLS sessions.
+(rebinding) is never used. No redirect is followed (a 3xx is a failed attempt) and at most
+`MAX_ANSWER_BYTES` of the answer are read. Connection pools are kept per (scheme, address,
+port, host name), so a warm function reuses its TLS sessions.
+
+The consumer's timeout is a wall-clock limit on the whole attempt: address check, connect,
+TLS handshake, sending the request and reading the answer. urllib3's own timeouts bound each
+socket operation, so a consumer that trickles its answer a byte at a time would never trip
+them; here every socket operation gets the time left as its timeout, and a watchdog thread
+shuts the connection's socket down when the attempt's deadline passes, which ends whatever
+read or write is blocked on it. (The DNS lookup of the address check is the one step it
+cannot cut; it counts against the same deadline.)
 """
 
+import heapq
+import itertools
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -16,6 +26,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import urllib3
+import urllib3.connection
 from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
@@ -38,6 +49,131 @@ class Outcome:
     latency_ms: float = 0.0
 
 
+class _Watchdog:
+    """One daemon thread that calls each registered `cut` when its deadline passes, unless the
+    entry was cancelled first. A thread per attempt would cost more than the attempt's own
+    work at a thousand deliveries a second; this costs a heap push and pop."""
+
+    def __init__(self):
+        self._cv = threading.Condition()
+        self._heap: list[tuple[float, int, list]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, at: float, cut) -> list:
+        entry = [cut]
+        with self._cv:
+            heapq.heappush(self._heap, (at, next(self._seq), entry))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="egress-cut", daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is entry:
+                self._cv.notify()  # earlier than what the thread waits for
+        return entry
+
+    @staticmethod
+    def cancel(entry: list) -> None:
+        entry[0] = None
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while self._heap and self._heap[0][2][0] is None:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cv.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cv.wait(wait)
+                    continue
+                _, _, entry = heapq.heappop(self._heap)
+                cut, entry[0] = entry[0], None
+            if cut is not None:
+                try:
+                    cut()
+                except Exception:  # noqa: S110 (a socket already closed is the goal reached)
+                    pass
+
+
+_WATCHDOG = _Watchdog()
+
+
+class _Attempt:
+    """The deadline of one POST and the socket it uses (set by the connection classes below
+    through a thread-local, since urllib3 hands the pool's connection around internally)."""
+
+    def __init__(self, at: float):
+        self.at = at
+        self.sock: socket.socket | None = None
+        self.cut = False
+        self._lock = threading.Lock()
+
+    def left(self) -> float:
+        return max(0.001, self.at - time.monotonic())
+
+    def use(self, sock) -> None:
+        with self._lock:
+            self.sock = sock
+            cut = self.cut
+        if cut:
+            self._shutdown(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.cut = True
+            sock = self.sock
+        if sock is not None:
+            self._shutdown(sock)
+
+    @staticmethod
+    def _shutdown(sock) -> None:
+        # The plain socket's shutdown, also for a TLS socket: another thread is reading it,
+        # and SSLSocket.shutdown would drop the TLS object under that read.
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+_current = threading.local()
+
+
+class _CutMixin:
+    """Hands the connection's socket to the attempt in progress, as soon as there is one: the
+    raw socket before a TLS handshake (so the handshake can be cut too), the connection's
+    socket before each request (a kept-alive connection has no new socket)."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        attempt = getattr(_current, "attempt", None)
+        if attempt is not None:
+            attempt.use(sock)
+        return sock
+
+    def request(self, *args, **kwargs):
+        attempt = getattr(_current, "attempt", None)
+        if attempt is not None and self.sock is not None:
+            attempt.use(self.sock)
+        return super().request(*args, **kwargs)
+
+
+class _HTTPConnection(_CutMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_CutMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
 _pools_lock = threading.Lock()
 _pools: OrderedDict[tuple, urllib3.HTTPConnectionPool] = OrderedDict()
 
@@ -49,17 +185,18 @@ def _pool(scheme: str, address: str, port: int, hostname: str) -> urllib3.HTTPCo
         if pool is not None:
             _pools.move_to_end(key)
             return pool
-        kwargs = {"host": address, "port": port, "maxsize": 4, "block": False, "retries": False}
+        # maxsize: a batch's attempts run concurrently (deliver.py), up to a batch each.
+        kwargs = {"host": address, "port": port, "maxsize": 10, "block": False, "retries": False}
         if scheme == "https":
             # Connect to the vetted IP, but verify the certificate against the URL's host name.
-            pool = urllib3.HTTPSConnectionPool(
+            pool = _HTTPSPool(
                 server_hostname=hostname,
                 assert_hostname=hostname,
                 cert_reqs="CERT_REQUIRED",
                 **kwargs,
             )
         else:
-            pool = urllib3.HTTPConnectionPool(**kwargs)
+            pool = _HTTPPool(**kwargs)
         _pools[key] = pool
         while len(_pools) > _MAX_POOLS:
             _pools.popitem(last=False)[1].close()
@@ -90,11 +227,29 @@ def vet_url(url: str) -> list[ssrf.IPAddress]:
 
 
 def post(url: str, *, body: bytes, headers: dict[str, str], timeout_s: float) -> Outcome:
-    """POSTs `body` to `url` once. Never raises for what the consumer or the network does."""
+    """POSTs `body` to `url` once, all of it within `timeout_s` of wall-clock time (see the
+    module docstring). Never raises for what the consumer or the network does."""
     started = time.perf_counter()
+    attempt = _Attempt(time.monotonic() + timeout_s)
+    entry = _WATCHDOG.watch(attempt.at, attempt.expire)
+    _current.attempt = attempt
+    try:
+        outcome = _post(url, body=body, headers=headers, attempt=attempt)
+    finally:
+        _current.attempt = None
+        _WATCHDOG.cancel(entry)
+    outcome.latency_ms = (time.perf_counter() - started) * 1000
+    if attempt.cut and not outcome.ok:
+        # Whatever the cut socket raised (a reset, an incomplete answer), it was the limit.
+        outcome.status = None
+        outcome.error = f"Timed out: no complete answer within {timeout_s * 1000:.0f} ms"
+        outcome.error_kind = messages.ERROR_TIMEOUT
+    return outcome
 
+
+def _post(url: str, *, body: bytes, headers: dict[str, str], attempt: _Attempt) -> Outcome:
     def done(**kwargs) -> Outcome:
-        return Outcome(latency_ms=(time.perf_counter() - started) * 1000, **kwargs)
+        return Outcome(**kwargs)
 
     try:
         addresses = vet_url(url)
@@ -123,7 +278,9 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout_s: float) ->
             assert_same_host=False,
             preload_content=False,
             decode_content=False,
-            timeout=urllib3.Timeout(total=timeout_s),
+            # Each socket operation may take at most the time left; the watchdog ends any
+            # that a trickling peer keeps alive past the deadline.
+            timeout=urllib3.Timeout(connect=attempt.left(), read=attempt.left()),
         )
     except NewConnectionError as exc:  # refused, unreachable (a subclass of the timeout error)
         return done(ok=False, error=_reason(exc), error_kind=messages.ERROR_CONNECTION)
@@ -134,6 +291,8 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout_s: float) ->
     try:
         answer = response.read(MAX_ANSWER_BYTES)
         complete = not response.read(1)  # b"" once the answer is over
+        if attempt.cut:
+            raise Urllib3Timeout("the attempt's deadline passed while reading the answer")
     except Urllib3Timeout as exc:
         response.close()
         return done(ok=False, error=f"Timed out: {_reason(exc)}", error_kind=messages.ERROR_TIMEOUT)

@@ -1,8 +1,23 @@
 """Rate, quota, de-duplication and per-minute counters, in the data plane's own table.
 
-Every counter is one UpdateItem per request (never per event) with a TTL, so the limits hold
-across any number of function instances. docs/data-plane.md ("Rate and quota") explains the
+The counters are items with a TTL, updated with conditional ADDs, so the limits hold across
+any number of function instances. docs/data-plane.md ("Rate and quota") explains the
 algorithm; the keys are in `broker.functions.shared.records`.
+
+Leases. One tenant's quota is one item and one producer's rate window is one item, and
+DynamoDB gives one partition about 1,000 writes/s: a write per request would cap a tenant
+near 1,000 requests/s whatever its quota says. So an instance takes its allowance in leases:
+one conditional ADD grants it up to `LEASE_SHARE`-th of the limit (at most `LEASE_MAX`
+events) at once, and it spends that in memory, request after request, until it needs more.
+The item still never counts more than the limit (the condition holds for the whole lease), so
+no instance can let more through than the limit; the price is the other way round: events
+leased by an instance and not spent (it went idle, was reclaimed, or the rate window ended)
+count as used, so a producer or tenant may be refused up to that much early. Near the limit a
+refused lease is asked again for exactly what the request needs, and the instance asks exactly
+from then on for that item (no lease is granted where it would strand the last events).
+Sharding the items with a budget per shard was the other way: it spreads the writes as well,
+but refuses while other shards still have room, and every reader (the portal's "events
+today") would have to sum the shards; a lease keeps the one item the portal reads.
 
 Rate: a sliding window. A producer with `rate_per_second` r and `burst` b gets windows of
 W = max(1, ceil(b / r)) seconds and may send b events per sliding window: at most b at once
@@ -45,6 +60,12 @@ _lock = threading.Lock()
 # (tenant_id, producer_id) → {window start: highest count DynamoDB returned for it}
 _windows: dict[tuple, dict[int, int]] = {}
 
+LEASE_SHARE = 20  # a lease is at most this fraction of the limit: 1/20 (5 %)
+LEASE_MAX = 1000  # and at most this many events
+LEASES = True  # bench/dataplane.py turns leases off for its same-run baseline
+_leases: dict[tuple[str, str], int] = {}  # counter item → events leased here, not spent yet
+_exact: set[tuple[str, str]] = set()  # counter items near their limit: no more leases
+
 
 def _table() -> str:
     return settings.get().dataplane_table
@@ -74,6 +95,40 @@ def _conditional_add(key: tuple[str, str], *, n: int, room: int, ttl: int) -> tu
         old = exc.response.get("Item") or {}
         return False, int(old.get("c", {}).get("N", room + 1))
     return True, int(out["Attributes"]["c"]["N"])
+
+
+def _spend(
+    key: tuple[str, str], *, n: int, most: int, limit: int, ttl: int
+) -> tuple[bool, int | None]:
+    """Spends n events of the counter `key`, which may hold at most `most`, from this
+    instance's lease, taking a new lease of the limit `limit` when that is short (module
+    docstring): (accepted, the count DynamoDB returned, None when spent from memory)."""
+    with _lock:
+        have = _leases.get(key, 0)
+        if have >= n:
+            _leases[key] = have - n
+            return True, None
+        exact = not LEASES or key in _exact
+    need = n - have
+    lease = need if exact else max(need, min(LEASE_MAX, limit // LEASE_SHARE))
+    if most - lease < 0:
+        lease = need
+    if most - need < 0:
+        return False, None
+    accepted, count = _conditional_add(key, n=lease, room=most - lease, ttl=ttl)
+    if not accepted and lease > need:
+        with _lock:
+            if len(_exact) > 100_000:
+                _exact.clear()
+            _exact.add(key)
+        lease = need
+        accepted, count = _conditional_add(key, n=lease, room=most - lease, ttl=ttl)
+    if accepted:
+        with _lock:
+            if len(_leases) > 100_000:
+                _leases.clear()
+            _leases[key] = have + lease - n
+    return accepted, count
 
 
 def window(producer: dict) -> tuple[int, int]:
@@ -112,13 +167,15 @@ def check_rate(tenant_id: str, producer: dict, n: int, *, now: float | None = No
         )
     accepted = False
     if room >= 0:
-        accepted, count = _conditional_add(
+        accepted, count = _spend(
             records.rate_key(tenant_id, producer["producer_id"], start),
             n=n,
-            room=room,
+            most=limit - weighted,
+            limit=limit,
             ttl=int(now) + 2 * length + 60,
         )
-        _remember(who, start, count)
+        if count is not None:
+            _remember(who, start, count)
     if not accepted:
         raise IngressError(
             "rate_limited",
@@ -140,10 +197,11 @@ def check_quota(tenant_id: str, tenant: dict, n: int, *, now: datetime | None = 
     room = int(quota) - n
     accepted = False
     if room >= 0:
-        accepted, _ = _conditional_add(
+        accepted, _ = _spend(
             records.quota_key(tenant_id, records.day(now)),
             n=n,
-            room=room,
+            most=int(quota),
+            limit=int(quota),
             ttl=int(now.timestamp()) + QUOTA_TTL_SECONDS,
         )
     if not accepted:
@@ -344,6 +402,8 @@ def reset() -> None:
     """Forgets this process's in-memory state (tests): rate windows and unwritten counts."""
     with _lock:
         _windows.clear()
+        _leases.clear()
+        _exact.clear()
     with _stats_lock:
         _stats.clear()
         _stats_written[0] = 0.0
