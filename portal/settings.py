@@ -199,8 +199,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["core.parsers.SafeJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "core.filters.StrictFilterBackend",
+        "core.filters.StrictOrderingFilter",
     ],
     "DEFAULT_THROTTLE_CLASSES": ["core.throttling.TenantApiThrottle"],
     "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",

@@ -166,7 +166,6 @@ def test_the_operator_api_answers_as_its_schema_says(operator_api, fuzz, fake_dn
         known_ids={"id": str(fuzz.ops_tenant.pk), "name": "standard"},
     )
     print(f"operator API: {requests} requests")
-    print(f"tenant API: {requests} requests")
     assert requests > 100
     assert not failures, "\n\n".join(failures)
 
