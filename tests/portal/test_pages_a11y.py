@@ -46,10 +46,10 @@ def browser():
         browser.close()
 
 
-def demo_data(slug="globex"):
+def demo_data(slug="globex", tier="standard"):
     """A tenant with a producer, a consumer, a subscription, and deliveries to chart. Browser
     tests each take their own slug: a schema another one left would make onboarding refuse it."""
-    tenant = onboard(slug, tier="standard")
+    tenant = onboard(slug, tier=tier)
     admin = make_user("hank@globex.test", full_name="Hank Scorpio")
     Membership.objects.create(user=admin, tenant=tenant, role="admin")
     make_user("root@platform.test", platform_role="operator")

@@ -25,6 +25,24 @@ document.addEventListener("securitypolicyviolation", function (e) {
 """
 
 
+# Each chart's y axis: its labels, the widest one's width as the canvas measures it in the
+# axis's font, and the room uPlot gave them (the axis less its ticks and gap).
+AXES = """() => {
+  const out = {};
+  const ctx = document.createElement("canvas").getContext("2d");
+  document.querySelectorAll("#charts [id^=chart-]").forEach((el) => {
+    const u = el.uplot;
+    if (!u) return;
+    const axis = u.axes[1];
+    ctx.font = axis.font[0];
+    const labels = (axis._values || []).map(String);
+    const widest = Math.max(0, ...labels.map((v) => ctx.measureText(v).width / devicePixelRatio));
+    out[el.id] = {labels, widest, room: axis._size - axis.ticks.size - axis.gap};
+  });
+  return out;
+}"""
+
+
 def script_src(policy: str) -> str:
     return next(d for d in policy.split(";") if d.strip().startswith("script-src")).strip()
 
@@ -58,7 +76,8 @@ def violations(page, seen):
 def test_the_pages_work_under_the_policy_and_report_no_violation(live_server, settings, browser):  # noqa: F811
     port = live_server.url.rsplit(":", 1)[1]
     settings.PORTAL_PORT = port
-    tenant, producer, consumer, subscription = demo_data("initrode")
+    # The dedicated tier's daily quota (100,000,000) gives the widest y-axis labels.
+    tenant, producer, consumer, subscription = demo_data("initrode", tier="dedicated")
     public, tenant_base = f"http://localhost:{port}", f"http://initrode.localhost:{port}"
     problems, seen = {}, []
 
@@ -79,6 +98,11 @@ def test_the_pages_work_under_the_policy_and_report_no_violation(live_server, se
     admin.goto(f"{tenant_base}/")
     expect(admin.locator("#charts-status")).to_contain_text("Charts updated", timeout=15_000)
     assert admin.locator("#charts canvas").count() >= 4
+    axes = admin.evaluate(AXES)
+    assert len(axes) == 4
+    assert "100,000,000" in axes["chart-today"]["labels"], axes["chart-today"]
+    assert {k: a for k, a in axes.items() if a["widest"] > a["room"]} == {}
+    assert "100,000,000" in admin.locator("#stat-today").inner_text()
     problems["dashboard"] = violations(admin, [])
     for path in ("/config/", f"/consumers/{consumer.pk}/", "/deliveries/msg_demo00/"):
         admin.goto(tenant_base + path)
