@@ -33,37 +33,55 @@ def _choice_types(field) -> tuple[type, ...]:
     return tuple(kinds) if kinds and str not in kinds else (str,)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# Scalar fields: the JSON types each takes (first match wins; BooleanField is no IntegerField).
+_SCALARS = (
+    (serializers.BooleanField, lambda v: isinstance(v, bool), _BOOLEAN),
+    (serializers.IntegerField, _is_int, _INTEGER),
+    (serializers.FloatField | serializers.DecimalField, _is_number, _NUMBER),
+)
+
+
+def _list_errors(field, value):
+    if not isinstance(value, list):
+        return [_LIST]
+    child = getattr(field, "child", None)
+    if child is None:  # a list of nested serializers or related objects checks its own items
+        return None
+    errors = {i: e for i, v in enumerate(value) if (e := type_errors(child, v))}
+    return errors or None
+
+
+def _object_errors(field, value):
+    if not isinstance(value, dict):
+        return [_OBJECT]
+    if not isinstance(field, serializers.DictField):
+        return None  # a nested serializer checks its own fields
+    errors = {k: e for k, v in value.items() if (e := type_errors(field.child, v))}
+    return errors or None
+
+
 def type_errors(field, value):
     """What is wrong with the JSON type of `value` for `field`, or None. Nested lists and
     objects are checked element by element; a nested serializer checks its own fields."""
-    if value is None:
+    if value is None or isinstance(field, serializers.JSONField):
         return None  # allow_null (or its absence) is the field's own rule
-    if isinstance(field, serializers.JSONField):
-        return None
-    if isinstance(field, serializers.BooleanField):
-        return None if isinstance(value, bool) else [_BOOLEAN]
-    if isinstance(field, serializers.IntegerField):
-        return None if _is_int(value) else [_INTEGER]
-    if isinstance(field, serializers.FloatField | serializers.DecimalField):
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return None if ok else [_NUMBER]
-    if isinstance(field, serializers.ListSerializer | ManyRelatedField):
-        return None if isinstance(value, list) else [_LIST]
-    if isinstance(field, serializers.ListField | serializers.MultipleChoiceField):
-        if not isinstance(value, list):
-            return [_LIST]
-        child = getattr(field, "child", None)
-        if child is None:
-            return None
-        errors = {i: e for i, v in enumerate(value) if (e := type_errors(child, v))}
-        return errors or None
-    if isinstance(field, serializers.DictField):
-        if not isinstance(value, dict):
-            return [_OBJECT]
-        errors = {k: e for k, v in value.items() if (e := type_errors(field.child, v))}
-        return errors or None
-    if isinstance(field, serializers.Serializer):
-        return None if isinstance(value, dict) else [_OBJECT]
+    for classes, accepts, message in _SCALARS:
+        if isinstance(field, classes):
+            return None if accepts(value) else [message]
+    if isinstance(
+        field,
+        serializers.ListSerializer
+        | ManyRelatedField
+        | serializers.ListField
+        | serializers.MultipleChoiceField,
+    ):
+        return _list_errors(field, value)
+    if isinstance(field, serializers.DictField | serializers.Serializer):
+        return _object_errors(field, value)
     if isinstance(field, serializers.ChoiceField):
         return None if isinstance(value, _choice_types(field)) else [_STRING]
     if isinstance(field, RelatedField):

@@ -66,7 +66,9 @@ class StrictOrderingFilter(OrderingFilter):
         raw = request.query_params.get(self.ordering_param)
         if raw is not None:
             terms = [term.strip() for term in raw.split(",")]
-            valid = {name for name, _ in self.get_valid_fields(queryset, view, {"request": request})}
+            valid = {
+                name for name, _ in self.get_valid_fields(queryset, view, {"request": request})
+            }
             wrong = [t for t in terms if t.lstrip("-") not in valid]
             if wrong:
                 raise ValidationError(

@@ -152,10 +152,7 @@ def _queryset(query: ConsoleQuery):
         # Below LOW_SUCCESS_RATE over the last hour: failed > (1 - rate) * all attempts.
         qs = qs.filter(activity_snapshot__failed_1h__gt=0).filter(
             activity_snapshot__failed_1h__gt=(1 - LOW_SUCCESS_RATE)
-            * (
-                F("activity_snapshot__delivered_1h")
-                + F("activity_snapshot__failed_1h")
-            )
+            * (F("activity_snapshot__delivered_1h") + F("activity_snapshot__failed_1h"))
         )
     elif query.problem == "dlq":
         qs = qs.filter(dlq_state__backlog__gt=0)

@@ -7,17 +7,15 @@ can reach the ones other tests share; each operation's examples run in one trans
 rolled back, and a lifecycle action's side effects run only on commit.
 """
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
-
-import re
 
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections, transaction
-from django.db import connection
+from django.db import close_old_connections, connection, transaction
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
