@@ -9,12 +9,13 @@ JSON type before any field sees them. DRF's fields coerce (`0` → `"0"` for a C
 import re
 
 from django.core.exceptions import ValidationError
+from django.db import models
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.relations import ManyRelatedField, RelatedField
+from rest_framework.relations import ManyRelatedField, PrimaryKeyRelatedField
 
 _STRING = "Expected a string."
 _INTEGER = "Expected an integer."
@@ -64,6 +65,11 @@ def _object_errors(field, value):
     return errors or None
 
 
+def _has_integer_pk(field) -> bool:
+    model = getattr(field.queryset, "model", None)
+    return model is not None and isinstance(model._meta.pk, models.IntegerField)
+
+
 def type_errors(field, value):
     """What is wrong with the JSON type of `value` for `field`, or None. Nested lists and
     objects are checked element by element; a nested serializer checks its own fields."""
@@ -84,10 +90,10 @@ def type_errors(field, value):
         return _object_errors(field, value)
     if isinstance(field, serializers.ChoiceField):
         return None if isinstance(value, _choice_types(field)) else [_STRING]
-    if isinstance(field, RelatedField):
-        ok = isinstance(value, str) or (_is_int(value) and field.queryset is not None)
-        return None if ok else [_STRING]
-    # CharField and its kin (e-mail, slug, URL, regex), UUID, date and time fields: strings.
+    if isinstance(field, PrimaryKeyRelatedField) and _has_integer_pk(field):
+        return None if _is_int(value) or isinstance(value, str) else [_INTEGER]
+    # CharField and its kin (e-mail, slug, URL, regex), UUID, date and time fields, related
+    # objects by UUID or slug: strings.
     return None if isinstance(value, str) else [_STRING]
 
 

@@ -1,6 +1,8 @@
 """Input of the wrong type is a 400 and is never coerced, in bodies and in query strings; the
 schema says that request bodies take no field beyond those listed."""
 
+import json
+
 import pytest
 import yaml
 from django.test import Client
@@ -153,3 +155,55 @@ def test_the_sign_in_refuses_an_unknown_field_and_a_number_as_password(world):
     assert client.post(url, {**body, "remember": True}, format="json").status_code == 400
     assert client.post(url, {**body, "password": 1}, format="json").status_code == 400
     assert client.post(url, body, format="json").status_code == 200
+
+
+# A value of another JSON type for each declared type.
+WRONG = {"string": 0, "integer": "1", "number": "1.5", "boolean": 0, "array": "x", "object": "x"}
+
+
+def _declared_type(prop, components):
+    for key in ("allOf", "oneOf"):
+        if key in prop:
+            prop = prop[key][0]
+    if "$ref" in prop:
+        prop = components[prop["$ref"].rsplit("/", 1)[1]]
+    return prop.get("type")
+
+
+def _wrong_typed_bodies(doc):
+    """(method, path, field, value) for every field of every request body of an operation
+    without path parameters: the field alone, with a value of another JSON type."""
+    components = doc["components"]["schemas"]
+    for path, item in doc["paths"].items():
+        if "{" in path:
+            continue
+        for method, op in item.items():
+            content = (op.get("requestBody") or {}).get("content", {})
+            ref = content.get("application/json", {}).get("schema", {}).get("$ref")
+            if not ref:
+                continue
+            body = components[ref.rsplit("/", 1)[1]]
+            for field, prop in body.get("properties", {}).items():
+                kind = _declared_type(prop, components)
+                if kind in WRONG:
+                    yield method, path, field, WRONG[kind]
+
+
+@pytest.mark.parametrize("tenant_host", [False, True])
+def test_every_body_field_of_the_schema_refuses_a_value_of_another_type(world, api, tenant_host):
+    from core import throttling
+
+    doc = _schema(host_of(world.a) if tenant_host else host_of())
+    client = api(world.admin_a, world.a) if tenant_host else api(world.operator)
+    cases = list(_wrong_typed_bodies(doc))
+    assert len(cases) > 10
+    coerced = []
+    for method, path, field, value in cases:
+        throttling.reset(world.a.pk)
+        response = client.generic(
+            method.upper(), path, json.dumps({field: value}), content_type="application/json"
+        )
+        fields = response.json().get("error", {}).get("fields", {}) if response.content else {}
+        if response.status_code != 400 or not str(fields.get(field, "")).startswith("['Expected"):
+            coerced.append((method, path, field, value, response.status_code, fields.get(field)))
+    assert coerced == []

@@ -152,7 +152,11 @@ def fuzz_api(schema, *, base_url, token, known_ids, only=None):
         path_params = re.findall(r"{(\w+)}", operation.path)
         fixed = {name: known_ids[name] for name in path_params if name in known_ids}
         if fixed:
-            strategies.append(operation.as_strategy(path_parameters=fixed))
+            strategies += [
+                operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed),
+                # Invalid bodies sent to an object that exists: a coerced value would be saved.
+                operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=fixed),
+            ]
 
         @given(case=st.one_of(strategies))
         @FUZZ
