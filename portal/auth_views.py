@@ -15,6 +15,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from core.api import StrictInputMixin
 from core.errors import error_body
 from portal.auth import check_generation, host_scope
 from tenants import roles, services
@@ -51,7 +52,7 @@ class LockedOut(exceptions.APIException):
     default_code = "locked_out"
 
 
-class PortalTokenObtainSerializer(TokenObtainSerializer):
+class PortalTokenObtainSerializer(StrictInputMixin, TokenObtainSerializer):
     token_class = RefreshToken
 
     def validate(self, attrs):
@@ -74,7 +75,7 @@ class PortalTokenObtainSerializer(TokenObtainSerializer):
         return {"refresh": str(refresh), "access": str(refresh.access_token)}
 
 
-class PortalTokenRefreshSerializer(TokenRefreshSerializer):
+class PortalTokenRefreshSerializer(StrictInputMixin, TokenRefreshSerializer):
     """A new access token with the claims as they are now (role, tier, quotas), for a
     refresh token of this host whose user is active, still has a role here and has not
     ended their tokens since."""

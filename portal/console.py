@@ -12,9 +12,24 @@ from datetime import UTC
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.paginator import Paginator
-from django.db.models import BooleanField, Case, Exists, IntegerField, OuterRef, Q, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Min,
+    OuterRef,
+    Q,
+    Sum,
+    Value,
+    When,
+)
 from django.utils import timezone
 
+from broker.activity.models import TenantActivity
+from broker.dlq.models import TenantDlqState
 from broker.sync.models import OutboxEntry, SyncState
 from broker.sync.selectors import platform_sync_overview
 from portal.console_tenant import actions_for
@@ -28,6 +43,12 @@ SORTS = {
     "created_at": "oldest first",
     "tier": "tier",
     "status": "status",
+}
+# The summary's links narrow the list to the tenants behind a figure (`?problem=`).
+PROBLEMS = {
+    "deliveries": "deliveries failing (last hour)",
+    "dlq": "dead letters waiting",
+    "sync": "sync failing or queued",
 }
 # The lower the rank, the higher the row: the tenants an operator must look at come first.
 _STATUS_RANK = {
@@ -67,6 +88,7 @@ class ConsoleQuery:
     q: str = ""
     tier: str = ""
     status: str = ""
+    problem: str = ""
     show_deleted: bool = False
     sort: str = "attention"
     page: int = 1
@@ -85,6 +107,7 @@ class ConsoleQuery:
             q=data.get("q", "").strip()[:100],
             tier=data.get("tier", ""),
             status=data.get("status", "") if data.get("status") in TenantStatus.values else "",
+            problem=data.get("problem", "") if data.get("problem") in PROBLEMS else "",
             show_deleted=data.get("deleted") == "1",
             sort=data.get("sort") if data.get("sort") in SORTS else "attention",
             page=max(1, _int("page", 1)),
@@ -125,6 +148,17 @@ def _queryset(query: ConsoleQuery):
         )
     if query.tier:
         qs = qs.filter(tier__name=query.tier)
+    if query.problem == "deliveries":
+        # Below LOW_SUCCESS_RATE over the last hour: failed > (1 - rate) * all attempts.
+        qs = qs.filter(activity_snapshot__failed_1h__gt=0).filter(
+            activity_snapshot__failed_1h__gt=(1 - LOW_SUCCESS_RATE)
+            * (F("activity_snapshot__delivered_1h") + F("activity_snapshot__failed_1h"))
+        )
+    elif query.problem == "dlq":
+        qs = qs.filter(dlq_state__backlog__gt=0)
+    elif query.problem == "sync":
+        queued = OutboxEntry.objects.filter(tenant=OuterRef("pk"))
+        qs = qs.filter(Q(sync_failing=True) | Exists(queued))
     if query.status:
         qs = qs.filter(status=query.status)
     elif not query.show_deleted:
@@ -218,6 +252,59 @@ def console_page(query: ConsoleQuery) -> dict:
         "activity_notes": activity_notes([t.activity for t in tenants if t.activity]),
         "activity_interval": activity_interval(),
         "extra_columns": list(EXTRA_COLUMNS),
+        "summary": platform_summary(),
+        "problem_label": PROBLEMS.get(query.problem, ""),
+    }
+
+
+def platform_summary() -> dict:
+    """The figures above the list, for the whole platform, in four queries whatever the number
+    of tenants: tenants by status, last hour's deliveries and success rate, the DLQ total and
+    its oldest letter, sync failing and queued. Each links to the list narrowed to it."""
+    live = ~Q(tenant__status=TenantStatus.DELETED)
+    by_status = dict(
+        Tenant.objects.exclude(schema_name="public")
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    deliveries = TenantActivity.objects.filter(live, measured_at__isnull=False).aggregate(
+        ok=Sum("delivered_1h"),
+        failed=Sum("failed_1h"),
+        failing=Count(
+            "pk",
+            filter=Q(failed_1h__gt=0)
+            & Q(failed_1h__gt=(1 - LOW_SUCCESS_RATE) * (F("delivered_1h") + F("failed_1h"))),
+        ),
+    )
+    dlq = TenantDlqState.objects.filter(live).aggregate(
+        total=Sum("backlog"), oldest=Min("oldest_at", filter=Q(backlog__gt=0))
+    )
+    sync = OutboxEntry.objects.aggregate(
+        queued=Count("pk"),
+        failing=Count("pk", filter=~Q(last_error="")),
+        tenants=Count("tenant", distinct=True),
+        oldest=Min("created_at"),
+    )
+    ok, failed = deliveries["ok"] or 0, deliveries["failed"] or 0
+    now = timezone.now()
+    return {
+        "statuses": [
+            {"status": s, "count": by_status.get(s, 0)}
+            for s in TenantStatus.values
+            if by_status.get(s, 0) or s == TenantStatus.ACTIVE
+        ],
+        "delivered": ok,
+        "failed": failed,
+        "success_rate": round(ok / (ok + failed) * 100, 1) if ok + failed else None,
+        "tenants_failing_deliveries": deliveries["failing"],
+        "dlq_total": dlq["total"] or 0,
+        "dlq_oldest": _age((now - dlq["oldest"]).total_seconds()) if dlq["oldest"] else None,
+        "sync_queued": sync["queued"],
+        "sync_failing": sync["failing"],
+        "sync_tenants": sync["tenants"],
+        "sync_behind": _age((now - sync["oldest"]).total_seconds()) if sync["oldest"] else None,
+        "failed_provisioning": by_status.get(TenantStatus.FAILED, 0),
     }
 
 

@@ -1,5 +1,5 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from portal import auth_views, health, views
 from portal.schema import HostSchemaView
@@ -17,5 +17,5 @@ urlpatterns = [
     ),
     path("api/v1/auth/sign-out/", auth_views.SignOutView.as_view(), name="sign_out"),
     path("api/schema/", HostSchemaView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -1,5 +1,7 @@
 """Operator API (public host): tiers, tenants and their lifecycle, tenant members."""
 
+from pathlib import PurePath
+
 import django_filters
 from django.db import models
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -90,6 +92,10 @@ class TenantSerializer(serializers.ModelSerializer):
         help_text="The TENANT item carries the current version (other objects: see `sync`)."
     )
     sync = serializers.SerializerMethodField()
+    offboarding_report = serializers.SerializerMethodField(
+        help_text="What the offboarding did, step by step; `export_file` names the export of "
+        "the tenant's data (kept on the platform's export volume)."
+    )
 
     class Meta:
         model = Tenant
@@ -126,6 +132,17 @@ class TenantSerializer(serializers.ModelSerializer):
     def get_in_sync(self, obj) -> bool:
         return obj.synced_version >= obj.version
 
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_offboarding_report(self, obj) -> dict | None:
+        # The report keeps where the export was written; an answer names the file only, and
+        # never shows a server path.
+        report = obj.offboarding_report
+        if not isinstance(report, dict) or "export_path" not in report:
+            return report
+        report = dict(report)
+        report["export_file"] = PurePath(report.pop("export_path") or "").name
+        return report
+
     @extend_schema_field(TenantSyncSerializer)
     def get_sync(self, obj) -> dict:
         summaries = self.context.get("sync") or {}
@@ -145,6 +162,17 @@ class OnboardSerializer(StrictSerializer):
     tier = serializers.CharField(max_length=32)
     admin_email = serializers.EmailField()
     quota_overrides = QuotaOverridesField(required=False)
+
+
+class OffboardSerializer(StrictSerializer):
+    confirm = serializers.CharField(
+        max_length=50, help_text="The tenant's slug: an offboarding cannot be undone."
+    )
+
+    def validate_confirm(self, value):
+        if value != self.context["tenant"].slug:
+            raise serializers.ValidationError("Must be the tenant's slug.")
+        return value
 
 
 class TenantUpdateSerializer(StrictSerializer):
@@ -229,10 +257,15 @@ class TenantViewSet(
     def resume(self, request, pk=None):
         return self._respond(services.tenant_resume(tenant=self.get_object(), actor=request.user))
 
-    @extend_schema(request=None, responses={202: TenantSerializer})
+    @extend_schema(request=OffboardSerializer, responses={202: TenantSerializer})
     @action(detail=True, methods=["post"])
     def offboard(self, request, pk=None):
-        tenant = services.tenant_offboard(tenant=self.get_object(), actor=request.user)
+        """Deletes the tenant's resources, data and schema: the body must name its slug
+        (`{"confirm": "<slug>"}`), or nothing happens (400)."""
+        tenant = self.get_object()
+        body = OffboardSerializer(data=request.data, context={"tenant": tenant})
+        body.is_valid(raise_exception=True)
+        tenant = services.tenant_offboard(tenant=tenant, actor=request.user)
         return self._respond(tenant, status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: TenantSerializer})

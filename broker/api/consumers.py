@@ -19,8 +19,10 @@ from ._common import ERRORS, ConfigViewSet, RotateSerializer
 
 class ConsumerSerializer(serializers.ModelSerializer):
     has_auth_secret = serializers.SerializerMethodField()
+    # A string, not a URL: an sqs consumer has none ("").
+    url = serializers.CharField(read_only=True, help_text="https consumers; empty for sqs")
     previous_signing_secret_valid_until = serializers.DateTimeField(
-        source="previous_signing_secret_expires_at", read_only=True
+        source="previous_signing_secret_expires_at", read_only=True, allow_null=True
     )
 
     class Meta:

@@ -26,7 +26,9 @@ class AttemptSerializer(serializers.Serializer):
     at = serializers.CharField(help_text="ISO 8601, UTC, milliseconds")
     status = serializers.CharField(help_text="ok, retrying (another attempt follows) or dead")
     http_status = serializers.IntegerField(allow_null=True, required=False)
-    latency_ms = serializers.IntegerField(allow_null=True, required=False)
+    latency_ms = serializers.FloatField(
+        allow_null=True, required=False, help_text="milliseconds, with their fraction"
+    )
     error = serializers.CharField(allow_null=True, required=False)
     error_kind = serializers.CharField(allow_null=True, required=False)
     consumer_id = serializers.CharField()
@@ -104,7 +106,10 @@ class DeliveryListView(APIView):
         responses={
             200: inline_serializer(
                 "DeliveryPage",
-                {"results": AttemptSerializer(many=True), "next": serializers.CharField()},
+                {
+                    "results": AttemptSerializer(many=True),
+                    "next": serializers.CharField(allow_null=True),
+                },
             ),
             **ERRORS,
         },

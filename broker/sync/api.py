@@ -6,7 +6,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import Pagination, StrictSerializer
+from core.api import Pagination, StrictSerializer, query_choice
 from tenants.models import Tenant
 from tenants.permissions import IsAnyMember, IsOperator, IsOperatorOrSupportReadOnly
 
@@ -55,7 +55,7 @@ class TenantSyncStatusView(APIView):
     )
     def get(self, request):
         summary, objects = selectors.tenant_sync_status(request.tenant)
-        wanted = request.query_params.get("status")
+        wanted = query_choice(request, "status", STATUSES)
         if wanted:
             objects = [o for o in objects if o["status"] == wanted]
         kind = request.query_params.get("object_type")

@@ -8,6 +8,7 @@ value goes through `_e` (html.escape, as Django's autoescape does).
 from html import escape
 
 from django import template
+from django.utils.formats import number_format
 from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
@@ -16,6 +17,12 @@ _BAD = ' class="bad"'
 
 def _e(value) -> str:
     return escape(str(value))
+
+
+def _n(value) -> str:
+    """A count grouped as the reader's language writes it (1,000,000), as the template
+    language does with USE_THOUSAND_SEPARATOR."""
+    return number_format(value, force_grouping=True)
 
 
 def _pct(value, total) -> int:
@@ -56,11 +63,11 @@ def _deliveries(a) -> str:
     if a["delivered_1h"] or a["failed_1h"]:
         rate = a["success_rate_1h"]
         text = (
-            f"{a['delivered_1h']} ok, {a['failed_1h']} failed<br>"
+            f"{_n(a['delivered_1h'])} ok, {_n(a['failed_1h'])} failed<br>"
             f'<span class="{"bad" if rate < 0.95 else "muted"}">{_pct(rate, 1)} % succeeded</span>'
         )
         if a["dead_1h"]:
-            text += f'<br><span class="bad">{a["dead_1h"]} dead-lettered</span>'
+            text += f'<br><span class="bad">{_n(a["dead_1h"])} dead-lettered</span>'
     else:
         text = '<span class="muted">no deliveries</span>'
     if a["failing"]:
@@ -78,9 +85,9 @@ def _events(t) -> str:
     a = t.activity
     if a and a["measured"] and a["today"]:
         if not t.daily_quota:
-            return str(a["events_today"])
+            return _n(a["events_today"])
         return (
-            f"{a['events_today']} of {t.daily_quota}<br>"
+            f"{_n(a['events_today'])} of {_n(t.daily_quota)}<br>"
             '<meter min="0" max="1" low="0.7" high="0.9" optimum="0" '
             f'value="{t.quota_used:.3f}" aria-label="Daily quota used by {_e(t.slug)}">'
             f"{_pct(a['events_today'], t.daily_quota)} %</meter>"
@@ -96,7 +103,7 @@ def _dlq(t) -> str:
     if not t.dlq:
         return '<span class="muted">none measured</span>'
     css = _BAD if t.dlq["alerting"] else ""
-    text = f"<span{css}>{_e(t.dlq['backlog'])} pending</span>"
+    text = f"<span{css}>{_n(t.dlq['backlog'])} pending</span>"
     if t.dlq["oldest_age"]:
         text += f'<br><span class="muted">oldest {_e(t.dlq["oldest_age"])}</span>'
     return text

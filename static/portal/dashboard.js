@@ -6,9 +6,31 @@
   var status = document.getElementById("charts-status");
   var plots = [];
 
+  // Numbers as the page's language groups them (1,000,000), as the server writes them.
+  var number = new Intl.NumberFormat(document.documentElement.lang || undefined);
+  function fmt(x) { return x === null || x === undefined ? "—" : number.format(x); }
   function width(el) { return Math.max(260, el.clientWidth - 16); }
+  // The y axis as wide as its longest label (uPlot's default is a fixed 50 px, which clips
+  // "100,000,000" to "0,000").
+  function axisSize(self, values, axisIdx, cycleNum) {
+    var axis = self.axes[axisIdx];
+    if (cycleNum > 1) return axis._size;
+    var size = axis.ticks.size + axis.gap;
+    var longest = (values || []).reduce(function (a, v) {
+      return v && String(v).length > a.length ? String(v) : a;
+    }, "");
+    if (longest) {
+      self.ctx.font = axis.font[0];
+      size += self.ctx.measureText(longest).width / (window.devicePixelRatio || 1);
+    }
+    return Math.ceil(size) + 4;
+  }
+  var yAxis = {
+    size: axisSize,
+    values: function (self, splits) { return splits.map(fmt); },
+  };
   function fmtPct(x) { return x === null ? "no deliveries" : (Math.round(x * 1000) / 10) + " %"; }
-  function fmtMs(x) { return x === null ? "—" : (x >= 30000 ? "> 30000 ms" : "≤ " + x + " ms"); }
+  function fmtMs(x) { return x === null ? "—" : (x >= 30000 ? "> " + fmt(30000) + " ms" : "≤ " + fmt(x) + " ms"); }
 
   function draw(id, series, data, opts) {
     var el = document.getElementById(id);
@@ -16,8 +38,9 @@
     el.innerHTML = "";
     var plot = new uPlot(Object.assign({
       width: width(el), height: 200, series: [{}].concat(series),
-      axes: [{}, { size: 50 }], legend: { live: false },
+      axes: [{}, yAxis], legend: { live: false },
     }, opts || {}), data, el);
+    el.uplot = plot; // read by the browser tests (labels within the axis)
     plots.push([plot, el]);
   }
 
@@ -25,12 +48,12 @@
     plots.forEach(function (p) { p[0].destroy(); });
     plots = [];
     var t = d.totals;
-    document.getElementById("stat-delivered").textContent = t.delivered + " ok, " + t.failed + " failed";
+    document.getElementById("stat-delivered").textContent = fmt(t.delivered) + " ok, " + fmt(t.failed) + " failed";
     document.getElementById("stat-rate").textContent = fmtPct(t.success_rate);
     document.getElementById("stat-latency").textContent = fmtMs(t.p50) + " / " + fmtMs(t.p95);
-    document.getElementById("stat-dead").textContent = String(t.dead);
+    document.getElementById("stat-dead").textContent = fmt(t.dead);
     document.getElementById("stat-today").textContent =
-      t.events_today + (t.daily_quota ? " of " + t.daily_quota : "");
+      fmt(t.events_today) + (t.daily_quota ? " of " + fmt(t.daily_quota) : "");
     draw("chart-deliveries", [
       { label: "ok", stroke: "#137333", fill: "rgba(19,115,51,.08)" },
       { label: "failed", stroke: "#b42318" },

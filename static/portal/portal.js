@@ -49,3 +49,13 @@
     }
   });
 })();
+
+/* Forms that ask first (data-confirm="<question>"): an event listener, not an inline handler,
+   as the Content-Security-Policy allows no inline script. */
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (e) {
+    var form = e.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.getAttribute("data-confirm"))) e.preventDefault();
+  });
+})();

@@ -57,7 +57,7 @@ def test_each_row_shows_last_hour_deliveries_success_rate_and_events_against_the
     quota = world.a.effective_quotas()["daily_event_quota"]
     assert "90 ok, 30 failed" in row
     assert "75 % succeeded" in row and "3 dead-lettered" in row
-    assert f"1234 of {quota}" in row
+    assert f"1,234 of {quota:,}" in row  # grouped as the reader's language writes them
     assert "deliveries failing" in row  # below 95 %: flagged
     assert "as of " in row and "out of date" not in row and "failed" not in row.split("as of")[1]
     assert "no deliveries" in row_of(page, "tenant-b")
@@ -231,3 +231,46 @@ def test_the_dlq_column_shows_backlog_and_age_and_flags_an_alert(world):
     )
     row = row_of(console(world.support).get("/").content.decode(), "tenant-a")
     assert "42 pending" in row and "oldest 30 min" in row and "dead letters piling up" in row
+
+
+def test_numbers_are_grouped_in_the_readers_language(world):
+    dp.events_today(world.a, 1234567)
+    activity_refresh()
+    client = console(world.support)
+    row = row_of(client.get("/").content.decode(), "tenant-a")
+    assert "1,234,567 of " in row
+    german = client.get("/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "1.234.567 of " in row_of(german, "tenant-a")
+
+
+def test_the_console_opens_with_a_platform_summary_each_item_linked_to_its_list(world):
+    tier = Tier.objects.get(name="basic")
+    failed = extra_tenants(2, tier, status=TenantStatus.FAILED, prefix="broken")
+    for minute in (1, 5):
+        dp.tenant_minute(world.a, dp.minutes_ago(minute), delivered=10, failed=10)
+    dp.tenant_minute(world.b, dp.minutes_ago(2), delivered=80)
+    activity_refresh()
+    oldest = timezone.now() - timedelta(hours=3)
+    TenantDlqState.objects.update_or_create(
+        tenant=world.b, defaults={"backlog": 1500, "oldest_at": oldest}
+    )
+    client = console(world.support)
+    page = client.get("/").content.decode()
+    summary = page[page.index('data-testid="platform-summary"') : page.index("</section>")]
+    assert '<a href="/?status=failed">2 failed</a>' in summary
+    assert "100 ok, 20 failed (83.3 % succeeded)" in summary
+    assert "1 tenant below 95 %" in summary
+    assert "1,500 waiting, oldest 3.0 h old" in summary
+    assert 'href="/?problem=sync"' in summary and "failing," in summary
+    assert "2 tenants</a>" in summary  # failed provisioning
+
+    # Each link narrows the list to the tenants behind the figure.
+    def slugs(path):
+        body = client.get(path).content.decode()
+        return {t.slug for t in Tenant.objects.all() if f'data-tenant="{t.slug}"' in body}
+
+    assert slugs("/?status=failed") == {t.slug for t in failed}
+    assert slugs("/?problem=deliveries") == {"tenant-a"}
+    assert slugs("/?problem=dlq") == {"tenant-b"}
+    SyncState.objects.filter(tenant=world.a).update(last_error="ValidationException: boom")
+    assert "tenant-a" in slugs("/?problem=sync")

@@ -63,8 +63,10 @@ def test_the_page_shows_members_counts_quota_use_and_recent_events(world):
     assert "event types" in counts
     quota = section(page, "quota-use")
     limit = world.a.effective_quotas()["daily_event_quota"]
-    assert "Daily event quota" in quota and "1234" in quota and str(limit) in quota
+    # Numbers grouped as the reader's language writes them (en-us here), labels in words.
+    assert "Daily event quota" in quota and "1,234" in quota and f"{limit:,}" in quota
     assert "Max producers" in quota  # words, not snake_case
+    assert "DLQ retention days" in page and "API requests per minute" in page
     assert "Onboard" in section(page, "events")  # the tenant's lifecycle
     audit = section(page, "audit")
     assert "event_type.create" in audit and "admin@a.test" in audit

@@ -5,6 +5,7 @@ page reports done; axe-core finds no serious or critical violation on the confir
 import shutil
 
 import pytest
+from playwright.sync_api import expect
 
 from broker.sync import reconcile
 from broker.sync.models import SyncJob
@@ -68,19 +69,14 @@ def test_an_operator_suspends_after_confirming_and_watches_a_resync_finish(
         assert row.locator("[data-field=status]").inner_text() == "queued"
         # The job under way (as reconcile.sync_tenant records it): the bar follows.
         SyncJob.objects.filter(pk=job.pk).update(status="running", total=6, done=3)
-        page.wait_for_function(
-            f"document.querySelector(\"[data-job='{job.pk}'] [data-field=progress]\").value === 3",
-            timeout=15_000,
-        )
+        # expect() polls from Playwright's own world: the page's CSP allows no eval, which
+        # wait_for_function would need.
+        expect(row.locator("[data-field=progress]")).to_have_js_property("value", 3, timeout=15_000)
         assert row.locator("[data-field=counts]").inner_text() == "3 of 6 objects"
         assert "Resync: running" in page.locator("[data-live]").inner_text()
         SyncJob.objects.filter(pk=job.pk).update(status="queued", done=0)
         reconcile.run_job(job.pk)
-        page.wait_for_function(
-            f"document.querySelector(\"[data-job='{job.pk}'] [data-field=status]\")"
-            ".textContent.trim() === 'done'",
-            timeout=15_000,
-        )
+        expect(row.locator("[data-field=status]")).to_have_text("done", timeout=15_000)
         assert "data-poll" not in page.content()
     finally:
         dp.clear()

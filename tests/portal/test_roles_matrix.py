@@ -21,7 +21,7 @@ def public_endpoints(w):
         ("PATCH", f"/api/v1/tenants/{a}/", {"quota_overrides": {"max_producers": 3}}, {"operator"}),
         ("POST", f"/api/v1/tenants/{a}/suspend/", None, {"operator"}),
         ("POST", f"/api/v1/tenants/{a}/resume/", None, {"operator"}),
-        ("POST", f"/api/v1/tenants/{a}/offboard/", None, {"operator"}),
+        ("POST", f"/api/v1/tenants/{a}/offboard/", {"confirm": "nope"}, {"operator"}),
         ("POST", f"/api/v1/tenants/{a}/retry-provisioning/", None, {"operator"}),
         ("GET", f"/api/v1/tenants/{a}/members/", None, {"operator", "support"}),
         (

@@ -140,7 +140,10 @@ def test_lifecycle_actions_through_the_api_and_illegal_ones_are_400(
     assert response.status_code == 400
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post(f"{url}/resume/").json()["status"] == "active"
-        assert client.post(f"{url}/offboard/").status_code == 202
+        assert (
+            client.post(f"{url}/offboard/", {"confirm": "api-cycle"}, format="json").status_code
+            == 202
+        )
     assert client.get(f"{url}/").json()["status"] == "deleted"
 
 
@@ -193,3 +196,40 @@ def test_an_unknown_or_malformed_tenant_id_is_404(world, api):
 def test_the_public_schema_row_is_never_listed(world, api):
     results = api(world.operator).get("/api/v1/tenants/?page_size=200").json()["results"]
     assert "public" not in {t["slug"] for t in results}
+
+
+@pytest.mark.parametrize(
+    "body", [None, {}, {"confirm": "tenant-a"}, {"confirm": ""}, {"confirm": 1}]
+)
+def test_an_offboarding_without_the_tenants_slug_is_a_400_and_the_tenant_stays_active(
+    world, api, django_capture_on_commit_callbacks, body
+):
+    from tests.conftest import onboard
+
+    tenant = onboard("api-keep")
+    client = api(world.operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/v1/tenants/{tenant.pk}/offboard/", body, format="json")
+    assert response.status_code == 400
+    assert "confirm" in response.json()["error"]["fields"]
+    assert client.get(f"/api/v1/tenants/{tenant.pk}/").json()["status"] == "active"
+
+
+def test_an_offboarded_tenants_report_names_its_export_file_not_the_server_path(
+    world, api, django_capture_on_commit_callbacks
+):
+    from django.conf import settings
+
+    from tests.conftest import onboard
+
+    tenant = onboard("api-export")
+    client = api(world.operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            f"/api/v1/tenants/{tenant.pk}/offboard/", {"confirm": "api-export"}, format="json"
+        )
+    body = client.get(f"/api/v1/tenants/{tenant.pk}/")
+    report = body.json()["offboarding_report"]
+    assert report["export_file"] == f"api-export-{tenant.pk}.json"
+    assert "export_path" not in report
+    assert str(settings.OFFBOARD_EXPORT_DIR) not in body.content.decode()

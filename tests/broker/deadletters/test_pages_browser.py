@@ -77,10 +77,9 @@ def test_an_admin_reads_a_dead_letter_and_replays_every_one_with_a_confirmation(
         job = ReplayJob.objects.get()
         assert runner.replay_job_run(tenant=tenant, job_id=job.pk) == "completed"
     # The page polls while the job is active and reloads when it finishes.
-    page.wait_for_function(
-        "document.querySelector('[data-testid=jobs] [data-field=status]').textContent"
-        ".trim() === 'completed'",
-        timeout=15_000,
+    # expect() polls from Playwright's own world (the page's CSP allows no eval).
+    expect(page.locator("[data-testid=jobs] [data-field=status]")).to_have_text(
+        "completed", timeout=15_000
     )
     assert page.locator("[data-field=progress]").get_attribute("value") == "12"
     with tenant_context(tenant):
