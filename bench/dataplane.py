@@ -21,8 +21,9 @@ local runner on a moto server. Django-free (it needs no database).
    the same at concurrency 1); ten blackholed consumers in one batch with 10 s left, and ten
    records to one blackholed silo consumer (what was tried, what handed back, time left).
 2. **End to end on the moto server** (its own, started here; `--aws-endpoint` to reuse one),
-   through the runner (in this process: its ingress HTTP server and pollers), queues drained
-   while measuring: routed events/s of batch requests against SendMessageBatch alone into the
+   with the data plane's stack deployed by CloudFormation (a stack of its own) and the local
+   runner in its own process, polling what the stack's mappings name; queues drained while
+   measuring: routed events/s of batch requests against SendMessageBatch alone into the
    same queues (budget ≥ 0.8×); egress deliveries/s and AWS calls per delivery against a naive
    egress (one record write per attempt, one delete per message); ingress → receiver latency
    p50/p99 on idle queues (budget p50 ≤ 50 ms).
@@ -63,11 +64,13 @@ from botocore.awsrequest import AWSResponse  # noqa: E402
 from botocore.stub import Stubber  # noqa: E402
 from standardwebhooks import Webhook  # noqa: E402
 
-from broker.functions import aws, bootstrap, config, settings  # noqa: E402
+from broker.functions import aws, config, settings  # noqa: E402
 from broker.functions import egress as egress_fn  # noqa: E402
 from broker.functions import ingress as ingress_fn  # noqa: E402
 from broker.functions.egress import signing  # noqa: E402
 from broker.functions.local import events as lambda_events  # noqa: E402
+from broker.functions.local import iam  # noqa: E402
+from broker.functions.local.stack import Stack, parameters_from_env  # noqa: E402
 from broker.functions.shared import contract, messages, patterns, records, secrets  # noqa: E402
 
 _ser = TypeSerializer()
@@ -948,16 +951,131 @@ def _wait_drained(sqs, urls, timeout=120) -> None:
         time.sleep(0.2)
 
 
-def part2(args) -> None:
-    from broker.functions.runner import Options, Runner
+class Plane:
+    """The data plane as `make run` has it, on the moto server: the template deployed by
+    CloudFormation (its own stack name and queue prefix), the control plane's config table, and
+    the local runner in its own process, polling what the stack's mappings name."""
 
-    print("\n# 2. end to end on the moto server, through the runner")
+    def __init__(self, endpoint: str, prefix: str, *, private_targets: list[str]):
+        configure(endpoint, prefix=prefix, receiver_url=f"http://{private_targets[0]}/")
+        s = settings.get()
+        self.endpoint, self.prefix = endpoint, prefix
+        self.stack = Stack(name=prefix, endpoint_url=endpoint, region="eu-west-1")
+        aws.dynamodb().create_table(
+            TableName=s.config_table,
+            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("PK", "SK")],
+            KeySchema=[
+                {"AttributeName": "PK", "KeyType": "HASH"},
+                {"AttributeName": "SK", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        self.outputs = self.stack.deploy(
+            {
+                **parameters_from_env(
+                    {
+                        "SQS_QUEUE_PREFIX": prefix,
+                        "DYNAMODB_CONFIG_TABLE": s.config_table,
+                        "DATAPLANE_TABLE": s.dataplane_table,
+                        "IDEMPOTENCY_TABLE": s.idempotency_table,
+                    }
+                ),
+                "ConsumerPrivateTargets": ",".join(private_targets),
+                "PoolQueueMaxConcurrency": "2",
+            },
+            fernet_keys=secrets.fernet_keys_in_use(keys=s.fernet_keys, secret_key=s.secret_key),
+        )
+        sqs = aws.sqs()
+        self.urls = [
+            sqs.get_queue_url(QueueName=f"{prefix}-delivery-{i:02d}")["QueueUrl"]
+            for i in range(8)
+        ]
+        self.lam = boto3.client("lambda", endpoint_url=endpoint, region_name="eu-west-1")
+        self.mappings = [
+            m
+            for m in self.lam.list_event_source_mappings()["EventSourceMappings"]
+            if m["FunctionArn"] == self.outputs["EgressFunctionArn"]
+        ]
+        self.runner: subprocess.Popen | None = None
+
+    def map_to(self, function_arn: str) -> None:
+        """Points the shared queues' mappings at another function (the runner follows)."""
+        for m in self.mappings:
+            self.lam.update_event_source_mapping(UUID=m["UUID"], FunctionName=function_arn)
+
+    def function(self, name: str, handler: str) -> str:
+        import io
+        import zipfile
+
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as z:
+            z.writestr("README", "the runner runs this checkout's code")
+        role = self.lam.get_function_configuration(FunctionName=self.outputs["EgressFunctionArn"])
+        return self.lam.create_function(
+            FunctionName=f"{self.prefix}-{name}",
+            Runtime="python3.11",
+            Role=role["Role"],
+            Handler=handler,
+            Code={"ZipFile": code.getvalue()},
+            Timeout=60,
+        )["FunctionArn"]
+
+    def start_runner(self, *, call_log: Path | None = None, log: Path | None = None) -> int:
+        port = _free_port()
+        env = {
+            **os.environ,
+            "STACK_NAME": self.prefix,
+            "INGRESS_PORT": str(port),
+            "RUNNER_WAIT_SECONDS": "2",
+            "RUNNER_DISCOVER_SECONDS": "1",
+        }
+        if call_log:
+            env["AWS_CALL_LOG"] = str(call_log)
+        self.runner = subprocess.Popen(
+            [sys.executable, "-m", "broker.functions.runner"],
+            cwd=ROOT,
+            env=env,
+            stdout=(log.open("ab") if log else subprocess.DEVNULL),
+            stderr=subprocess.STDOUT,
+        )
+        _wait_http(f"http://127.0.0.1:{port}/_local/health")
+        return port
+
+    def stop_runner(self) -> None:
+        if self.runner is not None and self.runner.poll() is None:
+            self.runner.terminate()
+            try:
+                self.runner.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.runner.kill()
+                self.runner.wait(timeout=10)
+        self.runner = None
+
+
+def _warm(port: int, receiver, n: int = 10) -> None:
+    """A few events first: the functions' execution environments start on first use (a
+    process each here), which is not what the figures measure."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    ids = []
+    for _ in range(n):
+        conn.request("POST", "/v1/events", json.dumps(EVENT), headers)
+        ids.append(json.loads(conn.getresponse().read())["id"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(i in receiver.arrived for i in ids):
+        time.sleep(0.01)
+
+
+def part2(args) -> None:
+    print("\n# 2. end to end on the moto server: the stack deployed, the runner on its mappings")
     moto = None
     endpoint = args.aws_endpoint
     if not endpoint:
         port = _free_port()
         moto = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "broker.functions.local.moto_server", "-H", "127.0.0.1"]
+            + ["-p", str(port)],
+            cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -967,48 +1085,40 @@ def part2(args) -> None:
     receiver = TimingReceiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     receiver_url = f"http://127.0.0.1:{receiver.server_port}/bench"
-    runner = None
+    # The noisy neighbours' consumers: a receiver that answers slowly or trickles, and a port
+    # that refuses connections; the egress may call them (the stack's private targets).
+    from broker.functions.demo_receiver import ReceiverServer
+    from broker.functions.demo_receiver import Secrets as ReceiverSecrets
+
+    demo = ReceiverServer(("127.0.0.1", 0), secrets=ReceiverSecrets())
+    threading.Thread(target=demo.serve_forever, daemon=True).start()
+    refused = _free_port()
+    targets = [
+        f"127.0.0.1:{receiver.server_port}",
+        f"127.0.0.1:{demo.server_address[1]}",
+        f"127.0.0.1:{refused}",
+    ]
+    plane = None
+    logs = ROOT / "var" / "log"
+    logs.mkdir(parents=True, exist_ok=True)
     try:
-        configure(endpoint, prefix=prefix, receiver_url=receiver_url)
+        started = time.perf_counter()
+        plane = Plane(endpoint, prefix, private_targets=targets)
+        print(f"    (stack {prefix} deployed in {time.perf_counter() - started:.1f} s)")
         s = settings.get()
         ddb, sqs = aws.dynamodb(), aws.sqs()
-        ddb.create_table(
-            TableName=s.config_table,
-            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("PK", "SK")],
-            KeySchema=[
-                {"AttributeName": "PK", "KeyType": "HASH"},
-                {"AttributeName": "SK", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        bootstrap.create_tables()
-        sqs.create_queue(QueueName=s.central_dlq_name)
-        urls = [
-            sqs.create_queue(QueueName=f"{prefix}-delivery-{i:02d}")["QueueUrl"] for i in range(4)
-        ]
+        urls = plane.urls
         for item in config_items(urls, receiver_url).values():
             ddb.put_item(TableName=s.config_table, Item=serialize(item))
         seconds = 4 if args.quick else 15
         clients = 4
 
-        # (a) ingress: batch requests through the runner (its own process, as the function is
-        # in AWS) vs SendMessageBatch alone from this process; both while the runner's pollers
-        # drain the queues (receive + delete, no delivery: its egress is ack_all).
-        port = _free_port()
-        drainer = subprocess.Popen(
-            [sys.executable, "-m", "broker.functions.runner"],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "INGRESS_PORT": str(port),
-                "RUNNER_WAIT_SECONDS": "2",
-                "RUNNER_EGRESS_HANDLER": "bench.dataplane:ack_all",
-                "RUNNER_EGRESS_FLUSH": "bench.dataplane:ack_all_flush",
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_http(f"http://127.0.0.1:{port}/_local/health")
+        # (a) ingress: batch requests through the runner (the stack's ingress function, in its
+        # own processes) vs SendMessageBatch alone from this process; both while the shared
+        # queues' mappings point at a function that acknowledges everything (no delivery).
+        ack = plane.function("ack", "bench.dataplane.ack_all")
+        plane.map_to(ack)
+        port = plane.start_runner(log=logs / "bench-runner.log")
         body = delivery_body(0)
 
         def raw_sender(i, stop, out):
@@ -1046,6 +1156,7 @@ def part2(args) -> None:
             _wait_drained(sqs, urls)
             return rate
 
+        measure(ingress_sender)  # warm: the ingress's execution environments start
         raw_rate = measure(raw_sender)
         routed_rate = measure(ingress_sender)
         raw_rate_2 = measure(raw_sender)  # again: the emulator drifts during a run
@@ -1058,16 +1169,22 @@ def part2(args) -> None:
             f"SendMessageBatch {baseline:,.0f}/s",
             f"{routed_rate / baseline:.2f}×",
         )
-        drainer.terminate()
-        drainer.wait(timeout=30)
-        # A long poll the drainer left behind still runs in the moto server for up to its
-        # RUNNER_WAIT_SECONDS and would take (and hide for the visibility timeout, 30 s) the
-        # messages preloaded next: the egress figure measured that wait before.
+        plane.stop_runner()
+        # A long poll the runner left behind still runs in the moto server for up to its
+        # RUNNER_WAIT_SECONDS and would take (and hide for the visibility timeout) the
+        # messages preloaded next.
         time.sleep(2.5)
 
-        # (b) egress: N deliveries preloaded, drained by the runner's egress, against a naive
-        # egress in this process (one record write per attempt, one delete per message).
+        # (b) egress: N deliveries preloaded, drained by the stack's egress through the
+        # runner, against a naive egress in this process (one record write per attempt, one
+        # delete per message). The egress's AWS calls (its own and its mappings' receives and
+        # deletes) are counted from the runner's call log.
+        plane.map_to(plane.outputs["EgressFunctionArn"])
         n = 200 if args.quick else 1000
+        call_log = logs / f"bench-{prefix}-calls.jsonl"
+        port = plane.start_runner(call_log=call_log, log=logs / "bench-runner.log")
+        _warm(port, receiver)
+        lines_before = len(call_log.read_text().splitlines()) if call_log.exists() else 0
 
         def preload():
             for start in range(0, n, 10):
@@ -1085,29 +1202,26 @@ def part2(args) -> None:
                     ],
                 )
 
-        preload()
-        calls, lock = Counter(), threading.Lock()
-        opts = Options(
-            port=_free_port(), wait_seconds=20, pool_concurrency=2, discover_seconds=3600
-        )
-        runner = Runner(opts)
-        for client in (runner.sqs, aws.sqs(), aws.dynamodb()):
-            _counting(client, calls, lock)
         receiver.count = 0
         started = time.perf_counter()
-        runner.start()
+        preload()
         while receiver.count < n and time.perf_counter() - started < 300:
             time.sleep(0.01)
         egress_rate = receiver.count / (time.perf_counter() - started)
-        runner._flush()
-        ours = sum(calls.values()) / n
-        ours_detail = dict(calls)
+        time.sleep(2)  # the records' flush (every second) and the last deletes
+        egress_calls = Counter()
+        for line in call_log.read_text().splitlines()[lines_before:]:
+            call = json.loads(line)
+            if call["principal"].endswith("-egress"):
+                egress_calls[call["operation"]] += 1
+        ours = sum(egress_calls.values()) / n
 
         # naive, with the runner's pollers out of the way
-        runner.stop()
-        time.sleep(0.2)
+        plane.stop_runner()
+        time.sleep(2.5)
         _wait_drained(sqs, urls, timeout=30)
         preload()
+        lock = threading.Lock()
         naive_calls = Counter()
         naive_ddb = boto3.session.Session().client(
             "dynamodb", endpoint_url=endpoint, region_name="eu-west-1"
@@ -1157,17 +1271,34 @@ def part2(args) -> None:
             f"{ours / naive_per:.2f}×",
         )
         print(
-            f"    (runner egress calls by operation, per delivery: {', '.join(f'{k} {v / n:.2f}' for k, v in sorted(ours_detail.items()))})"
+            "    (egress calls by operation, per delivery: "
+            + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(egress_calls.items()))
+            + ")"
         )
+        # The IAM pass: every call the functions and their mappings made in (b), checked
+        # against the roles the stack deployed (never during part 1's stubbed figures).
+        kwargs = {"endpoint_url": endpoint, "region_name": "eu-west-1"}
+        checked = iam.check_stack(
+            call_log,
+            cloudformation=boto3.client("cloudformation", **kwargs),
+            lambda_client=boto3.client("lambda", **kwargs),
+            iam_client=boto3.client("iam", **kwargs),
+            stack_name=prefix,
+        )
+        row(
+            "IAM check of (b): calls denied by the functions' roles",
+            len(checked.denied),
+            "",
+            "0",
+            f"{len(checked.calls):,} calls checked",
+        )
+        for line in checked.report().splitlines()[1:]:
+            print(f"    {line.strip()}")
 
         # (c) latency on idle queues: one event at a time, ingress → receiver.
-        opts = Options(
-            port=_free_port(), wait_seconds=20, pool_concurrency=2, discover_seconds=3600
-        )
-        runner = Runner(opts)
-        runner.start()
-        time.sleep(1)
-        conn = http.client.HTTPConnection("127.0.0.1", opts.port, timeout=30)
+        port = plane.start_runner(log=logs / "bench-runner.log")
+        _warm(port, receiver)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
         latencies = []
         for _ in range(20 if args.quick else 100):
@@ -1192,13 +1323,12 @@ def part2(args) -> None:
             f"{statistics.median(latencies) / statistics.median(probe):.1f}×",
         )
         row("ingress → receiver latency p99", pct(latencies, 99), "ms")
-        runner.stop()
-        runner = None
-        noisy_neighbours(args, urls, receiver)
+        noisy_neighbours(args, urls, receiver, port=port, demo=demo, refused=refused)
     finally:
-        if runner is not None:
-            runner.stop()
+        if plane is not None:
+            plane.stop_runner()
         receiver.shutdown()
+        demo.shutdown()
         if moto is not None:
             moto.terminate()
             try:
@@ -1211,27 +1341,21 @@ def part2(args) -> None:
 NOISE_PERIOD = 5.0
 
 
-def noisy_neighbours(args, urls: list[str], receiver) -> None:
+def noisy_neighbours(args, urls: list[str], receiver, *, port: int, demo, refused: int) -> None:
     """A healthy pool tenant's ingress → receiver latency, alone and then beside 26 other
     pool tenants' consumers: 20 that refuse connections, 5 that answer in 10 s (cut at their
     5-s timeout) and 1 that trickles its answer a byte a second, each sent a delivery every
     `NOISE_PERIOD` seconds (and retrying twice, a second apart). The period keeps the noise
     within what the moto server carries here (~50 deliveries/s through the runner): a
     delivery a second each (26/s, 78 attempts/s) built a backlog the emulator never drained,
-    and the figure measured the queue, not the egress. Every tenant on its shuffle-shard of 2 of the 4 queues, the
-    runner with 10 invocations per pool queue (the template's PoolQueueMaxConcurrency)."""
-    from broker.functions.demo_receiver import ReceiverServer, Secrets
-    from broker.functions.runner import Options, Runner
+    and the figure measured the queue, not the egress. Every tenant on its shuffle-shard of 2
+    of the stack's 8 queues, through the runner already running (part 2's), whose mappings say
+    2 invocations per shared queue (`make run`'s PoolQueueMaxConcurrency)."""
     from tenants.shuffle_shard import shard_for
 
     s = settings.get()
     ddb, sqs = aws.dynamodb(), aws.sqs()
-    demo = ReceiverServer(("127.0.0.1", 0), secrets=Secrets())
-    threading.Thread(target=demo.serve_forever, daemon=True).start()
     demo_url = f"http://127.0.0.1:{demo.server_address[1]}"
-    refused = _free_port()
-    os.environ["CONSUMER_PRIVATE_TARGETS"] += f",{demo_url[7:]},127.0.0.1:{refused}"
-    settings.reload()
 
     def shard(tenant_id: str) -> list[str]:
         return [urls[i] for i in shard_for(tenant_id, n=len(urls), k=2)]
@@ -1313,13 +1437,10 @@ def noisy_neighbours(args, urls: list[str], receiver) -> None:
             n += 1
             stop.wait(max(0.0, NOISE_PERIOD - (time.monotonic() - started)))
 
-    opts = Options(port=_free_port(), wait_seconds=20, pool_concurrency=10, discover_seconds=3600)
-    runner = Runner(opts)
-    runner.start()
     feeder = threading.Thread(target=feed, daemon=True)
     try:
         time.sleep(1)
-        conn = http.client.HTTPConnection("127.0.0.1", opts.port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
 
         def latencies(n: int) -> list[float]:
@@ -1341,8 +1462,6 @@ def noisy_neighbours(args, urls: list[str], receiver) -> None:
         beside = latencies(n)
     finally:
         stop.set()
-        runner.stop()
-        demo.shutdown()
     p50, base50 = statistics.median(beside), statistics.median(alone)
     row(
         "noisy neighbours: healthy tenant's latency p50",
