@@ -124,7 +124,7 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        # Cache keys carry the tenant schema (see portal.cache.tenant_key_function).
+        # Cache keys carry the tenant schema (django-tenants prefixes each key with it).
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
     }
@@ -376,7 +376,7 @@ TOMBSTONE_TTL = timedelta(days=env.int("TOMBSTONE_TTL_DAYS", default=30))
 SYNC_RELAY_MAX_BACKOFF_SECONDS = env.float("SYNC_RELAY_MAX_BACKOFF_SECONDS", default=300.0)
 
 # Broker configuration.
-# How long a POST's Idempotency-Key is remembered (portal/idempotency.py).
+# How long a POST's Idempotency-Key is remembered (core/idempotency.py).
 IDEMPOTENCY_TTL_SECONDS = env.int("IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
 # Secrets at rest (broker/secrets.py): KMS envelope encryption when a key id is set, else
 # Fernet with these keys (comma-separated, first one encrypts) or a key derived from SECRET_KEY.

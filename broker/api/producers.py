@@ -14,6 +14,7 @@ from ..models import (
     Kind,
     Producer,
 )
+from ..services import producers as producer_services
 from ._common import ERRORS, ConfigViewSet, RotateSerializer
 
 
@@ -64,7 +65,9 @@ class ProducerWriteSerializer(StrictSerializer):
     kind = serializers.ChoiceField(choices=Kind.choices)
     enabled = serializers.BooleanField(required=False)
     allowed_event_types = serializers.ListField(
-        child=serializers.CharField(max_length=200), required=False, max_length=50
+        child=serializers.CharField(max_length=200),
+        required=False,
+        max_length=producer_services.MAX_ALLOWED_EVENT_TYPES,
     )
     ingest_rate_per_second = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     ingest_burst = serializers.IntegerField(min_value=1, required=False, allow_null=True)

@@ -1,4 +1,4 @@
-"""DLQ ingest (DESIGN.md flow 6): central DLQ → DeadLetter rows in the tenants' schemas.
+"""DLQ ingest (docs/design.md, flow 6): central DLQ → DeadLetter rows in the tenants' schemas.
 
 At-least-once in, exactly-once rows: a batch of up to 10 messages is received (long poll),
 each tenant's letters are upserted by delivery id in one transaction, and only then are the

@@ -37,6 +37,8 @@ FIELDS = (
     "description",
 )
 KEY_PREFIX = "ebk_"
+# The start of a key kept in clear, so that a key can be told apart in lists and audit.
+API_KEY_PREFIX_LENGTH = 12
 # Each pattern rides in the producer's DynamoDB item: bounded, as every field of it is.
 MAX_ALLOWED_EVENT_TYPES = 100
 # Keys valid at once per producer (the current one and those still in their rotation grace
@@ -117,7 +119,7 @@ def _check_source_queue(producer: Producer, errors: dict) -> None:
 
 def _new_key(*, producer: Producer, actor) -> tuple[ApiKey, str]:
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(producer=producer, prefix=raw[:12], key_hash=hash_key(raw))
+    key = ApiKey.objects.create(producer=producer, prefix=raw[:API_KEY_PREFIX_LENGTH], key_hash=hash_key(raw))
     record_change(
         actor=actor,
         action="apikey.create",
