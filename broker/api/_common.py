@@ -1,4 +1,4 @@
-"""What the tenant API's viewsets share: the error schema, the config viewset base."""
+"""What broker's API viewsets share: the error schema and the viewset bases."""
 
 from rest_framework import mixins, serializers, viewsets
 
@@ -9,13 +9,18 @@ from tenants.permissions import IsTenantMember
 ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR}
 
 
-class ConfigViewSet(
-    IdempotentMixin,
-    SafeLookupMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
+class ReadOnlyViewSet(
+    SafeLookupMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
+    """List and retrieve from `get_queryset` only; a malformed id is a 404 like an unknown one.
+    Writes are the subclass's own actions."""
+
+
+class IdempotentViewSet(IdempotentMixin, ReadOnlyViewSet):
+    """A read-only viewset whose POST actions honour an `Idempotency-Key`."""
+
+
+class ConfigViewSet(IdempotentViewSet):
     """Viewers read; developers and admins write. PATCH changes the fields it names."""
 
     permission_classes = [IsTenantMember]

@@ -23,6 +23,7 @@ from broker.functions.ingress import routing
 from broker.functions.shared import messages
 from broker.models import Consumer, Subscription
 from core import aws
+from core.audit_actions import AuditAction
 from core.errors import ApplicationError
 from tenants.models import Membership, TenantRole
 
@@ -121,7 +122,7 @@ def delivery_resend(*, tenant, actor, delivery_id: str) -> dict:
     with transaction.atomic():
         audit_record(
             actor=actor,
-            action="delivery.resend",
+            action=AuditAction.DELIVERY_RESEND,
             object_type="delivery",
             object_id=delivery_id,
             after={"consumer_id": str(consumer.pk), "replay": replay},
@@ -167,7 +168,11 @@ def _test_event(*, tenant, actor, consumer: Consumer, subscription=None, data=No
     with transaction.atomic():
         audit_record(
             actor=actor,
-            action=f"{'subscription' if subscription else 'consumer'}.test_event",
+            action=(
+                AuditAction.SUBSCRIPTION_TEST_EVENT
+                if subscription
+                else AuditAction.CONSUMER_TEST_EVENT
+            ),
             object_type="subscription" if subscription else "consumer",
             object_id=source.pk,
             after={"delivery_id": outgoing.message.delivery.delivery_id},

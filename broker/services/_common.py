@@ -9,6 +9,7 @@ from broker.audit import audit_record
 from broker.sync import contract, tasks
 from broker.sync.models import OutboxEntry
 from core import locks
+from core.audit_actions import AuditAction
 from core.errors import ApplicationError
 from core.parsers import check_json_value
 from tenants.models import Tenant
@@ -126,7 +127,7 @@ def record_change(
 
 
 def delete_recorded(
-    *, actor, object_type: str, obj, action: str = "", before=None, audit: bool = True
+    *, actor, object_type: str, obj, action: AuditAction | None = None, before=None, audit=True
 ) -> None:
     """The one way a mirrored object is deleted: its version bumped, tombstones queued for
     every item key it had, an audit row (unless `audit` is off), then the row itself."""
@@ -134,7 +135,7 @@ def delete_recorded(
     bump(obj)
     record_change(
         actor=actor,
-        action=action or f"{object_type}.delete",
+        action=action or AuditAction(f"{object_type}.delete"),
         object_type=object_type,
         obj=obj,
         before=before,

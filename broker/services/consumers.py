@@ -11,6 +11,7 @@ from broker import secrets
 from broker.functions.shared import arn, ssrf
 from broker.models import Consumer, ConsumerAuth, Kind
 from broker.sync.contract import CONSUMER, SUBSCRIPTION
+from core.audit_actions import AuditAction
 from core.errors import ApplicationError, reject_unknown_fields
 
 from . import queues
@@ -300,7 +301,7 @@ def consumer_create(
         after["auth_secret"] = "set"
     record_change(
         actor=actor,
-        action="consumer.create",
+        action=AuditAction.CONSUMER_CREATE,
         object_type=CONSUMER,
         obj=consumer,
         before=None,
@@ -343,7 +344,7 @@ def consumer_update(
     queues.claim(role=queues.CONSUMER, obj=consumer, queue_arn=consumer.queue_arn)
     record_change(
         actor=actor,
-        action="consumer.update",
+        action=AuditAction.CONSUMER_UPDATE,
         object_type=CONSUMER,
         obj=consumer,
         before=before,
@@ -367,7 +368,7 @@ def consumer_auto_disable(*, consumer: Consumer, reason: str) -> Consumer | None
     consumer.save()
     record_change(
         actor=None,
-        action="consumer.auto_disable",
+        action=AuditAction.CONSUMER_AUTO_DISABLE,
         object_type=CONSUMER,
         obj=consumer,
         before=before,
@@ -397,7 +398,7 @@ def consumer_rotate_signing_secret(
     consumer.save()
     record_change(
         actor=actor,
-        action="consumer.rotate_signing_secret",
+        action=AuditAction.CONSUMER_ROTATE_SIGNING_SECRET,
         object_type=CONSUMER,
         obj=consumer,
         before={"signing_secret": "previous"},

@@ -4,6 +4,7 @@ from jsonschema import SchemaError, validators
 from broker.functions.shared import patterns
 from broker.models import EventType
 from broker.sync.contract import EVENT_TYPE
+from core.audit_actions import AuditAction
 from core.errors import ApplicationError, reject_unknown_fields
 
 from ._common import (
@@ -70,7 +71,7 @@ def event_type_create(
         )
     record_change(
         actor=actor,
-        action="event_type.create",
+        action=AuditAction.EVENT_TYPE_CREATE,
         object_type=EVENT_TYPE,
         obj=event_type,
         before=None,
@@ -101,7 +102,7 @@ def event_type_update(*, actor, event_type: EventType, **changes) -> EventType:
     event_type.save()
     record_change(
         actor=actor,
-        action="event_type.update",
+        action=AuditAction.EVENT_TYPE_UPDATE,
         object_type=EVENT_TYPE,
         obj=event_type,
         before=before,

@@ -10,6 +10,7 @@ from broker.audit import audit_record
 from broker.functions.shared import arn, patterns
 from broker.models import ApiKey, Kind, Producer
 from broker.sync.contract import APIKEY, PRODUCER
+from core.audit_actions import AuditAction
 from core.errors import ApplicationError, reject_unknown_fields
 
 from . import queues
@@ -119,10 +120,12 @@ def _check_source_queue(producer: Producer, errors: dict) -> None:
 
 def _new_key(*, producer: Producer, actor) -> tuple[ApiKey, str]:
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(producer=producer, prefix=raw[:API_KEY_PREFIX_LENGTH], key_hash=hash_key(raw))
+    key = ApiKey.objects.create(
+        producer=producer, prefix=raw[:API_KEY_PREFIX_LENGTH], key_hash=hash_key(raw)
+    )
     record_change(
         actor=actor,
-        action="apikey.create",
+        action=AuditAction.APIKEY_CREATE,
         object_type=APIKEY,
         obj=key,
         before=None,
@@ -171,7 +174,7 @@ def producer_create(
     queues.claim(role=queues.PRODUCER, obj=producer, queue_arn=producer.source_queue_arn)
     record_change(
         actor=actor,
-        action="producer.create",
+        action=AuditAction.PRODUCER_CREATE,
         object_type=PRODUCER,
         obj=producer,
         before=None,
@@ -209,7 +212,7 @@ def producer_update(*, actor, producer: Producer, **changes) -> Producer:
     queues.claim(role=queues.PRODUCER, obj=producer, queue_arn=producer.source_queue_arn)
     record_change(
         actor=actor,
-        action="producer.update",
+        action=AuditAction.PRODUCER_UPDATE,
         object_type=PRODUCER,
         obj=producer,
         before=before,
@@ -273,7 +276,7 @@ def producer_rotate_key(
         old.save(update_fields=["expires_at", "version", "updated_at"])
         record_change(
             actor=actor,
-            action="apikey.expire",
+            action=AuditAction.APIKEY_EXPIRE,
             object_type=APIKEY,
             obj=old,
             before=None,
@@ -283,7 +286,7 @@ def producer_rotate_key(
     key, raw = _new_key(producer=producer, actor=actor)
     audit_record(
         actor=actor,
-        action="producer.rotate_key",
+        action=AuditAction.PRODUCER_ROTATE_KEY,
         object_type=PRODUCER,
         object_id=producer.pk,
         before=None,
@@ -308,7 +311,7 @@ def producer_revoke_key(*, actor, producer: Producer, key_id) -> ApiKey:
     key.save(update_fields=["revoked_at", "version", "updated_at"])
     record_change(
         actor=actor,
-        action="producer.revoke_key",
+        action=AuditAction.PRODUCER_REVOKE_KEY,
         object_type=APIKEY,
         obj=key,
         before={"status": "active"},
@@ -332,7 +335,7 @@ def api_keys_expire(*, now=None) -> int:
     for key in expired:
         delete_recorded(
             actor=None,
-            action="apikey.expire",
+            action=AuditAction.APIKEY_EXPIRE,
             object_type=APIKEY,
             obj=key,
             before={"prefix": key.prefix, "producer": str(key.producer_id)},

@@ -3,6 +3,7 @@ from django.db import transaction
 from broker.functions.shared import patterns
 from broker.models import Consumer, Producer, Subscription
 from broker.sync.contract import SUBSCRIPTION
+from core.audit_actions import AuditAction
 from core.errors import ApplicationError, reject_unknown_fields
 
 from ._common import (
@@ -87,7 +88,7 @@ def subscription_create(
     sub.save()
     record_change(
         actor=actor,
-        action="subscription.create",
+        action=AuditAction.SUBSCRIPTION_CREATE,
         object_type=SUBSCRIPTION,
         obj=sub,
         before=None,
@@ -119,7 +120,7 @@ def subscription_update(*, actor, subscription: Subscription, **changes) -> Subs
     new_keys = keys_of(SUBSCRIPTION, sub)
     record_change(
         actor=actor,
-        action="subscription.update",
+        action=AuditAction.SUBSCRIPTION_UPDATE,
         object_type=SUBSCRIPTION,
         obj=sub,
         before=before,

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
 
 from core import aws
+from core.audit_actions import AuditAction
 from core.context import current_request_id
 from core.errors import ApplicationError
 
@@ -27,7 +28,7 @@ def tenant_offboard(*, tenant: Tenant, actor=None) -> Tenant:
     """Moves the tenant to offboarding and queues the teardown. Re-running resumes it."""
     tenant = _locked(tenant.pk)
     if tenant.status != S.OFFBOARDING:
-        _transition(tenant, S.OFFBOARDING, action="offboard", actor=actor)
+        _transition(tenant, S.OFFBOARDING, action=AuditAction.OFFBOARD, actor=actor)
         tenant.version += 1
         tenant.save()
     _kick("offboard", str(tenant.pk))
@@ -122,7 +123,7 @@ def _offboard(tenant_id, *, final: bool) -> Tenant | None:
             report.pop("error", None)
             report.pop("stopped", None)
             report["completed_at"] = timezone.now().isoformat()
-            _transition(tenant, S.DELETED, action="offboarded", detail=report)
+            _transition(tenant, S.DELETED, action=AuditAction.OFFBOARDED, detail=report)
             tenant.offboarding_report = report
             tenant.save()
     except Exception as exc:
@@ -155,7 +156,7 @@ def tenant_resume_offboarding(*, tenant: Tenant, actor=None) -> Tenant:
     tenant.save(update_fields=["offboarding_report", "updated_at"])
     TenantEvent.objects.create(
         tenant=tenant,
-        action="resume_offboarding",
+        action=AuditAction.RESUME_OFFBOARDING,
         from_status=tenant.status,
         to_status=tenant.status,
         actor=_actor(actor),
