@@ -9,6 +9,12 @@ from tenants.permissions import IsTenantMember
 ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR}
 
 
+def length_of(model, field: str) -> int:
+    """The column's length: a body's field is refused at the API at the size the table holds,
+    so a limit is stated once (the model, or the service's constant), never in a serializer."""
+    return model._meta.get_field(field).max_length
+
+
 class ReadOnlyViewSet(
     SafeLookupMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):

@@ -35,16 +35,15 @@ def is_platform_queue(queue_arn: str) -> bool:
     return name.startswith(f"{settings.SQS_QUEUE_PREFIX}-")
 
 
-def check_queue_arn(queue_arn: str, *, role: str, obj, field: str, errors: dict) -> None:
-    """Adds a field error when the queue is not the tenant's to use. Call inside the save's
+def queue_arn_problem(queue_arn: str, *, role: str, obj) -> str | None:
+    """Why the queue is not the tenant's to use (None: it is). Call inside the save's
     transaction: it takes the ARN's lock until commit."""
     try:
         arn.parse_sqs_arn(queue_arn)
     except arn.ArnError:
-        return  # the ARN's own check reports it
+        return None  # the ARN's own check reports it
     if is_platform_queue(queue_arn):
-        errors.setdefault(field, []).append("This is one of the platform's own queues.")
-        return
+        return "This is one of the platform's own queues."
     _lock(queue_arn)
     tenant = current_tenant()
     claims = (
@@ -54,18 +53,16 @@ def check_queue_arn(queue_arn: str, *, role: str, obj, field: str, errors: dict)
     )
     for claim in claims:
         if claim.tenant_id != tenant.pk:
-            message = "Another tenant already uses this queue."
-        elif claim.object_type != role:
-            message = (
+            return "Another tenant already uses this queue."
+        if claim.object_type != role:
+            return (
                 "A producer of yours reads this queue and a consumer sends to it: events "
                 "would loop."
             )
-        elif role == PRODUCER:
-            message = "Another producer of yours already reads this queue."
-        else:
-            continue  # consumers of one tenant may share a queue
-        errors.setdefault(field, []).append(message)
-        return
+        if role == PRODUCER:
+            return "Another producer of yours already reads this queue."
+        # consumers of one tenant may share a queue
+    return None
 
 
 def claim(*, role: str, obj, queue_arn: str) -> None:
