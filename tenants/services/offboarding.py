@@ -4,12 +4,10 @@ import json
 import logging
 from pathlib import Path
 
-from django.apps import apps
 from django.conf import settings
-from django.core import serializers as django_serializers
 from django.db import connection, transaction
 from django.utils import timezone
-from django_tenants.utils import schema_context, schema_exists
+from django_tenants.utils import schema_exists
 
 from core import aws
 from core.audit_actions import AuditAction
@@ -35,12 +33,6 @@ def tenant_offboard(*, tenant: Tenant, actor=None) -> Tenant:
     return tenant
 
 
-def _secret_field(name: str) -> bool:
-    """Encrypted credentials and API key hashes: useless to the tenant once its account is
-    gone, and harmful in a file that outlives it."""
-    return name.endswith("_encrypted") or name == "key_hash"
-
-
 def _export_tenant_data(tenant: Tenant) -> str:
     export_dir = Path(settings.OFFBOARD_EXPORT_DIR)
     export_dir.mkdir(parents=True, exist_ok=True)
@@ -53,16 +45,7 @@ def _export_tenant_data(tenant: Tenant) -> str:
         {"email": m["user__email"], "role": m["role"], "created_at": m["created_at"].isoformat()}
         for m in members
     ]
-    objects = []
-    if schema_exists(tenant.schema_name):
-        with schema_context(tenant.schema_name):
-            for model in apps.get_app_config("broker").get_models():
-                objects.extend(
-                    json.loads(django_serializers.serialize("json", model.objects.all()))
-                )
-    for obj in objects:
-        obj["fields"] = {k: v for k, v in obj["fields"].items() if not _secret_field(k)}
-    data["objects"] = objects
+    data["objects"] = hooks.tenant_export_objects(tenant)  # the tenant's own tables: broker's
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str))
     tmp.replace(path)
