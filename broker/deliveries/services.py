@@ -25,6 +25,7 @@ from broker.models import Consumer, Subscription
 from core import aws
 from core.audit_actions import AuditAction
 from core.errors import ApplicationError
+from core.handled import handled
 from tenants.models import Membership, TenantRole
 
 from . import selectors
@@ -226,7 +227,12 @@ def _notify_admins(tenant, consumer_name: str, reason: str) -> None:
             recipient_list=emails,
         )
     except Exception:  # the consumer is disabled either way; the page says why
-        logger.exception("auto-disable: could not e-mail the admins of %s", tenant.slug)
+        handled(
+            logger,
+            "auto_disable_email",
+            "auto-disable: could not e-mail the admins of %s",
+            tenant.slug,
+        )
 
 
 def auto_disable_failing_consumers(*, tenant, now: datetime | None = None) -> list[str]:

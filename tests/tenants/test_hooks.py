@@ -37,4 +37,3 @@ def test_tenants_never_reaches_a_higher_app_by_name():
         if "migrations" not in path.parts and by_name.search(path.read_text())
     ]
     assert found == []
-
