@@ -19,11 +19,10 @@ import pytest  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from moto import mock_aws  # noqa: E402
-from rest_framework.test import APIClient  # noqa: E402
 
 from tests import dataplane_items  # noqa: E402
+from tests.helpers import DNS, HostClient, World, free_port, host_of, make_user, onboard, token_for  # noqa: E402
 
-PASSWORD = "Correct-Horse-2026!"
 _MOCK = {}
 
 
@@ -97,37 +96,6 @@ def _public_schema():
     connection.set_schema_to_public()
 
 
-def make_user(email, *, platform_role="", password=PASSWORD, **extra):
-    from tenants.models import User
-
-    return User.objects.create_user(
-        email,
-        password,
-        platform_role=platform_role,
-        is_staff=platform_role == "operator",
-        is_superuser=platform_role == "operator",
-        **extra,
-    )
-
-
-def onboard(slug, tier="standard", admin_email=None):
-    """Onboards and provisions a tenant through the services (tasks run eagerly)."""
-    from django.test import TestCase
-
-    from tenants import services
-    from tenants.models import Tenant
-
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        tenant = services.tenant_onboard(
-            name=slug.title(), slug=slug, tier=tier, admin_email=admin_email or f"admin@{slug}.test"
-        )
-    return Tenant.objects.select_related("tier").get(pk=tenant.pk)
-
-
-class World:
-    """Two active tenants (a, b) and one user per role, created once per session."""
-
-
 @pytest.fixture(scope="session")
 def world(django_db_setup, django_db_blocker, aws_moto, celery_eager):
     from tenants.models import Membership
@@ -154,34 +122,6 @@ def world(django_db_setup, django_db_blocker, aws_moto, celery_eager):
     return w
 
 
-def host_of(tenant=None) -> str:
-    return f"{tenant.slug}.{settings.PORTAL_BASE_DOMAIN}" if tenant else settings.PORTAL_BASE_DOMAIN
-
-
-class HostClient(APIClient):
-    """An API client pinned to one host (Python's resolver knows no *.localhost)."""
-
-    def __init__(self, host, token=None, **kwargs):
-        super().__init__(**kwargs)
-        self.host = host
-        if token:
-            self.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-
-    def generic(
-        self, method, path, data="", content_type="application/octet-stream", secure=False, **extra
-    ):
-        extra.setdefault("HTTP_HOST", self.host)
-        return super().generic(method, path, data, content_type, secure=secure, **extra)
-
-
-def token_for(user, tenant=None) -> str:
-    response = HostClient(host_of(tenant)).post(
-        "/api/v1/auth/token/", {"email": user.email, "password": PASSWORD}, format="json"
-    )
-    assert response.status_code == 200, response.content
-    return response.json()["access"]
-
-
 @pytest.fixture
 def api(db):
     """api(user, tenant=None) → a client on that tenant's host (or the public host) as user."""
@@ -192,14 +132,6 @@ def api(db):
     return make
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def moto_server():
     """A moto server of our own, for tests where other processes (workers) use AWS too."""
@@ -208,7 +140,7 @@ def moto_server():
     import time
     import urllib.request
 
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
@@ -247,16 +179,6 @@ def live_aws(moto_server):
         settings.AWS_ENDPOINT_URL = None
         aws.reset_clients()
         mock.start(reset=False)
-
-
-# What the fake resolver answers: hooks.example.com is public, the others are not.
-DNS = {
-    "hooks.example.com": ["93.184.215.14"],
-    "receiver.example.net": ["2606:4700::1111"],
-    "intranet.example.com": ["10.0.0.5"],
-    "mixed.example.com": ["93.184.215.14", "192.168.1.7"],
-}
-PUBLIC_URL = "https://hooks.example.com/events"
 
 
 @pytest.fixture

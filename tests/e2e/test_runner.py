@@ -16,8 +16,8 @@ import pytest
 from broker.functions import runner, settings
 from broker.functions.runner import Discovery, Options
 from broker.functions.shared import contract
-from tests.conftest import _free_port
-from tests.e2e.conftest import Runner, wait_for
+from tests.helpers import free_port
+from tests.helpers.e2e import Runner, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -234,7 +234,7 @@ def test_the_runner_starts_against_an_empty_moto_server_and_picks_up_what_appear
 ):
     """No table, no queue: it creates the data plane's tables, then polls the config table and
     the delivery queues once the portal's bootstrap has made them."""
-    port = _free_port()
+    port = free_port()
     moto = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.test import Client
 
 from core.redact import redact as mask
-from tests.conftest import host_of
+from tests.helpers import host_of
 
 pytestmark = pytest.mark.django_db
 

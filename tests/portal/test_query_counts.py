@@ -26,8 +26,7 @@ from broker.sync.models import SyncJob
 from tenants import services as tenant_services
 from tenants.models import Membership, Tenant, Tier
 from tests import dataplane_items as dp
-from tests.broker.conftest import PUBLIC_URL
-from tests.conftest import HostClient, host_of, make_user, token_for
+from tests.helpers import PUBLIC_URL, HostClient, host_of, make_user, token_for
 
 pytestmark = [
     pytest.mark.django_db,

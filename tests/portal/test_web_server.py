@@ -19,7 +19,7 @@ from gunicorn.config import Config
 
 from portal import gunicorn_conf
 from tests.broker.sync import _processes
-from tests.conftest import _free_port
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -55,7 +55,7 @@ def test_make_run_serves_with_gunicorn_by_default_and_runserver_only_in_dev_mode
 @pytest.mark.e2e
 @pytest.mark.django_db  # the server only runs SELECT 1: no data, no flush
 def test_fifty_concurrent_requests_open_at_most_workers_times_threads_connections(tmp_path):
-    port = _free_port()
+    port = free_port()
     app_name = f"web-bound-{os.getpid()}"
     env = {
         **os.environ,
@@ -168,7 +168,7 @@ def test_every_access_log_field_is_masked_whatever_the_format(tmp_path):
 def test_gunicorns_access_log_carries_no_invitation_token_and_no_secret_query_value(
     world, tmp_path
 ):
-    port = _free_port()
+    port = free_port()
     access_log = tmp_path / "access.log"
     env = {
         **os.environ,

@@ -126,7 +126,7 @@ def test_the_tenant_list_filters_by_status_and_tier(world, api):
 def test_lifecycle_actions_through_the_api_and_illegal_ones_are_400(
     world, api, django_capture_on_commit_callbacks
 ):
-    from tests.conftest import onboard
+    from tests.helpers import onboard
 
     tenant = onboard("api-cycle")
     client = api(world.operator)
@@ -147,7 +147,7 @@ def test_lifecycle_actions_through_the_api_and_illegal_ones_are_400(
 def test_quota_overrides_and_tier_updates_through_the_api(
     world, api, django_capture_on_commit_callbacks
 ):
-    from tests.conftest import onboard
+    from tests.helpers import onboard
 
     tenant = onboard("api-quota")
     client = api(world.operator)
