@@ -11,8 +11,8 @@ from django.conf import settings
 from broker.services import event_types, producers, subscriptions
 from core import api as core_api
 from core import parsers
-from tests import docs_truth
-from tests.docs_truth import ROOT
+from tests.helpers import docs_truth
+from tests.helpers.docs_truth import ROOT
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 

@@ -11,7 +11,7 @@ import subprocess
 import tokenize
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # The folders a cited path may start with; var/ and /tmp paths are runtime, not the tree.
 TREE_ROOTS = (
