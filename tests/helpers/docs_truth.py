@@ -29,17 +29,6 @@ TREE_ROOTS = (
     ".ci",
 )
 PACKAGES = ("core", "tenants", "broker", "portal")
-ROOT_FILES = (
-    "README.md",
-    "Makefile",
-    "Dockerfile",
-    "pyproject.toml",
-    "requirements.txt",
-    "docker-compose.yml",
-    "manage.py",
-    ".env.example",
-)
-
 _ROOTS = "|".join(re.escape(r) for r in TREE_ROOTS)
 PATH = re.compile(r"(?<![\w./<{-])((?:" + _ROOTS + r")/[\w./*{}<>…-]*[\w*/…]|[\w-]+\.md)(?![\w/-])")
 DOTTED = re.compile(r"(?<![\w./*-])((?:" + "|".join(PACKAGES) + r")(?:\.[A-Za-z_]\w*)+)(?![\w(/-])")
