@@ -1,6 +1,8 @@
 """What the Django benchmarks share: a database of their own, Django set up against it with
-the shared schema migrated and the AWS resources bootstrapped, percentiles and table rows."""
+the shared schema migrated and the AWS resources bootstrapped, log lines in a file (stdout
+holds the figures), percentiles and table rows."""
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -10,6 +12,29 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# Where a benchmark's log lines go, its own and its worker's and web server's: `make bench`
+# prints figures only (var/log holds the services' logs too).
+LOG_DIR = Path(os.environ.get("BENCH_LOG_DIR") or ROOT / "var" / "log")
+
+
+def log_file(name: str):
+    """An open file for a process's output, var/log/bench-<name>.log (appended: the
+    benchmarks of one `make bench` share nothing else)."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    return (LOG_DIR / f"bench-{name}.log").open("a", buffering=1)
+
+
+def log_to_file(name: str) -> Path:
+    """This process's log lines (Django's, Celery's, eager tasks') to var/log/bench-<name>.log
+    instead of the terminal, in the configured format."""
+    stream = log_file(name)
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+            handler, logging.FileHandler
+        ):
+            handler.setStream(stream)
+    return Path(stream.name)
 
 
 def bench_database_url(suffix: str) -> tuple[str, str]:
@@ -54,6 +79,8 @@ def setup_django(suffix: str, env: dict[str, str] | None = None) -> tuple[str, s
     import django
 
     django.setup()
+    path = log_to_file(suffix)
+    print(f"# log lines: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     from django.conf import settings
     from django.core.management import call_command
 

@@ -31,7 +31,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, admin_url, drop_database, pct, setup_django  # noqa: E402
+from common import ROOT, admin_url, drop_database, log_file, pct, setup_django  # noqa: E402
 
 PASSWORD = "Load-Bench-2026!"
 READS = [
@@ -110,9 +110,7 @@ class Server:
             "DJANGO_SECURE_COOKIES": "0",
             "PORTAL_URL_SCHEME": "http",
         }
-        self.logs = {
-            n: open(f"/tmp/bench-load-{os.getpid()}-{n}.log", "w") for n in ("web", "worker")
-        }  # noqa: SIM115
+        self.logs = {n: log_file(f"load-{n}") for n in ("web", "worker")}  # noqa: SIM115
         web_env = {
             **base,
             "DATABASE_URL": url + "?application_name=bench-web",

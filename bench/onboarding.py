@@ -10,7 +10,7 @@ Onboarding = the service call (tenant row, domain, audit) then provisioning (sch
 from the template, see tenants/schemas.py; queues; TENANT item written to DynamoDB; first admin
 invited), until the tenant is active and its TENANT item is readable. Celery runs eagerly here so that the figure is the work, not the
 queue. Baseline in the same run: plain django-tenants schema creation (`create_schema`).
-Budgets (DESIGN.md): onboarding p50 ≤ 250 ms, also with 1,000 tenants; migrate_schemas no-op
+Budgets (docs/design.md): onboarding p50 ≤ 250 ms, also with 1,000 tenants; migrate_schemas no-op
 with 1,000 tenants ≤ 20 s (multiprocessing).
 """
 

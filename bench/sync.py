@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, drop_database, pct, row, setup_django  # noqa: E402
+from common import ROOT, drop_database, log_file, pct, row, setup_django  # noqa: E402
 
 
 def main() -> None:
@@ -100,6 +100,8 @@ def start_worker(url):
         cwd=ROOT,
         env=env,
         start_new_session=True,
+        stdout=log_file("sync-worker"),
+        stderr=subprocess.STDOUT,
     )
     from portal.celery import app
 

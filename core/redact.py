@@ -1,4 +1,6 @@
-"""Secrets that travel in URLs, masked before a URL reaches a log line.
+"""Secrets masked before text reaches a log line: those that travel in URLs (an invitation
+link's token, secret query values) and those a message may quote (API keys, signing secrets,
+bearer tokens, password-like pairs).
 
 Plain regular expressions (no Django): the web server's access log (portal/gunicorn_conf.py)
 runs them in gunicorn, outside Django, and the logging filter (core/logging.py) inside it.
@@ -16,11 +18,22 @@ SECRET_QUERY_VALUES = re.compile(
 )
 
 
+# Producer API keys, signing secrets, bearer tokens and password-like key=value pairs.
+SECRET_VALUES = re.compile(
+    r"(?P<key>\bebk_|\bwhsec_)[A-Za-z0-9+/=_-]{6,}"
+    r"|(?P<bearer>\bBearer\s+)[A-Za-z0-9._~+/=-]{8,}"
+    r"|(?P<pair>\b(?:password|secret|token|api_key|authorization)[\"']?\s*[:=]\s*[\"']?)(?:Bearer\s+)?[^\s\"',}]+",
+    re.IGNORECASE,
+)
+
+
+def _keep_prefix(match) -> str:
+    prefix = match.group("key") or match.group("bearer") or match.group("pair") or ""
+    return f"{prefix}[redacted]"
+
+
 def redact(text: str) -> str:
-    """The text with invitation tokens in paths and secret query values replaced."""
+    """The text with every secret above replaced by `[redacted]` (what names it is kept)."""
     text = SECRET_PATHS.sub(r"\1[redacted]", text)
-    return SECRET_QUERY_VALUES.sub(r"\1[redacted]", text)
-
-
-def contains_secret(text: str) -> bool:
-    return bool(SECRET_PATHS.search(text) or SECRET_QUERY_VALUES.search(text))
+    text = SECRET_QUERY_VALUES.sub(r"\1[redacted]", text)
+    return SECRET_VALUES.sub(_keep_prefix, text)

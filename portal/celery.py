@@ -14,13 +14,24 @@ from core.context import (
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
+# Every module that defines tasks, by name. The worker imports exactly these at start, so a
+# task is registered because it is listed here, never because the URL conf or another import
+# chain happened to reach its module (autodiscovery found broker.deliveries only when told,
+# and broker.deadletters only by such a chain). tests/portal/test_celery_app.py starts the
+# app as `celery -A portal` does and checks every beat job's task is registered.
+TASK_MODULES = (
+    "tenants.tasks",
+    "broker.tasks",
+    "broker.sync.tasks",
+    "broker.deliveries.tasks",
+    "broker.deadletters.tasks",
+    "broker.activity.tasks",
+)
+
 # Tasks sent while a tenant schema is active carry that schema and run in it on the worker;
 # tasks sent from the public schema run in public.
-app = TenantAwareCeleryApp("portal")
+app = TenantAwareCeleryApp("portal", include=TASK_MODULES)
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
-# Task modules outside an app's own tasks.py.
-app.autodiscover_tasks(["broker.deliveries"])
 
 
 # Log lines of a task carry the request id and user of the request that enqueued it (the

@@ -21,6 +21,7 @@ from broker.models import AuditEvent
 from broker.sync import contract
 from broker.sync.models import SyncJob, SyncJobKind, SyncJobStatus
 from broker.sync.selectors import FAILING, PENDING, tenant_sync_status
+from core.handled import handled
 from tenants.models import Invitation, Membership, Tenant, TenantEvent, TenantStatus
 
 logger = logging.getLogger(__name__)
@@ -240,7 +241,13 @@ def tenant_page(tenant_id) -> dict | None:
         try:
             activity = deliveries.tenant_activity([tenant.pk]).get(str(tenant.pk))
         except Exception as exc:  # the page stays up when the data plane's table is not
-            logger.warning("tenant page: delivery counters unavailable: %s", exc)
+            handled(
+                logger,
+                "console_tenant_activity",
+                "tenant page: delivery counters unavailable: %s",
+                exc,
+                level=logging.WARNING,
+            )
             activity_error = "Delivery counters are unavailable right now."
     quota_rows, other_quotas = _quota_rows(tenant, schema["counts"], activity)
     offboarding = offboarding_progress(tenant)

@@ -19,10 +19,12 @@ recycling a worker would briefly run the old and the new side by side, doubling 
 """
 
 import os
+import traceback
 
 from gunicorn import glogging
 from prometheus_client import multiprocess
 
+from core.logging import LOG_CONTEXT_KEY, ContextFilter, json_formatter, plain_formatter
 from core.redact import redact
 
 bind = f"{os.environ.get('WEB_HOST', '127.0.0.1')}:{os.environ.get('WEB_PORT', '8000')}"
@@ -48,9 +50,23 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 
 
 class RedactingLogger(glogging.Logger):
-    """Access lines carry no secret whatever the format: an invitation link's token is masked
-    in every value (path, request line, Referer, headers), as are secret query values.
-    gunicorn writes these lines itself, so Django's logging filter never sees them."""
+    """gunicorn's own lines in the application's format (core/logging.py): one JSON object a
+    line (unless LOG_FORMAT=plain) with `request_id`, `tenant` and `user`, so that web.log, which
+    holds both, reads as one stream. An access line takes them from the request
+    (portal/middleware.py leaves them in the WSGI environ) and adds the method, path (no query
+    string), status, size and duration as fields.
+
+    Access lines carry no secret whatever the format: an invitation link's token is masked in
+    every value (path, request line, Referer, headers), as are secret query values. gunicorn
+    writes these lines itself, so Django's logging filter sees them only through this class."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                plain = os.environ.get("LOG_FORMAT", "json") == "plain"
+                handler.setFormatter(plain_formatter() if plain else json_formatter())
+                handler.addFilter(ContextFilter())
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
@@ -58,6 +74,36 @@ class RedactingLogger(glogging.Logger):
             name: redact(value) if isinstance(value, str) else value
             for name, value in atoms.items()
         }
+
+    def access(self, resp, req, environ, request_time):
+        if not self.access_log_enabled:
+            return
+        atoms = self.atoms(resp, req, environ, request_time)
+        context = environ.get(LOG_CONTEXT_KEY) or {}
+        fields = {
+            "request_id": context.get("request_id") or _response_request_id(resp) or "-",
+            "tenant": context.get("tenant") or "-",
+            "user": context.get("user") or "-",
+            "method": atoms.get("m"),
+            "path": atoms.get("U"),
+            "status": atoms.get("s"),
+            "size": atoms.get("B"),
+            "duration_ms": atoms.get("M"),
+        }
+        try:
+            self.access_log.info(
+                self.cfg.access_log_format, self.atoms_wrapper_class(atoms), extra=fields
+            )
+        except Exception:
+            self.error(traceback.format_exc())
+
+
+def _response_request_id(resp) -> str | None:
+    """A response the middleware answered (an unknown host, say) still says its request id."""
+    for name, value in getattr(resp, "headers", None) or []:
+        if name.lower() == "x-request-id":
+            return value
+    return None
 
 
 logger_class = RedactingLogger

@@ -8,6 +8,7 @@ from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_public_schema_name, get_tenant_model, remove_www
 
 from core.context import reset_request_id, reset_user_id, set_request_id, set_user_id
+from core.logging import LOG_CONTEXT_KEY
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -53,11 +54,15 @@ class RequestIdMiddleware:
     def __call__(self, request):
         incoming = request.headers.get("X-Request-ID", "")
         request.id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        # The server's access line is written once this context is gone: it reads the request
+        # id, tenant and user from the WSGI environ (portal/gunicorn_conf.py).
+        context = request.META[LOG_CONTEXT_KEY] = {"request_id": request.id}
         token = set_request_id(request.id)
         try:
             response = self.get_response(request)
         finally:
             reset_request_id(token)
+            context["tenant"] = getattr(getattr(request, "tenant", None), "schema_name", None)
         response["X-Request-ID"] = request.id
         return response
 
@@ -70,7 +75,9 @@ class LogUserMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
-        token = set_user_id(str(user.pk) if user is not None and user.is_authenticated else None)
+        user_id = str(user.pk) if user is not None and user.is_authenticated else None
+        request.META.get(LOG_CONTEXT_KEY, {})["user"] = user_id
+        token = set_user_id(user_id)
         try:
             return self.get_response(request)
         finally:

@@ -4,6 +4,7 @@ Development and tests set DJANGO_DEBUG=1; production leaves it unset and must pr
 DJANGO_SECRET_KEY, or the process refuses to start.
 """
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -76,8 +77,9 @@ AUTH_USER_MODEL = "tenants.User"
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "portal.middleware.TenantHostMiddleware",
+    # Before the host routing: a request for an unknown host has a request id too.
     "portal.middleware.RequestIdMiddleware",
+    "portal.middleware.TenantHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -144,7 +146,7 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        # Cache keys carry the tenant schema (see portal.cache.tenant_key_function).
+        # Cache keys carry the tenant schema (django-tenants prefixes each key with it).
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
     }
@@ -413,7 +415,7 @@ TOMBSTONE_TTL = timedelta(days=env.int("TOMBSTONE_TTL_DAYS", default=30))
 SYNC_RELAY_MAX_BACKOFF_SECONDS = env.float("SYNC_RELAY_MAX_BACKOFF_SECONDS", default=300.0)
 
 # Broker configuration.
-# How long a POST's Idempotency-Key is remembered (portal/idempotency.py).
+# How long a POST's Idempotency-Key is remembered (core/idempotency.py).
 IDEMPOTENCY_TTL_SECONDS = env.int("IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
 # Secrets at rest (broker/secrets.py): KMS envelope encryption when a key id is set, else
 # Fernet with these keys (comma-separated, first one encrypts) or a key derived from SECRET_KEY.
@@ -453,32 +455,25 @@ TENANT_LIFECYCLE_RETRY_BACKOFF_MAX_SECONDS = env.int(
 TENANT_RESUME_AFTER_SECONDS = env.float("TENANT_RESUME_AFTER_SECONDS", default=600.0)
 
 # Structured logs: one JSON object a line (LOG_FORMAT=plain for a terminal), each with the
-# request id, tenant schema and user, secrets masked (core/log_context.py), web and worker.
+# request id, tenant schema and user, secrets masked (core/logging.py), web and worker; gunicorn
+# writes its own lines in the same format (portal/gunicorn_conf.py).
 LOG_FORMAT = env("LOG_FORMAT", default="json")
+# Python's warnings go through logging (logger `py.warnings`) as JSON lines too, instead of
+# plain text on stderr between them.
+logging.captureWarnings(True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {
-        "context": {"()": "core.logging.ContextFilter"},
-        "log_context": {"()": "core.log_context.LogContextFilter"},
-        # Invitation tokens travel in link paths: never in a log line.
-        "redact": {"()": "core.logging.RedactSecretPathsFilter"},
-    },
+    "filters": {"context": {"()": "core.logging.ContextFilter"}},
     "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(tenant)s %(user)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
-        "plain": {
-            "format": "%(asctime)s %(levelname)s %(name)s [schema=%(schema)s req=%(request_id)s] %(message)s"
-        },
+        "json": {"()": "core.logging.json_formatter"},
+        "plain": {"()": "core.logging.plain_formatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain" if LOG_FORMAT == "plain" else "json",
-            "filters": ["context", "log_context", "redact"],
+            "filters": ["context"],
         }
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},

@@ -14,6 +14,7 @@ from broker.deliveries import services
 from broker.functions.shared import records
 from broker.models import Consumer
 from core.errors import ApplicationError
+from core.handled import handled
 from portal.views import role_required
 from tenants import roles
 
@@ -59,7 +60,13 @@ def consumer_page(request, consumer_id):
             request.tenant.pk, consumer.pk, status=status or None, before=before, limit=50
         )
     except Exception as exc:  # the page stays up when the data plane's table is not
-        logger.warning("consumer page: delivery records unavailable: %s", exc)
+        handled(
+            logger,
+            "consumer_page_records",
+            "consumer page: delivery records unavailable: %s",
+            exc,
+            level=logging.WARNING,
+        )
         health, log = None, []
         unavailable = "Delivery records are unavailable right now."
     return render(

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: same services as `make test` (PG_FAST=0 to benchmark with fsync on), then the
 # benchmarks: `make bench` runs all of them; `make bench ARGS="sync --quick"` runs one, with
-# its arguments (see bench/README.md).
+# its arguments (see bench/README.md). The terminal gets the figures; log lines go to
+# var/log/bench-<name>.log (the benchmark's own, its worker's and web server's).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PROJECT_ROOT"

@@ -3,8 +3,8 @@
 tenants sits below broker (core ← tenants ← broker ← portal), yet a tenant's lifecycle has
 effects that broker owns: its TENANT item (and every item that copies its quotas) is mirrored
 to DynamoDB by broker's outbox relay, its items are tombstoned by broker's sync on
-offboarding, and member changes land in the tenant's audit log (a broker table in the tenant
-schema). broker registers one function per hook in its `AppConfig.ready()`; tenants calls the
+offboarding, member changes land in the tenant's audit log (a broker table in the tenant
+schema), and the offboarding export reads the tenant's tables, which are broker's. broker registers one function per hook in its `AppConfig.ready()`; tenants calls the
 hooks by name. A missing registration is a configuration error, never a silent no-op.
 """
 
@@ -24,6 +24,8 @@ HOOKS = {
     "tenant_tear_down": "tombstone every DynamoDB item of the tenant; returns how many: (tenant)",
     "tenant_audit": "write an audit row in the tenant's own log: (tenant, *, actor, action, "
     "object_type, object_id, before=None, after=None)",
+    "tenant_export_objects": "every row of the tenant's schema as serialized data, secrets left "
+    "out, for the offboarding export; [] once the schema is gone: (tenant) -> list",
     "tenant_purge_dead_letters": "delete the tenant's dead letters (payloads included, before "
     "the offboarding export is written) and its quarantined DLQ messages; returns a report "
     "dict: (tenant)",
@@ -66,6 +68,10 @@ def tenant_tear_down(tenant) -> int:
 
 def tenant_audit(tenant, **kwargs) -> None:
     _hook("tenant_audit")(tenant, **kwargs)
+
+
+def tenant_export_objects(tenant) -> list:
+    return _hook("tenant_export_objects")(tenant)
 
 
 def tenant_purge_dead_letters(tenant) -> dict:

@@ -6,7 +6,6 @@ slow) and committed; each test runs in a transaction that is rolled back.
 """
 
 import os
-from pathlib import Path
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -20,51 +19,23 @@ import pytest  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from moto import mock_aws  # noqa: E402
-from rest_framework.test import APIClient  # noqa: E402
 
 from tests import dataplane_items  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    DNS,
+    E2E_PRIVATE_TARGETS,
+    ROOT,
+    HostClient,
+    World,
+    deploy_stack,
+    free_port,
+    host_of,
+    make_user,
+    onboard,
+    token_for,
+)
 
-PASSWORD = "Correct-Horse-2026!"
-ROOT = Path(__file__).resolve().parents[1]
-# The private addresses the e2e tests' receivers listen on (the egress may call them).
-E2E_PRIVATE_TARGETS = "127.0.0.1:8200-8299"
 _MOCK = {}
-
-
-def stack_parameters(**extra) -> dict:
-    """The data plane stack's parameters from the portal's settings, as `make run` passes them."""
-    from broker.functions.local.stack import parameters_from_env
-
-    return {
-        **parameters_from_env(
-            {
-                "SQS_QUEUE_PREFIX": settings.SQS_QUEUE_PREFIX,
-                "TENANT_QUEUE_PREFIX": settings.TENANT_QUEUE_PREFIX or "tenant-",
-                "DYNAMODB_CONFIG_TABLE": settings.DYNAMODB_CONFIG_TABLE,
-                "DATAPLANE_TABLE": settings.DATAPLANE_TABLE,
-                "IDEMPOTENCY_TABLE": settings.IDEMPOTENCY_TABLE,
-            }
-        ),
-        **extra,
-    }
-
-
-def deploy_stack(*, endpoint_url=None, **parameters) -> dict:
-    """Deploys deploy/template.yaml (CloudFormation; in-process moto or the moto server), with
-    the portal's Fernet keys in the secret the egress reads, and points the portal's settings at
-    its outputs. Returns the outputs."""
-    from broker.functions.local.stack import Stack
-    from broker.functions.shared import secrets
-
-    keys = secrets.fernet_keys_in_use(
-        keys=settings.SECRETS_FERNET_KEYS, secret_key=settings.SECRET_KEY
-    )
-    outputs = Stack(endpoint_url=endpoint_url, region=settings.AWS_REGION).deploy(
-        stack_parameters(**parameters), fernet_keys=keys
-    )
-    settings.EGRESS_FUNCTION_ARN = outputs["EgressFunctionArn"]
-    settings.SQS_PRODUCER_FUNCTION_ARN = outputs["SqsProducerFunctionArn"]
-    return outputs
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -79,7 +50,7 @@ def aws_moto():
     saved = settings.AWS_ENDPOINT_URL
     settings.AWS_ENDPOINT_URL = None
     # Most tests name tenants' queues freely (`sink`, `warehouse`); the prefix rule has tests of
-    # its own (tests/broker/services/test_tenant_queue_prefix.py) and the e2e tests keep it on.
+    # its own (tests/broker/sync/test_mappings.py) and the e2e tests keep it on.
     saved_prefix, settings.TENANT_QUEUE_PREFIX = settings.TENANT_QUEUE_PREFIX, ""
     aws.reset_clients()
     with mock_aws() as mock:
@@ -92,15 +63,6 @@ def aws_moto():
     settings.TENANT_QUEUE_PREFIX = saved_prefix
     settings.AWS_ENDPOINT_URL = saved
     aws.reset_clients()
-
-
-def source_queue(name: str) -> str:
-    """An SQS producer's source queue as a tenant would make it for AWS to map: a visibility
-    timeout at least the SQS producer function's (six times it). Returns its ARN."""
-    from core import aws
-
-    url = aws.sqs().create_queue(QueueName=name, Attributes={"VisibilityTimeout": "360"})
-    return aws.queue_arn(url["QueueUrl"])
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -155,37 +117,6 @@ def _public_schema():
     connection.set_schema_to_public()
 
 
-def make_user(email, *, platform_role="", password=PASSWORD, **extra):
-    from tenants.models import User
-
-    return User.objects.create_user(
-        email,
-        password,
-        platform_role=platform_role,
-        is_staff=platform_role == "operator",
-        is_superuser=platform_role == "operator",
-        **extra,
-    )
-
-
-def onboard(slug, tier="standard", admin_email=None):
-    """Onboards and provisions a tenant through the services (tasks run eagerly)."""
-    from django.test import TestCase
-
-    from tenants import services
-    from tenants.models import Tenant
-
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        tenant = services.tenant_onboard(
-            name=slug.title(), slug=slug, tier=tier, admin_email=admin_email or f"admin@{slug}.test"
-        )
-    return Tenant.objects.select_related("tier").get(pk=tenant.pk)
-
-
-class World:
-    """Two active tenants (a, b) and one user per role, created once per session."""
-
-
 @pytest.fixture(scope="session")
 def world(django_db_setup, django_db_blocker, aws_moto, celery_eager):
     from tenants.models import Membership
@@ -212,34 +143,6 @@ def world(django_db_setup, django_db_blocker, aws_moto, celery_eager):
     return w
 
 
-def host_of(tenant=None) -> str:
-    return f"{tenant.slug}.{settings.PORTAL_BASE_DOMAIN}" if tenant else settings.PORTAL_BASE_DOMAIN
-
-
-class HostClient(APIClient):
-    """An API client pinned to one host (Python's resolver knows no *.localhost)."""
-
-    def __init__(self, host, token=None, **kwargs):
-        super().__init__(**kwargs)
-        self.host = host
-        if token:
-            self.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-
-    def generic(
-        self, method, path, data="", content_type="application/octet-stream", secure=False, **extra
-    ):
-        extra.setdefault("HTTP_HOST", self.host)
-        return super().generic(method, path, data, content_type, secure=secure, **extra)
-
-
-def token_for(user, tenant=None) -> str:
-    response = HostClient(host_of(tenant)).post(
-        "/api/v1/auth/token/", {"email": user.email, "password": PASSWORD}, format="json"
-    )
-    assert response.status_code == 200, response.content
-    return response.json()["access"]
-
-
 @pytest.fixture
 def api(db):
     """api(user, tenant=None) → a client on that tenant's host (or the public host) as user."""
@@ -250,14 +153,6 @@ def api(db):
     return make
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def moto_server():
     """A moto server of our own, for tests where other processes (workers) use AWS too."""
@@ -266,7 +161,7 @@ def moto_server():
     import time
     import urllib.request
 
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "broker.functions.local.moto_server", "-H", "127.0.0.1"]
         + ["-p", str(port)],
@@ -286,8 +181,8 @@ def moto_server():
                 raise RuntimeError("the moto server did not start") from None
             time.sleep(0.1)
     # The data plane as `make run` deploys it: the template by CloudFormation. Two pollers a
-    # shared queue (the least MaximumConcurrency AWS takes), the e2e receivers' private range.
-    # Config items cached 1 s: the tests change configuration and send at once.
+    # shared queue (the least MaximumConcurrency AWS takes), the e2e receivers' private range,
+    # config items cached 1 s (the tests change configuration and send at once).
     deploy_stack(
         endpoint_url=url,
         PoolQueueMaxConcurrency="2",
@@ -320,16 +215,6 @@ def live_aws(moto_server):
         settings.TENANT_QUEUE_PREFIX = saved_prefix
         aws.reset_clients()
         mock.start(reset=False)
-
-
-# What the fake resolver answers: hooks.example.com is public, the others are not.
-DNS = {
-    "hooks.example.com": ["93.184.215.14"],
-    "receiver.example.net": ["2606:4700::1111"],
-    "intranet.example.com": ["10.0.0.5"],
-    "mixed.example.com": ["93.184.215.14", "192.168.1.7"],
-}
-PUBLIC_URL = "https://hooks.example.com/events"
 
 
 @pytest.fixture

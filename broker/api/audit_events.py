@@ -2,16 +2,15 @@
 
 import django_filters
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import serializers
 
-from core.api import SafeLookupMixin
 from core.filters import SafeIsoDateTimeFilter
 from tenants.permissions import IsTenantMember
 
 from ..models import (
     AuditEvent,
 )
-from ._common import ERRORS
+from ._common import ERRORS, ReadOnlyViewSet
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -40,9 +39,7 @@ class AuditEventFilter(django_filters.FilterSet):
 
 
 @extend_schema(responses={200: AuditEventSerializer, **ERRORS})
-class AuditEventViewSet(
-    SafeLookupMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class AuditEventViewSet(ReadOnlyViewSet):
     """Every configuration change in this tenant: who, what, when; secrets masked."""
 
     permission_classes = [IsTenantMember]

@@ -14,7 +14,8 @@ from ..models import (
     ConsumerAuth,
     Kind,
 )
-from ._common import ERRORS, ConfigViewSet, RotateSerializer
+from ..services import consumers as consumer_services
+from ._common import ERRORS, ConfigViewSet, RotateSerializer, length_of
 
 
 class ConsumerSerializer(serializers.ModelSerializer):
@@ -63,21 +64,27 @@ class ConsumerCreatedSerializer(ConsumerSerializer):
 
 
 class ConsumerWriteSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=length_of(Consumer, "name"))
     kind = serializers.ChoiceField(choices=Kind.choices)
-    url = serializers.CharField(max_length=2048, required=False, allow_blank=True)
-    queue_arn = serializers.CharField(max_length=256, required=False, allow_blank=True)
+    url = serializers.CharField(
+        max_length=length_of(Consumer, "url"), required=False, allow_blank=True
+    )
+    queue_arn = serializers.CharField(
+        max_length=length_of(Consumer, "queue_arn"), required=False, allow_blank=True
+    )
     enabled = serializers.BooleanField(required=False)
-    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    description = serializers.CharField(
+        max_length=length_of(Consumer, "description"), required=False, allow_blank=True
+    )
     auth_type = serializers.ChoiceField(choices=ConsumerAuth.choices, required=False)
     auth_username = serializers.CharField(
-        max_length=256,
+        max_length=length_of(Consumer, "auth_username"),
         required=False,
         allow_blank=True,
         help_text="Header name (auth `header`) or user name (auth `basic`).",
     )
     auth_secret = serializers.CharField(
-        max_length=4096,
+        max_length=consumer_services.MAX_AUTH_SECRET_LENGTH,
         required=False,
         write_only=True,
         trim_whitespace=False,

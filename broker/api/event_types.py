@@ -11,7 +11,7 @@ from .. import services
 from ..models import (
     EventType,
 )
-from ._common import ERRORS, ConfigViewSet
+from ._common import ERRORS, ConfigViewSet, length_of
 
 
 class EventTypeSerializer(serializers.ModelSerializer):
@@ -22,8 +22,10 @@ class EventTypeSerializer(serializers.ModelSerializer):
 
 
 class EventTypeWriteSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    name = serializers.CharField(max_length=length_of(EventType, "name"))
+    description = serializers.CharField(
+        max_length=length_of(EventType, "description"), required=False, allow_blank=True
+    )
     schema = serializers.JSONField(required=False, allow_null=True)
 
 

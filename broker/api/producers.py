@@ -11,10 +11,12 @@ from core.api import StrictSerializer
 from .. import services
 from ..models import (
     ApiKey,
+    EventType,
     Kind,
     Producer,
 )
-from ._common import ERRORS, ConfigViewSet, RotateSerializer
+from ..services import producers as producer_services
+from ._common import ERRORS, ConfigViewSet, RotateSerializer, length_of
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -60,16 +62,22 @@ class ProducerCreatedSerializer(ProducerSerializer):
 
 
 class ProducerWriteSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=length_of(Producer, "name"))
     kind = serializers.ChoiceField(choices=Kind.choices)
     enabled = serializers.BooleanField(required=False)
     allowed_event_types = serializers.ListField(
-        child=serializers.CharField(max_length=200), required=False, max_length=50
+        child=serializers.CharField(max_length=length_of(EventType, "name")),
+        required=False,
+        max_length=producer_services.MAX_ALLOWED_EVENT_TYPES,
     )
     ingest_rate_per_second = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     ingest_burst = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    source_queue_arn = serializers.CharField(max_length=256, required=False, allow_blank=True)
-    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    source_queue_arn = serializers.CharField(
+        max_length=length_of(Producer, "source_queue_arn"), required=False, allow_blank=True
+    )
+    description = serializers.CharField(
+        max_length=length_of(Producer, "description"), required=False, allow_blank=True
+    )
 
 
 class RevokeKeySerializer(StrictSerializer):

@@ -16,7 +16,7 @@ from ..models import (
     Producer,
     Subscription,
 )
-from ._common import ERRORS, ConfigViewSet
+from ._common import ERRORS, ConfigViewSet, length_of
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
@@ -40,13 +40,15 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 class SubscriptionWriteSerializer(StrictSerializer):
     # Querysets are evaluated in the request's schema: another tenant's id does not exist here.
     consumer = serializers.PrimaryKeyRelatedField(queryset=Consumer.objects.all())
-    event_type = serializers.CharField(max_length=200)
+    event_type = serializers.CharField(max_length=length_of(Subscription, "event_type"))
     producer = serializers.PrimaryKeyRelatedField(
         queryset=Producer.objects.all(), required=False, allow_null=True
     )
     filter = serializers.JSONField(required=False)
     enabled = serializers.BooleanField(required=False)
-    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    description = serializers.CharField(
+        max_length=length_of(Subscription, "description"), required=False, allow_blank=True
+    )
 
 
 class TestFilterSerializer(StrictSerializer):

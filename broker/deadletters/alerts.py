@@ -11,6 +11,7 @@ from django_tenants.utils import schema_context
 
 from broker.audit import audit_record
 from broker.dlq.models import TenantDlqState
+from core.audit_actions import AuditAction
 from tenants.models import Membership, Tenant, TenantRole
 
 from . import replay_counts, selectors
@@ -108,7 +109,7 @@ def settings_update(
         state.save()
         audit_record(
             actor=actor,
-            action="dlq_alerts.update",
+            action=AuditAction.DLQ_ALERTS_UPDATE,
             object_type="dlq_alerts",
             object_id=tenant.pk,
             before=before,

@@ -9,19 +9,18 @@ import json
 import uuid
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from broker import secrets
-from broker.api._common import ERRORS
+from broker.api._common import ERRORS, IdempotentViewSet
 from broker.dlq.models import QuarantinedMessage, QuarantineStatus, TenantDlqState
 from broker.functions.shared import jsontext
 from broker.models import Consumer
-from core.api import SafeLookupMixin, StrictSerializer
+from core.api import StrictSerializer
 from core.errors import ApplicationError
-from core.idempotency import IdempotentMixin
 from tenants.models import Tenant
 from tenants.permissions import (
     IsOperatorOrSupportReadOnly,
@@ -207,13 +206,7 @@ def _selection_args(data: dict) -> dict:
 
 
 @extend_schema(responses={200: DeadLetterSerializer, **ERRORS})
-class DeadLetterViewSet(
-    IdempotentMixin,
-    SafeLookupMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
-):
+class DeadLetterViewSet(IdempotentViewSet):
     """Viewers read; developers and admins replay and discard."""
 
     permission_classes = [IsTenantMember]
@@ -319,13 +312,7 @@ class DeadLetterViewSet(
 
 
 @extend_schema(responses={200: ReplayJobSerializer, **ERRORS})
-class ReplayJobViewSet(
-    IdempotentMixin,
-    SafeLookupMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
-):
+class ReplayJobViewSet(IdempotentViewSet):
     permission_classes = [IsTenantMember]
     serializer_class = ReplayJobSerializer
     filter_backends = []
@@ -436,13 +423,7 @@ class AssignSerializer(StrictSerializer):
 
 
 @extend_schema(responses={200: QuarantineSerializer, **ERRORS})
-class QuarantineViewSet(
-    IdempotentMixin,
-    SafeLookupMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
-):
+class QuarantineViewSet(IdempotentViewSet):
     """DLQ messages that could not be placed in a tenant, with their raw body and why.
     Operators and support read; operators discard or assign."""
 

@@ -1,4 +1,4 @@
-"""DLQ ingest (DESIGN.md flow 6): central DLQ → DeadLetter rows in the tenants' schemas.
+"""DLQ ingest (docs/design.md, flow 6): central DLQ → DeadLetter rows in the tenants' schemas.
 
 At-least-once in, exactly-once rows: a batch of up to 10 messages is received (long poll),
 each tenant's letters are upserted by delivery id in one transaction, and only then are the
@@ -26,6 +26,7 @@ from broker import secrets
 from broker.dlq.models import QuarantinedMessage
 from broker.functions.shared import messages
 from core import aws, locks
+from core.handled import handled
 from tenants.models import Tenant, TenantStatus
 
 from .models import ERROR_REDRIVEN, DeadLetter, LetterStatus
@@ -160,7 +161,7 @@ def place(received: list[dict], *, result: IngestResult) -> list[str]:
                 stored, duplicates = upsert_letters(tenant_id=tenant_id, items=items)
         except Exception:
             # This tenant's messages stay in SQS and come back after the visibility timeout.
-            logger.exception("dead letters of tenant %s not stored", tenant_id)
+            handled(logger, "dlq_ingest_tenant", "dead letters of tenant %s not stored", tenant_id)
             continue
         result.stored += stored
         result.duplicates += duplicates

@@ -1,4 +1,4 @@
-"""The replay job runner (DESIGN.md flow 7): frozen selection → SendMessageBatch to the
+"""The replay job runner (docs/design.md, flow 7): frozen selection → SendMessageBatch to the
 consumer's current delivery queue, 10 a call, at the job's rate; progress saved per batch."""
 
 import json

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from broker.audit import audit_record
 from broker.models import Consumer
+from core.audit_actions import AuditAction
 from core.errors import ApplicationError
 from tenants.models import QUOTA_MAX, Tenant
 
@@ -215,7 +216,7 @@ def replay_start(*, tenant: Tenant, actor, ids=None, filter=None) -> ReplayOutco
         job.save(update_fields=["total"])
         audit_record(
             actor=actor,
-            action="dead_letters.replay",
+            action=AuditAction.DEAD_LETTERS_REPLAY,
             object_type="replay_job",
             object_id=job.pk,
             after={
@@ -248,7 +249,7 @@ def letters_discard(*, actor, ids=None, filter=None) -> int:
     count = qs.select_for_update().update(status=LetterStatus.DISCARDED, updated_at=timezone.now())
     audit_record(
         actor=actor,
-        action="dead_letters.discard",
+        action=AuditAction.DEAD_LETTERS_DISCARD,
         object_type="dead_letter",
         object_id=str(ids[0]) if ids and len(ids) == 1 else "selection",
         after={
@@ -280,7 +281,7 @@ def replay_job_cancel(*, actor, job: ReplayJob) -> ReplayJob:
     replay_counts.replay_jobs_recount()
     audit_record(
         actor=actor,
-        action="replay_job.cancel",
+        action=AuditAction.REPLAY_JOB_CANCEL,
         object_type="replay_job",
         object_id=job.pk,
         after={"sent": job.sent, "released": released},

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import connection
 from django_tenants.utils import schema_context
 
+from core.handled import handled
 from tenants.models import Tenant, TenantStatus
 
 from . import alerts, ingest, retention, runner
@@ -80,7 +81,7 @@ def dlq_alerts_run() -> int:
             alerts.evaluate(tenant=tenant)
             count += 1
         except Exception:
-            logger.exception("DLQ alert check of tenant %s failed", tenant.pk)
+            handled(logger, "dlq_alerts_tenant", "DLQ alert check of tenant %s failed", tenant.pk)
     return count
 
 

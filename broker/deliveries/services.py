@@ -23,7 +23,9 @@ from broker.functions.ingress import routing
 from broker.functions.shared import messages
 from broker.models import Consumer, Subscription
 from core import aws
+from core.audit_actions import AuditAction
 from core.errors import ApplicationError
+from core.handled import handled
 from tenants.models import Membership, TenantRole
 
 from . import selectors
@@ -128,7 +130,7 @@ def delivery_resend(*, tenant, actor, delivery_id: str) -> dict:
     with transaction.atomic():
         audit_record(
             actor=actor,
-            action="delivery.resend",
+            action=AuditAction.DELIVERY_RESEND,
             object_type="delivery",
             object_id=delivery_id,
             after={"consumer_id": str(consumer.pk), "replay": replay},
@@ -174,7 +176,11 @@ def _test_event(*, tenant, actor, consumer: Consumer, subscription=None, data=No
     with transaction.atomic():
         audit_record(
             actor=actor,
-            action=f"{'subscription' if subscription else 'consumer'}.test_event",
+            action=(
+                AuditAction.SUBSCRIPTION_TEST_EVENT
+                if subscription
+                else AuditAction.CONSUMER_TEST_EVENT
+            ),
             object_type="subscription" if subscription else "consumer",
             object_id=source.pk,
             after={"delivery_id": outgoing.message.delivery.delivery_id},
@@ -228,7 +234,12 @@ def _notify_admins(tenant, consumer_name: str, reason: str) -> None:
             recipient_list=emails,
         )
     except Exception:  # the consumer is disabled either way; the page says why
-        logger.exception("auto-disable: could not e-mail the admins of %s", tenant.slug)
+        handled(
+            logger,
+            "auto_disable_email",
+            "auto-disable: could not e-mail the admins of %s",
+            tenant.slug,
+        )
 
 
 def auto_disable_failing_consumers(*, tenant, now: datetime | None = None) -> list[str]:

@@ -1,15 +1,21 @@
-"""What every configuration service does: lock, check limits, audit, outbox."""
+"""What every configuration service does: lock, check limits, validate, save with the version
+bumped, audit, outbox. `create` and `update` are the one skeleton of each service's create and
+update; the services say only what is particular to their object."""
 
 import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from broker.audit import audit_record
+from broker.functions.shared import arn
 from broker.sync import contract, tasks
 from broker.sync.models import OutboxEntry
 from core import locks
-from core.errors import ApplicationError
+from core.audit_actions import AuditAction
+from core.errors import ApplicationError, reject_unknown_fields
 from core.parsers import check_json_value
 from tenants.models import Tenant
 
@@ -46,31 +52,76 @@ def check_limit(*, model, quota: str, label: str) -> None:
         )
 
 
-def check_at_most(
-    *, field: str, value, quota: str, errors: dict, limits=None, previous=None
-) -> None:
+# --- validation: one style ----------------------------------------------------------------
+# A service validates with a list of rules, `(field, applies, message)`. The first failing
+# rule of a field wins. A message may be a callable, called only when its rule applies and the
+# field has no error yet, so that a check costing a query or a DNS lookup (a taken name, SSRF)
+# runs only when it matters: it returns the message, a list of messages, or None (passes).
+
+Message = str | list[str] | Callable[[], str | list[str] | None] | None
+Rule = tuple[str, bool, Message]
+
+
+def check(rules: Iterable[Rule], errors: dict) -> None:
+    failed: set[str] = set()
+    for name, applies, message in rules:
+        if not applies or name in failed:
+            continue
+        if callable(message):
+            message = message()
+        if not message:
+            continue
+        failed.add(name)
+        errors.setdefault(name, []).extend(message if isinstance(message, list) else [message])
+
+
+def at_most(*, field: str, value, quota: str, limits=None, previous=None) -> Rule:
     """A plan limit applies to a new value and to raising one: an object stored above a
     since-lowered limit can still be edited, and lowered, but not raised further."""
-    if value is None:
-        return
-    if previous is not None and isinstance(value, int) and value <= previous:
-        return
-    limit = (limits or quotas())[quota]
-    if value > limit:
-        errors.setdefault(field, []).append(f"At most {limit} on your plan ({quota}).")
+
+    def problem():
+        if previous is not None and isinstance(value, int) and value <= previous:
+            return None
+        limit = (limits or quotas())[quota]
+        return f"At most {limit} on your plan ({quota})." if value > limit else None
+
+    return (field, value is not None, problem)
 
 
-def check_json_size(*, field: str, value, max_bytes: int, max_depth: int, errors: dict) -> None:
+def json_size(*, field: str, value, max_bytes: int, max_depth: int) -> Rule:
     """Bounds what a JSON field can grow to, so its DynamoDB item stays far below 400 KB."""
-    if value is None:
-        return
-    problem = check_json_value(value, max_depth=max_depth)
-    if problem:
-        errors.setdefault(field, []).append(problem)
-        return
-    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
-    if size > max_bytes:
-        errors.setdefault(field, []).append(f"At most {max_bytes} bytes of JSON ({size} given).")
+
+    def problem():
+        nested = check_json_value(value, max_depth=max_depth)
+        if nested:
+            return nested
+        size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+        return f"At most {max_bytes} bytes of JSON ({size} given)." if size > max_bytes else None
+
+    return (field, value is not None, problem)
+
+
+def problem(check_value: Callable, value, *, refused: type[Exception]) -> str | None:
+    """The message of a check that raises `refused` (a pattern, an ARN, SSRF), or None."""
+    try:
+        check_value(value)
+    except refused as exc:
+        return str(exc)
+    return None
+
+
+def arn_problem(queue_arn: str) -> str | None:
+    return problem(arn.parse_sqs_arn, queue_arn, refused=arn.ArnError)
+
+
+def unique_name(model, obj, *, taken: str) -> list[Rule]:
+    """A name is required and unique in the tenant."""
+    name = (obj.name or "").strip()
+    others = model.objects.filter(name=obj.name).exclude(pk=obj.pk)
+    return [
+        ("name", not name, "This field is required."),
+        ("name", bool(name), lambda: taken if others.exists() else None),
+    ]
 
 
 def raise_if(errors: dict, message: str = "Invalid input.") -> None:
@@ -126,7 +177,7 @@ def record_change(
 
 
 def delete_recorded(
-    *, actor, object_type: str, obj, action: str = "", before=None, audit: bool = True
+    *, actor, object_type: str, obj, action: AuditAction | None = None, before=None, audit=True
 ) -> None:
     """The one way a mirrored object is deleted: its version bumped, tombstones queued for
     every item key it had, an audit row (unless `audit` is off), then the row itself."""
@@ -134,7 +185,7 @@ def delete_recorded(
     bump(obj)
     record_change(
         actor=actor,
-        action=action or f"{object_type}.delete",
+        action=action or AuditAction(f"{object_type}.delete"),
         object_type=object_type,
         obj=obj,
         before=before,
@@ -157,3 +208,125 @@ def bump(obj) -> None:
 
 def _kick_relay() -> None:
     tasks.kick_relay()
+
+
+# --- the create/update skeleton ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    """What the skeleton needs to know of one kind of configuration object."""
+
+    model: type
+    object_type: str  # as the outbox, the sync state and the audit actions name it
+    fields: tuple[str, ...]  # what the audit row shows and an update compares
+    plural: str  # "producers", in limit messages
+    quota: str = ""  # the plan's limit on how many (`max_producers`), if any
+    max_count: Callable[[], int] | None = None  # a fixed limit on how many, read at each create
+    taken: str = ""  # the error when a unique name is taken at save time (a race)
+    updatable: tuple[str, ...] = ()  # what an update accepts (default: `fields`)
+    fixed: dict = field(default_factory=dict)  # field → why it cannot change
+
+
+def create(
+    config: Config,
+    *,
+    actor,
+    build: Callable[[], object],
+    validate: Callable[[object, dict], None],
+    before_save: Callable[[object], None] | None = None,
+    after_save: Callable[[object], None] | None = None,
+    audit_after: dict | None = None,
+):
+    """Locks the tenant's objects of this kind, checks how many there may be, builds and
+    validates the object, saves it and records the change (audit row, outbox row)."""
+    lock(config.object_type)
+    if config.quota:
+        check_limit(model=config.model, quota=config.quota, label=config.plural)
+    if config.max_count and config.model.objects.count() >= (most := config.max_count()):
+        raise ApplicationError(f"At most {most} {config.plural} per tenant.", code="limit_exceeded")
+    obj = build()
+    errors: dict = {}
+    validate(obj, errors)
+    raise_if(errors)
+    if before_save:
+        before_save(obj)
+    _save(config, obj)
+    if after_save:
+        after_save(obj)
+    record_change(
+        actor=actor,
+        action=AuditAction(f"{config.object_type}.create"),
+        object_type=config.object_type,
+        obj=obj,
+        before=None,
+        after={**snapshot(obj, config.fields), **(audit_after or {})},
+    )
+    return obj
+
+
+def update(
+    config: Config,
+    obj,
+    *,
+    actor,
+    changes: dict,
+    validate: Callable[[object, dict, dict], None],
+    clean: Callable[[str, object], object] | None = None,
+    adjust: Callable[[object, dict], None] | None = None,
+    force: bool = False,
+    before_save: Callable[[object], None] | None = None,
+    after_save: Callable[[object], None] | None = None,
+    audit_notes: tuple[dict, dict] | None = None,
+):
+    """Applies `changes` (each through `clean`) to the locked row, then `adjust`; when
+    something changed (or `force`), validates against the stored values, saves with the
+    version bumped and records the change, with tombstones for item keys the change moved."""
+    reject_unknown_fields(changes, config.updatable or config.fields)
+    obj = config.model.objects.select_for_update().get(pk=obj.pk)
+    for name, why in config.fixed.items():
+        if name in changes and changes[name] != getattr(obj, name):
+            raise ApplicationError("Invalid input.", fields={name: [why]})
+    before = snapshot(obj, config.fields)
+    old_keys = keys_of(config.object_type, obj)
+    for name, value in changes.items():
+        setattr(obj, name, clean(name, value) if clean else value)
+    if adjust:
+        adjust(obj, before)
+    after = snapshot(obj, config.fields)
+    if after == before and not force:
+        return obj
+    errors: dict = {}
+    validate(obj, errors, before)
+    raise_if(errors)
+    if before_save:
+        before_save(obj)
+    bump(obj)
+    obj.save()
+    if after_save:
+        after_save(obj)
+    notes_before, notes_after = audit_notes or ({}, {})
+    new_keys = keys_of(config.object_type, obj)
+    record_change(
+        actor=actor,
+        action=AuditAction(f"{config.object_type}.update"),
+        object_type=config.object_type,
+        obj=obj,
+        before={**before, **notes_before},
+        after={**after, **notes_after},
+        # A new event type or source queue moves an item to another key: the old one gets a
+        # tombstone.
+        stale_keys=[k for k in old_keys if k not in new_keys],
+    )
+    return obj
+
+
+def _save(config: Config, obj) -> None:
+    if not config.taken:
+        obj.save()
+        return
+    try:
+        with transaction.atomic():
+            obj.save()
+    except IntegrityError:  # a concurrent create took the name after the check
+        raise ApplicationError("Invalid input.", fields={"name": [config.taken]})

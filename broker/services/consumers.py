@@ -4,27 +4,32 @@ from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from broker import secrets
-from broker.functions.shared import arn, ssrf
+from broker.functions.shared import ssrf
 from broker.models import Consumer, ConsumerAuth, Kind
 from broker.sync.contract import CONSUMER, SUBSCRIPTION
-from core.errors import ApplicationError, reject_unknown_fields
+from core.audit_actions import AuditAction
+from core.errors import ApplicationError
 
 from . import queues
 from ._common import (
+    Config,
+    arn_problem,
+    at_most,
     bump,
-    check_at_most,
-    check_limit,
+    check,
+    create,
     current_tenant,
     delete_recorded,
-    lock,
+    problem,
     quotas,
-    raise_if,
     record_change,
     snapshot,
+    unique_name,
+    update,
 )
 from .retry_policy import normalize_retry_policy
 from .subscriptions import FIELDS as SUB_FIELDS
@@ -44,6 +49,7 @@ FIELDS = (
 )
 # Write-only inputs, stored encrypted.
 SECRET_FIELDS = ("auth_secret",)
+MAX_AUTH_SECRET_LENGTH = 4096
 HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 # Headers the egress sets itself; a consumer's auth header cannot replace them.
 RESERVED_HEADERS = frozenset(
@@ -108,22 +114,15 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _problem(check, value) -> str | None:
-    """The message of a check that raises (SSRF, ARN parsing), or None when it passes."""
-    try:
-        check(value)
-    except (ssrf.UnsafeURL, arn.ArnError) as exc:
-        return str(exc)
-    return None
-
-
-# Each rule: (field, applies to the consumer, message). The first failing rule of a field
-# wins; rules that need a call (SSRF, ARN) give their message through _problem.
 def _target_rules(c: Consumer) -> list[tuple[str, bool, str | None]]:
     if c.kind == Kind.HTTPS:
         return [
             ("url", not c.url, "Required for an https consumer."),
-            ("url", bool(c.url), c.url and _problem(check_consumer_url, c.url)),
+            (
+                "url",
+                bool(c.url),
+                lambda: problem(check_consumer_url, c.url, refused=ssrf.UnsafeURL),
+            ),
             ("queue_arn", bool(c.queue_arn), "Only sqs consumers have a queue."),
         ]
     if c.kind == Kind.SQS:
@@ -132,7 +131,12 @@ def _target_rules(c: Consumer) -> list[tuple[str, bool, str | None]]:
             (
                 "queue_arn",
                 bool(c.queue_arn),
-                c.queue_arn and _problem(arn.parse_sqs_arn, c.queue_arn),
+                lambda: arn_problem(c.queue_arn),
+            ),
+            (
+                "queue_arn",
+                bool(c.queue_arn),
+                lambda: queues.queue_arn_problem(c.queue_arn, role=queues.CONSUMER, obj=c),
             ),
             ("url", bool(c.url), "Only https consumers have a URL."),
             (
@@ -156,8 +160,8 @@ def _auth_rules(c: Consumer, auth_secret: str | None) -> list[tuple[str, bool, s
     rules = [
         (
             "auth_secret",
-            auth_secret is not None and len(auth_secret) > 4096,
-            "At most 4096 characters.",
+            auth_secret is not None and len(auth_secret) > MAX_AUTH_SECRET_LENGTH,
+            f"At most {MAX_AUTH_SECRET_LENGTH} characters.",
         )
     ]
     if auth not in ConsumerAuth.values:
@@ -184,47 +188,36 @@ def _timeout_rules(c: Consumer) -> list[tuple[str, bool, str | None]]:
     ]
 
 
-def _apply(rules, errors: dict) -> None:
-    failed: set[str] = set()
-    for field, applies, message in rules:
-        if applies and message and field not in failed:
-            failed.add(field)
-            errors.setdefault(field, []).append(message)
+CONSUMERS = Config(
+    model=Consumer,
+    object_type=CONSUMER,
+    fields=FIELDS,
+    plural="consumers",
+    quota="max_consumers",
+    taken="A consumer with this name already exists.",
+    fixed={"kind": "The kind of a consumer cannot change."},
+)
 
 
 def _validate(
-    consumer: Consumer, *, auth_secret: str | None, errors: dict, before: dict | None = None
+    consumer: Consumer, errors: dict, before: dict | None = None, *, auth_secret: str | None
 ) -> None:
     """`before`: the stored values on an update (a plan limit then applies only to raising)."""
     before = before or {}
-    taken = Consumer.objects.filter(name=consumer.name).exclude(pk=consumer.pk)
-    name_rules = [
-        ("name", not consumer.name.strip(), "This field is required."),
-        (
-            "name",
-            bool(consumer.name.strip()) and taken.exists(),
-            "A consumer with this name already exists.",
-        ),
-    ]
-    _apply(
+    check(
         [
-            *name_rules,
+            *unique_name(Consumer, consumer, taken=CONSUMERS.taken),
             *_target_rules(consumer),
             *_auth_rules(consumer, auth_secret),
             *_timeout_rules(consumer),
+            at_most(
+                field="delivery_concurrency",
+                value=consumer.delivery_concurrency,
+                quota="delivery_concurrency",
+                previous=before.get("delivery_concurrency"),
+            ),
         ],
         errors,
-    )
-    if consumer.kind == Kind.SQS and consumer.queue_arn:
-        queues.check_queue_arn(
-            consumer.queue_arn, role=queues.CONSUMER, obj=consumer, field="queue_arn", errors=errors
-        )
-    check_at_most(
-        field="delivery_concurrency",
-        value=consumer.delivery_concurrency,
-        quota="delivery_concurrency",
-        errors=errors,
-        previous=before.get("delivery_concurrency"),
     )
     stored_policy = before.get("retry_policy")
     consumer.retry_policy = normalize_retry_policy(
@@ -262,49 +255,35 @@ def consumer_create(
     retry_policy: dict | None = None,
 ) -> tuple[Consumer, str | None]:
     """Creates a consumer; an https consumer gets a signing secret, returned once."""
-    lock("consumer")
-    check_limit(model=Consumer, quota="max_consumers", label="consumers")
-    consumer = Consumer(
-        name=(name or "").strip(),
-        kind=kind,
-        url=normalize_consumer_url(url),
-        queue_arn=(queue_arn or "").strip(),
-        enabled=enabled,
-        description=description or "",
-        auth_type=auth_type or ConsumerAuth.NONE,
-        auth_username=(auth_username or "").strip(),
-        timeout_ms=timeout_ms,
-        delivery_concurrency=delivery_concurrency,
-        retry_policy=retry_policy,
-    )
-    errors: dict = {}
-    _validate(consumer, auth_secret=auth_secret, errors=errors)
-    raise_if(errors)
-    _store_auth_secret(consumer, auth_secret)
-    signing_secret = None
-    if consumer.kind == Kind.HTTPS:
-        signing_secret = secrets.generate_signing_secret()
-        consumer.signing_secret_encrypted = secrets.encrypt(
-            tenant_id=str(current_tenant().pk), plaintext=signing_secret
-        )
-    try:
-        with transaction.atomic():
-            consumer.save()
-    except IntegrityError:
-        raise ApplicationError(
-            "Invalid input.", fields={"name": ["A consumer with this name already exists."]}
-        )
-    queues.claim(role=queues.CONSUMER, obj=consumer, queue_arn=consumer.queue_arn)
-    after = snapshot(consumer, FIELDS)
-    if auth_secret:
-        after["auth_secret"] = "set"
-    record_change(
+    signing_secret = secrets.generate_signing_secret() if kind == Kind.HTTPS else None
+
+    def store_secrets(consumer: Consumer) -> None:
+        _store_auth_secret(consumer, auth_secret)
+        if signing_secret:
+            consumer.signing_secret_encrypted = secrets.encrypt(
+                tenant_id=str(current_tenant().pk), plaintext=signing_secret
+            )
+
+    consumer = create(
+        CONSUMERS,
         actor=actor,
-        action="consumer.create",
-        object_type=CONSUMER,
-        obj=consumer,
-        before=None,
-        after=after,
+        build=lambda: Consumer(
+            name=(name or "").strip(),
+            kind=kind,
+            url=normalize_consumer_url(url),
+            queue_arn=(queue_arn or "").strip(),
+            enabled=enabled,
+            description=description or "",
+            auth_type=auth_type or ConsumerAuth.NONE,
+            auth_username=(auth_username or "").strip(),
+            timeout_ms=timeout_ms,
+            delivery_concurrency=delivery_concurrency,
+            retry_policy=retry_policy,
+        ),
+        validate=lambda consumer, errors: _validate(consumer, errors, auth_secret=auth_secret),
+        before_save=store_secrets,
+        after_save=_claim_queue,
+        audit_after={"auth_secret": "set"} if auth_secret else None,
     )
     return consumer, signing_secret
 
@@ -314,42 +293,36 @@ def consumer_update(
     *, actor, consumer: Consumer, auth_secret: str | None = None, **changes
 ) -> Consumer:
     """Changes any of FIELDS but `kind`; `auth_secret` replaces the stored credential."""
-    reject_unknown_fields(changes, FIELDS)
-    consumer = Consumer.objects.select_for_update().get(pk=consumer.pk)
-    if "kind" in changes and changes["kind"] != consumer.kind:
-        raise ApplicationError(
-            "Invalid input.", fields={"kind": ["The kind of a consumer cannot change."]}
-        )
-    before = snapshot(consumer, FIELDS)
-    for name, value in changes.items():
-        if isinstance(value, str) and name != "description":
-            value = normalize_consumer_url(value) if name == "url" else value.strip()
-        setattr(consumer, name, value)
-    if consumer.enabled and consumer.disabled_reason:  # enabled again: the reason is history
-        consumer.disabled_reason, consumer.auto_disabled_at = "", None
-    if consumer.auth_type != before["auth_type"] and auth_secret is None:
-        consumer.auth_secret_encrypted = ""  # a credential never carries over to another scheme
-    errors: dict = {}
-    _validate(consumer, auth_secret=auth_secret, errors=errors, before=before)
-    raise_if(errors)
-    after = snapshot(consumer, FIELDS)
-    if after == before and not auth_secret:
-        return consumer
-    _store_auth_secret(consumer, auth_secret)
-    if auth_secret:
-        before["auth_secret"], after["auth_secret"] = "set", "replaced"
-    bump(consumer)
-    consumer.save()
-    queues.claim(role=queues.CONSUMER, obj=consumer, queue_arn=consumer.queue_arn)
-    record_change(
+
+    def adjust(consumer: Consumer, before: dict) -> None:
+        if consumer.enabled and consumer.disabled_reason:  # enabled again: the reason is history
+            consumer.disabled_reason, consumer.auto_disabled_at = "", None
+        if consumer.auth_type != before["auth_type"] and auth_secret is None:
+            consumer.auth_secret_encrypted = ""  # a credential never carries over to another scheme
+
+    return update(
+        CONSUMERS,
+        consumer,
         actor=actor,
-        action="consumer.update",
-        object_type=CONSUMER,
-        obj=consumer,
-        before=before,
-        after=after,
+        changes=changes,
+        clean=_clean,
+        adjust=adjust,
+        force=bool(auth_secret),
+        validate=lambda c, errors, before: _validate(c, errors, before, auth_secret=auth_secret),
+        before_save=lambda c: _store_auth_secret(c, auth_secret),
+        after_save=_claim_queue,
+        audit_notes=({"auth_secret": "set"}, {"auth_secret": "replaced"}) if auth_secret else None,
     )
-    return consumer
+
+
+def _clean(name: str, value):
+    if isinstance(value, str) and name != "description":
+        return normalize_consumer_url(value) if name == "url" else value.strip()
+    return value
+
+
+def _claim_queue(consumer: Consumer) -> None:
+    queues.claim(role=queues.CONSUMER, obj=consumer, queue_arn=consumer.queue_arn)
 
 
 @transaction.atomic
@@ -367,7 +340,7 @@ def consumer_auto_disable(*, consumer: Consumer, reason: str) -> Consumer | None
     consumer.save()
     record_change(
         actor=None,
-        action="consumer.auto_disable",
+        action=AuditAction.CONSUMER_AUTO_DISABLE,
         object_type=CONSUMER,
         obj=consumer,
         before=before,
@@ -397,7 +370,7 @@ def consumer_rotate_signing_secret(
     consumer.save()
     record_change(
         actor=actor,
-        action="consumer.rotate_signing_secret",
+        action=AuditAction.CONSUMER_ROTATE_SIGNING_SECRET,
         object_type=CONSUMER,
         obj=consumer,
         before={"signing_secret": "previous"},

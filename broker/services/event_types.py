@@ -1,7 +1,7 @@
 from urllib.parse import urljoin
 
 import referencing.jsonschema
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from jsonschema import SchemaError, validators
 from referencing import Registry
 from referencing.exceptions import Unresolvable
@@ -9,15 +9,16 @@ from referencing.exceptions import Unresolvable
 from broker.functions.shared import patterns
 from broker.models import EventType
 from broker.sync.contract import EVENT_TYPE
-from core.errors import ApplicationError, reject_unknown_fields
 
 from ._common import (
-    bump,
-    check_json_size,
+    Config,
+    check,
+    create,
     delete_recorded,
-    raise_if,
-    record_change,
+    json_size,
+    problem,
     snapshot,
+    update,
 )
 
 FIELDS = ("name", "description", "schema")
@@ -50,7 +51,7 @@ def _references(schema: dict):
             stack.extend((value, base, [*path, i]) for i, value in enumerate(item))
 
 
-def _check_references(schema: dict, errors: dict) -> None:
+def _reference_problem(schema: dict) -> str | None:
     """Every `$ref` must resolve within the schema itself. A remote one would be fetched by
     the ingress for each event (or fail every event of the type with an error), so it is
     refused here with its path, as is a local one pointing at nothing."""
@@ -64,100 +65,82 @@ def _check_references(schema: dict, errors: dict) -> None:
             registry.resolver(base_uri=base).lookup(reference)
         except Unresolvable:
             where = ".".join(str(p) for p in path)
-            errors.setdefault("schema", []).append(
+            return (
                 f"{where}: {reference[:200]!r} does not resolve within the schema; only "
                 "references to the schema's own parts are allowed."
             )
+    return None
 
 
-def _validate(event_type: EventType, errors: dict) -> None:
-    try:
-        patterns.validate_event_type_name(event_type.name or "")
-    except patterns.PatternError as exc:
-        errors.setdefault("name", []).append(str(exc))
-    else:
-        if EventType.objects.filter(name=event_type.name).exclude(pk=event_type.pk).exists():
-            errors.setdefault("name", []).append("This event type already exists.")
+EVENT_TYPES = Config(
+    model=EventType,
+    object_type=EVENT_TYPE,
+    fields=FIELDS,
+    plural="event types",
+    max_count=lambda: MAX_EVENT_TYPES,
+    taken="This event type already exists.",
+    fixed={"name": "An event type cannot be renamed."},
+)
+
+
+def _validate(event_type: EventType, errors: dict, before: dict | None = None) -> None:
     schema = event_type.schema
-    if schema is not None:
-        if not isinstance(schema, dict):
-            errors.setdefault("schema", []).append("A JSON Schema object.")
-            return
-        check_json_size(
-            field="schema",
-            value=schema,
-            max_bytes=MAX_SCHEMA_BYTES,
-            max_depth=MAX_SCHEMA_DEPTH,
-            errors=errors,
-        )
-        if "schema" not in errors:
-            try:
-                validators.validator_for(schema).check_schema(schema)
-            except SchemaError as exc:
-                errors.setdefault("schema", []).append(f"Not a valid JSON Schema: {exc.message}")
-            else:
-                _check_references(schema, errors)
+    others = EventType.objects.filter(name=event_type.name).exclude(pk=event_type.pk)
+    check(
+        [
+            (
+                "name",
+                True,
+                lambda: problem(
+                    patterns.validate_event_type_name,
+                    event_type.name or "",
+                    refused=patterns.PatternError,
+                ),
+            ),
+            ("name", True, lambda: EVENT_TYPES.taken if others.exists() else None),
+            (
+                "schema",
+                schema is not None and not isinstance(schema, dict),
+                "A JSON Schema object.",
+            ),
+            json_size(
+                field="schema",
+                value=schema,
+                max_bytes=MAX_SCHEMA_BYTES,
+                max_depth=MAX_SCHEMA_DEPTH,
+            ),
+            ("schema", schema is not None, lambda: _schema_problem(schema)),
+        ],
+        errors,
+    )
+
+
+def _schema_problem(schema: dict) -> str | None:
+    try:
+        validators.validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        return f"Not a valid JSON Schema: {exc.message}"
+    return _reference_problem(schema)
 
 
 @transaction.atomic
 def event_type_create(
     *, actor, name: str, description: str = "", schema: dict | None = None
 ) -> EventType:
-    if EventType.objects.count() >= MAX_EVENT_TYPES:
-        raise ApplicationError(
-            f"At most {MAX_EVENT_TYPES} event types per tenant.", code="limit_exceeded"
-        )
-    event_type = EventType(name=(name or "").strip(), description=description or "", schema=schema)
-    errors: dict = {}
-    _validate(event_type, errors)
-    raise_if(errors)
-    try:
-        with transaction.atomic():
-            event_type.save()
-    except IntegrityError:
-        raise ApplicationError(
-            "Invalid input.", fields={"name": ["This event type already exists."]}
-        )
-    record_change(
+    return create(
+        EVENT_TYPES,
         actor=actor,
-        action="event_type.create",
-        object_type=EVENT_TYPE,
-        obj=event_type,
-        before=None,
-        after=snapshot(event_type, FIELDS),
+        build=lambda: EventType(
+            name=(name or "").strip(), description=description or "", schema=schema
+        ),
+        validate=_validate,
     )
-    return event_type
 
 
 @transaction.atomic
 def event_type_update(*, actor, event_type: EventType, **changes) -> EventType:
     """Description and schema change; the name is the type's identity and does not."""
-    reject_unknown_fields(changes, {"description", "schema", "name"})
-    event_type = EventType.objects.select_for_update().get(pk=event_type.pk)
-    if "name" in changes and changes["name"] != event_type.name:
-        raise ApplicationError(
-            "Invalid input.", fields={"name": ["An event type cannot be renamed."]}
-        )
-    before = snapshot(event_type, FIELDS)
-    for name, value in changes.items():
-        setattr(event_type, name, value)
-    after = snapshot(event_type, FIELDS)
-    if after == before:
-        return event_type
-    errors: dict = {}
-    _validate(event_type, errors)
-    raise_if(errors)
-    bump(event_type)
-    event_type.save()
-    record_change(
-        actor=actor,
-        action="event_type.update",
-        object_type=EVENT_TYPE,
-        obj=event_type,
-        before=before,
-        after=after,
-    )
-    return event_type
+    return update(EVENT_TYPES, event_type, actor=actor, changes=changes, validate=_validate)
 
 
 @transaction.atomic

@@ -3,27 +3,31 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from broker.audit import audit_record
-from broker.functions.shared import arn, patterns
+from broker.functions.shared import patterns
 from broker.models import ApiKey, Kind, Producer
 from broker.sync.contract import APIKEY, PRODUCER
-from core.errors import ApplicationError, reject_unknown_fields
+from core.audit_actions import AuditAction
+from core.errors import ApplicationError
 
 from . import queues
 from ._common import (
+    Config,
+    Rule,
+    arn_problem,
+    at_most,
     bump,
-    check_at_most,
-    check_limit,
+    check,
+    create,
     delete_recorded,
-    keys_of,
-    lock,
     quotas,
-    raise_if,
     record_change,
     snapshot,
+    unique_name,
+    update,
 )
 
 FIELDS = (
@@ -37,6 +41,8 @@ FIELDS = (
     "description",
 )
 KEY_PREFIX = "ebk_"
+# The start of a key kept in clear, so that a key can be told apart in lists and audit.
+API_KEY_PREFIX_LENGTH = 12
 # Each pattern rides in the producer's DynamoDB item: bounded, as every field of it is.
 MAX_ALLOWED_EVENT_TYPES = 100
 # Keys valid at once per producer (the current one and those still in their rotation grace
@@ -48,37 +54,44 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _validate(producer: Producer, errors: dict, *, before: dict | None = None) -> None:
+PRODUCERS = Config(
+    model=Producer,
+    object_type=PRODUCER,
+    fields=FIELDS,
+    plural="producers",
+    quota="max_producers",
+    taken="A producer with this name already exists.",
+    fixed={"kind": "The kind of a producer cannot change."},
+)
+
+
+def _validate(producer: Producer, errors: dict, before: dict | None = None) -> None:
     """`before`: the stored values on an update (a plan limit then applies only to raising)."""
     before = before or {}
-    if not producer.name.strip():
-        errors.setdefault("name", []).append("This field is required.")
-    elif Producer.objects.filter(name=producer.name).exclude(pk=producer.pk).exists():
-        errors.setdefault("name", []).append("A producer with this name already exists.")
-    if producer.kind not in Kind.values:
-        errors.setdefault("kind", []).append(f"One of: {', '.join(Kind.values)}.")
-    problems = _pattern_problems(producer.allowed_event_types)
-    if problems:
-        errors.setdefault("allowed_event_types", []).extend(problems)
-    if producer.ingest_rate_per_second is not None or producer.ingest_burst is not None:
-        limits = quotas()
-        check_at_most(
-            field="ingest_rate_per_second",
-            value=producer.ingest_rate_per_second,
-            quota="ingest_rate_per_second",
-            errors=errors,
-            limits=limits,
-            previous=before.get("ingest_rate_per_second"),
-        )
-        check_at_most(
-            field="ingest_burst",
-            value=producer.ingest_burst,
-            quota="ingest_burst",
-            errors=errors,
-            limits=limits,
-            previous=before.get("ingest_burst"),
-        )
-    _check_source_queue(producer, errors)
+    limits = (
+        quotas()
+        if producer.ingest_rate_per_second is not None or producer.ingest_burst is not None
+        else None
+    )
+    check(
+        [
+            *unique_name(Producer, producer, taken=PRODUCERS.taken),
+            ("kind", producer.kind not in Kind.values, f"One of: {', '.join(Kind.values)}."),
+            ("allowed_event_types", True, lambda: _pattern_problems(producer.allowed_event_types)),
+            *[
+                at_most(
+                    field=name,
+                    value=getattr(producer, name),
+                    quota=name,
+                    limits=limits,
+                    previous=before.get(name),
+                )
+                for name in ("ingest_rate_per_second", "ingest_burst")
+            ],
+            *_source_queue_rules(producer),
+        ],
+        errors,
+    )
 
 
 def _pattern_problems(types) -> list[str]:
@@ -96,31 +109,30 @@ def _pattern_problems(types) -> list[str]:
     return problems
 
 
-def _check_source_queue(producer: Producer, errors: dict) -> None:
+def _source_queue_rules(producer: Producer) -> list[Rule]:
     """An sqs producer names its own source queue; an https producer has none."""
     field, queue_arn = "source_queue_arn", producer.source_queue_arn
     if producer.kind != Kind.SQS:
-        if queue_arn:
-            errors.setdefault(field, []).append("Only sqs producers have a source queue.")
-        return
-    if not queue_arn:
-        errors.setdefault(field, []).append("Required for an sqs producer.")
-        return
-    try:
-        arn.parse_sqs_arn(queue_arn)
-    except arn.ArnError as exc:
-        errors.setdefault(field, []).append(str(exc))
-    queues.check_queue_arn(
-        queue_arn, role=queues.PRODUCER, obj=producer, field=field, errors=errors
-    )
+        return [(field, bool(queue_arn), "Only sqs producers have a source queue.")]
+    return [
+        (field, not queue_arn, "Required for an sqs producer."),
+        (field, bool(queue_arn), lambda: arn_problem(queue_arn)),
+        (
+            field,
+            bool(queue_arn),
+            lambda: queues.queue_arn_problem(queue_arn, role=queues.PRODUCER, obj=producer),
+        ),
+    ]
 
 
 def _new_key(*, producer: Producer, actor) -> tuple[ApiKey, str]:
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(producer=producer, prefix=raw[:12], key_hash=hash_key(raw))
+    key = ApiKey.objects.create(
+        producer=producer, prefix=raw[:API_KEY_PREFIX_LENGTH], key_hash=hash_key(raw)
+    )
     record_change(
         actor=actor,
-        action="apikey.create",
+        action=AuditAction.APIKEY_CREATE,
         object_type=APIKEY,
         obj=key,
         before=None,
@@ -144,36 +156,21 @@ def producer_create(
     description: str = "",
 ) -> tuple[Producer, str | None]:
     """Creates a producer; an https producer gets its first API key, returned once."""
-    lock("producer")
-    check_limit(model=Producer, quota="max_producers", label="producers")
-    producer = Producer(
-        name=(name or "").strip(),
-        kind=kind,
-        enabled=enabled,
-        allowed_event_types=allowed_event_types if allowed_event_types is not None else [],
-        ingest_rate_per_second=ingest_rate_per_second,
-        ingest_burst=ingest_burst,
-        source_queue_arn=(source_queue_arn or "").strip(),
-        description=description or "",
-    )
-    errors: dict = {}
-    _validate(producer, errors)
-    raise_if(errors)
-    try:
-        with transaction.atomic():
-            producer.save()
-    except IntegrityError:
-        raise ApplicationError(
-            "Invalid input.", fields={"name": ["A producer with this name already exists."]}
-        )
-    queues.claim(role=queues.PRODUCER, obj=producer, queue_arn=producer.source_queue_arn)
-    record_change(
+    producer = create(
+        PRODUCERS,
         actor=actor,
-        action="producer.create",
-        object_type=PRODUCER,
-        obj=producer,
-        before=None,
-        after=snapshot(producer, FIELDS),
+        build=lambda: Producer(
+            name=(name or "").strip(),
+            kind=kind,
+            enabled=enabled,
+            allowed_event_types=allowed_event_types if allowed_event_types is not None else [],
+            ingest_rate_per_second=ingest_rate_per_second,
+            ingest_burst=ingest_burst,
+            source_queue_arn=(source_queue_arn or "").strip(),
+            description=description or "",
+        ),
+        validate=_validate,
+        after_save=_claim_queue,
     )
     raw = None
     if producer.kind == Kind.HTTPS:
@@ -184,37 +181,25 @@ def producer_create(
 @transaction.atomic
 def producer_update(*, actor, producer: Producer, **changes) -> Producer:
     """Changes any of FIELDS except `kind` (an https producer cannot become an sqs one)."""
-    reject_unknown_fields(changes, FIELDS)
-    producer = Producer.objects.select_for_update().get(pk=producer.pk)
-    if "kind" in changes and changes["kind"] != producer.kind:
-        raise ApplicationError(
-            "Invalid input.", fields={"kind": ["The kind of a producer cannot change."]}
-        )
-    before = snapshot(producer, FIELDS)
-    old_keys = keys_of(PRODUCER, producer)  # a new source queue moves the queue's item
-    for name, value in changes.items():
-        if name in ("name", "source_queue_arn", "description") and value is not None:
-            value = value.strip() if name != "description" else value
-        setattr(producer, name, value)
-    after = snapshot(producer, FIELDS)
-    if after == before:
-        return producer
-    errors: dict = {}
-    _validate(producer, errors, before=before)
-    raise_if(errors)
-    bump(producer)
-    producer.save()
-    queues.claim(role=queues.PRODUCER, obj=producer, queue_arn=producer.source_queue_arn)
-    record_change(
+    return update(
+        PRODUCERS,
+        producer,
         actor=actor,
-        action="producer.update",
-        object_type=PRODUCER,
-        obj=producer,
-        before=before,
-        after=after,
-        stale_keys=[k for k in old_keys if k not in keys_of(PRODUCER, producer)],
+        changes=changes,
+        clean=_clean,
+        validate=_validate,
+        after_save=_claim_queue,
     )
-    return producer
+
+
+def _clean(name: str, value):
+    if name in ("name", "source_queue_arn") and value is not None:
+        return value.strip()
+    return value
+
+
+def _claim_queue(producer: Producer) -> None:
+    queues.claim(role=queues.PRODUCER, obj=producer, queue_arn=producer.source_queue_arn)
 
 
 @transaction.atomic
@@ -271,7 +256,7 @@ def producer_rotate_key(
         old.save(update_fields=["expires_at", "version", "updated_at"])
         record_change(
             actor=actor,
-            action="apikey.expire",
+            action=AuditAction.APIKEY_EXPIRE,
             object_type=APIKEY,
             obj=old,
             before=None,
@@ -281,7 +266,7 @@ def producer_rotate_key(
     key, raw = _new_key(producer=producer, actor=actor)
     audit_record(
         actor=actor,
-        action="producer.rotate_key",
+        action=AuditAction.PRODUCER_ROTATE_KEY,
         object_type=PRODUCER,
         object_id=producer.pk,
         before=None,
@@ -306,7 +291,7 @@ def producer_revoke_key(*, actor, producer: Producer, key_id) -> ApiKey:
     key.save(update_fields=["revoked_at", "version", "updated_at"])
     record_change(
         actor=actor,
-        action="producer.revoke_key",
+        action=AuditAction.PRODUCER_REVOKE_KEY,
         object_type=APIKEY,
         obj=key,
         before={"status": "active"},
@@ -330,7 +315,7 @@ def api_keys_expire(*, now=None) -> int:
     for key in expired:
         delete_recorded(
             actor=None,
-            action="apikey.expire",
+            action=AuditAction.APIKEY_EXPIRE,
             object_type=APIKEY,
             obj=key,
             before={"prefix": key.prefix, "producer": str(key.producer_id)},

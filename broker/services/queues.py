@@ -36,25 +36,23 @@ def is_platform_queue(queue_arn: str) -> bool:
     return name.startswith(f"{settings.SQS_QUEUE_PREFIX}-")
 
 
-def check_queue_arn(queue_arn: str, *, role: str, obj, field: str, errors: dict) -> None:
-    """Adds a field error when the queue is not the tenant's to use. Call inside the save's
+def queue_arn_problem(queue_arn: str, *, role: str, obj) -> str | None:
+    """Why the queue is not the tenant's to use (None: it is). Call inside the save's
     transaction: it takes the ARN's lock until commit."""
     try:
         arn.parse_sqs_arn(queue_arn)
     except arn.ArnError:
-        return  # the ARN's own check reports it
+        return None  # the ARN's own check reports it
     if is_platform_queue(queue_arn):
-        errors.setdefault(field, []).append("This is one of the platform's own queues.")
-        return
+        return "This is one of the platform's own queues."
     prefix = settings.TENANT_QUEUE_PREFIX
     if prefix and not arn.parse_sqs_arn(queue_arn).name.startswith(prefix):
         # The functions' roles allow no other queue (the stack's TenantQueuePrefix): a queue
         # named otherwise would be accepted here and refused by AWS at every delivery.
-        errors.setdefault(field, []).append(
+        return (
             f"The queue's name must start with {prefix!r}: the data plane may only use "
             "tenant queues named so."
         )
-        return
     _lock(queue_arn)
     tenant = current_tenant()
     claims = (
@@ -64,18 +62,16 @@ def check_queue_arn(queue_arn: str, *, role: str, obj, field: str, errors: dict)
     )
     for claim in claims:
         if claim.tenant_id != tenant.pk:
-            message = "Another tenant already uses this queue."
-        elif claim.object_type != role:
-            message = (
+            return "Another tenant already uses this queue."
+        if claim.object_type != role:
+            return (
                 "A producer of yours reads this queue and a consumer sends to it: events "
                 "would loop."
             )
-        elif role == PRODUCER:
-            message = "Another producer of yours already reads this queue."
-        else:
-            continue  # consumers of one tenant may share a queue
-        errors.setdefault(field, []).append(message)
-        return
+        if role == PRODUCER:
+            return "Another producer of yours already reads this queue."
+        # consumers of one tenant may share a queue
+    return None
 
 
 def claim(*, role: str, obj, queue_arn: str) -> None:

@@ -3,18 +3,18 @@ from django.db import transaction
 from broker.functions.shared import patterns
 from broker.models import Consumer, Producer, Subscription
 from broker.sync.contract import SUBSCRIPTION
-from core.errors import ApplicationError, reject_unknown_fields
+from core.errors import ApplicationError
 
 from ._common import (
-    bump,
-    check_json_size,
-    check_limit,
+    Config,
+    check,
+    create,
     delete_recorded,
-    keys_of,
-    lock,
+    json_size,
+    problem,
     raise_if,
-    record_change,
     snapshot,
+    update,
 )
 
 FIELDS = ("consumer_id", "event_type", "producer_id", "filter", "enabled", "description")
@@ -23,39 +23,70 @@ UPDATABLE = ("consumer", "event_type", "producer", "filter", "enabled", "descrip
 MAX_FILTER_BYTES = 16 * 1024
 
 
-def _validate(sub: Subscription, errors: dict) -> None:
-    try:
-        patterns.validate_event_type_pattern(sub.event_type or "")
-    except patterns.PatternError as exc:
-        errors.setdefault("event_type", []).append(str(exc))
-    _validate_filter(sub.filter if sub.filter is not None else {}, errors)
-    if sub.consumer_id is None:
-        errors.setdefault("consumer", []).append("This field is required.")
+SUBSCRIPTIONS = Config(
+    model=Subscription,
+    object_type=SUBSCRIPTION,
+    fields=FIELDS,
+    plural="subscriptions",
+    quota="max_subscriptions",
+    updatable=UPDATABLE,
+)
 
 
-def _validate_filter(value, errors: dict) -> None:
-    check_json_size(
-        field="filter",
-        value=value,
-        max_bytes=MAX_FILTER_BYTES,
-        max_depth=patterns.MAX_DEPTH + 2,  # matcher lists and operator objects under a leaf
-        errors=errors,
+def _validate(sub: Subscription, errors: dict, before: dict | None = None) -> None:
+    value = sub.filter if sub.filter is not None else {}
+    check(
+        [
+            (
+                "event_type",
+                True,
+                lambda: problem(
+                    patterns.validate_event_type_pattern,
+                    sub.event_type or "",
+                    refused=patterns.PatternError,
+                ),
+            ),
+            json_size(
+                field="filter",
+                value=value,
+                max_bytes=MAX_FILTER_BYTES,
+                max_depth=patterns.MAX_DEPTH + 2,  # matcher lists and operator objects under a leaf
+            ),
+            ("filter", True, lambda: _filter_problem(value)),
+            ("consumer", sub.consumer_id is None, "This field is required."),
+        ],
+        errors,
     )
-    if "filter" in errors:
-        return
+
+
+def _filter_problem(value) -> str | None:
     try:
         patterns.validate_filter(value)
     except patterns.PatternError as exc:
         path = ".".join(str(p) for p in getattr(exc, "path", []) or [])
-        errors.setdefault("filter", []).append(f"{path}: {exc}" if path else str(exc))
+        return f"{path}: {exc}" if path else str(exc)
+    return None
 
 
-def _check_refs(consumer, producer, errors: dict) -> None:
+def _check_refs(consumer, producer) -> None:
     # Objects come from the active schema only: an id of another tenant is simply unknown.
-    if consumer is not None and not isinstance(consumer, Consumer):
-        errors.setdefault("consumer", []).append("Unknown consumer.")
-    if producer is not None and not isinstance(producer, Producer):
-        errors.setdefault("producer", []).append("Unknown producer.")
+    errors: dict = {}
+    check(
+        [
+            (
+                "consumer",
+                consumer is not None,
+                not isinstance(consumer, Consumer) and "Unknown consumer.",
+            ),
+            (
+                "producer",
+                producer is not None,
+                not isinstance(producer, Producer) and "Unknown producer.",
+            ),
+        ],
+        errors,
+    )
+    raise_if(errors)
 
 
 @transaction.atomic
@@ -69,65 +100,31 @@ def subscription_create(
     enabled: bool = True,
     description: str = "",
 ) -> Subscription:
-    lock("subscription")
-    check_limit(model=Subscription, quota="max_subscriptions", label="subscriptions")
-    errors: dict = {}
-    _check_refs(consumer, producer, errors)
-    raise_if(errors)
-    sub = Subscription(
-        consumer=consumer,
-        event_type=(event_type or "").strip(),
-        producer=producer,
-        filter=filter if filter is not None else {},
-        enabled=enabled,
-        description=description or "",
-    )
-    _validate(sub, errors)
-    raise_if(errors)
-    sub.save()
-    record_change(
-        actor=actor,
-        action="subscription.create",
-        object_type=SUBSCRIPTION,
-        obj=sub,
-        before=None,
-        after=snapshot(sub, FIELDS),
-    )
-    return sub
+    def build() -> Subscription:
+        _check_refs(consumer, producer)
+        return Subscription(
+            consumer=consumer,
+            event_type=(event_type or "").strip(),
+            producer=producer,
+            filter=filter if filter is not None else {},
+            enabled=enabled,
+            description=description or "",
+        )
+
+    return create(SUBSCRIPTIONS, actor=actor, build=build, validate=_validate)
 
 
 @transaction.atomic
 def subscription_update(*, actor, subscription: Subscription, **changes) -> Subscription:
-    reject_unknown_fields(changes, UPDATABLE)
-    sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
-    errors: dict = {}
-    _check_refs(changes.get("consumer"), changes.get("producer"), errors)
-    raise_if(errors)
-    before = snapshot(sub, FIELDS)
-    old_keys = keys_of(SUBSCRIPTION, sub)
-    for name, value in changes.items():
-        if name == "event_type":
-            value = (value or "").strip()
-        setattr(sub, name, value)
-    after = snapshot(sub, FIELDS)
-    if after == before:
-        return sub
-    _validate(sub, errors)
-    raise_if(errors)
-    bump(sub)
-    sub.save()
-    new_keys = keys_of(SUBSCRIPTION, sub)
-    record_change(
+    _check_refs(changes.get("consumer"), changes.get("producer"))
+    return update(
+        SUBSCRIPTIONS,
+        subscription,
         actor=actor,
-        action="subscription.update",
-        object_type=SUBSCRIPTION,
-        obj=sub,
-        before=before,
-        after=after,
-        # A new event type moves the route to another key: the old one gets a tombstone.
-        stale_keys=[k for k in old_keys if k not in new_keys],
+        changes=changes,
+        clean=lambda name, value: (value or "").strip() if name == "event_type" else value,
+        validate=_validate,
     )
-    return sub
 
 
 @transaction.atomic

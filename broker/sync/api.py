@@ -1,5 +1,7 @@
 """Sync status: the tenant's view (tenant host) and the operator's (public host)."""
 
+import uuid
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -7,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import Pagination, StrictSerializer, query_choice
+from core.errors import ApplicationError
 from tenants.models import Tenant
 from tenants.permissions import IsAnyMember, IsOperator, IsOperatorOrSupportReadOnly
 
@@ -107,10 +110,13 @@ class PlatformSyncView(APIView):
         tenants = Tenant.objects.exclude(schema_name="public").exclude(status="deleted")
         tenant_id = request.query_params.get("tenant")
         if tenant_id:
+            # A malformed id is the caller's mistake (400); an unknown one is a 404 below. Any
+            # other error is the server's and propagates: logged, counted, a 500.
             try:
-                tenants = tenants.filter(pk=tenant_id)
-            except Exception:  # malformed id  # noqa: BLE001
-                raise NotFound()
+                tenant_id = uuid.UUID(tenant_id)
+            except ValueError:
+                raise ApplicationError("Invalid filter.", fields={"tenant": ["Not a tenant id."]})
+            tenants = tenants.filter(pk=tenant_id)
         tenants = list(tenants.order_by("slug"))
         if tenant_id and not tenants:
             raise NotFound()

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.audit_actions import AuditAction
 from core.context import current_request_id
 from core.errors import ApplicationError
 
@@ -37,11 +38,11 @@ def tenants_stalled(*, idle_seconds: float) -> list[Tenant]:
 
 
 def tenant_suspend(*, tenant: Tenant, actor=None) -> Tenant:
-    return _status_change(tenant, S.SUSPENDED, action="suspend", actor=actor)
+    return _status_change(tenant, S.SUSPENDED, action=AuditAction.SUSPEND, actor=actor)
 
 
 def tenant_resume(*, tenant: Tenant, actor=None) -> Tenant:
-    return _status_change(tenant, S.ACTIVE, action="resume", actor=actor)
+    return _status_change(tenant, S.ACTIVE, action=AuditAction.RESUME, actor=actor)
 
 
 @transaction.atomic
@@ -61,7 +62,7 @@ def tenant_update_quotas(*, tenant: Tenant, overrides: dict, actor=None) -> Tena
     if merged != tenant.quota_overrides:
         TenantEvent.objects.create(
             tenant=tenant,
-            action="update_quotas",
+            action=AuditAction.UPDATE_QUOTAS,
             from_status=tenant.status,
             to_status=tenant.status,
             actor=_actor(actor),

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.audit_actions import AuditAction
 from core.errors import ApplicationError
 
 from .. import hooks
@@ -90,7 +91,7 @@ def member_invite(*, tenant: Tenant, email: str, role: str, invited_by=None):
     hooks.tenant_audit(
         tenant,
         actor=invited_by,
-        action="member.invite",
+        action=AuditAction.MEMBER_INVITE,
         object_type="invitation",
         object_id=invitation.pk,
         after={"email": email, "role": role},
@@ -140,7 +141,7 @@ def invitation_accept(
     hooks.tenant_audit(
         tenant,
         actor=user,
-        action="member.join",
+        action=AuditAction.MEMBER_JOIN,
         object_type="membership",
         object_id=membership.pk,
         after={"email": user.email, "role": membership.role},
@@ -191,7 +192,7 @@ def membership_change_role(*, membership: Membership, role: str, actor=None) -> 
     hooks.tenant_audit(
         membership.tenant,
         actor=actor,
-        action="member.change_role",
+        action=AuditAction.MEMBER_CHANGE_ROLE,
         object_type="membership",
         object_id=membership.pk,
         before={"role": before},
@@ -211,7 +212,7 @@ def membership_remove(*, membership: Membership, actor=None) -> None:
     hooks.tenant_audit(
         membership.tenant,
         actor=actor,
-        action="member.remove",
+        action=AuditAction.MEMBER_REMOVE,
         object_type="membership",
         object_id=membership.pk,
         before={"email": membership.user.email, "role": membership.role},

@@ -4,14 +4,13 @@ import json
 import logging
 from pathlib import Path
 
-from django.apps import apps
 from django.conf import settings
-from django.core import serializers as django_serializers
 from django.db import connection, transaction
 from django.utils import timezone
-from django_tenants.utils import schema_context, schema_exists
+from django_tenants.utils import schema_exists
 
 from core import aws
+from core.audit_actions import AuditAction
 from core.context import current_request_id
 from core.errors import ApplicationError
 
@@ -27,17 +26,11 @@ def tenant_offboard(*, tenant: Tenant, actor=None) -> Tenant:
     """Moves the tenant to offboarding and queues the teardown. Re-running resumes it."""
     tenant = _locked(tenant.pk)
     if tenant.status != S.OFFBOARDING:
-        _transition(tenant, S.OFFBOARDING, action="offboard", actor=actor)
+        _transition(tenant, S.OFFBOARDING, action=AuditAction.OFFBOARD, actor=actor)
         tenant.version += 1
         tenant.save()
     _kick("offboard", str(tenant.pk))
     return tenant
-
-
-def _secret_field(name: str) -> bool:
-    """Encrypted credentials and API key hashes: useless to the tenant once its account is
-    gone, and harmful in a file that outlives it."""
-    return name.endswith("_encrypted") or name == "key_hash"
 
 
 def _export_tenant_data(tenant: Tenant) -> str:
@@ -52,16 +45,7 @@ def _export_tenant_data(tenant: Tenant) -> str:
         {"email": m["user__email"], "role": m["role"], "created_at": m["created_at"].isoformat()}
         for m in members
     ]
-    objects = []
-    if schema_exists(tenant.schema_name):
-        with schema_context(tenant.schema_name):
-            for model in apps.get_app_config("broker").get_models():
-                objects.extend(
-                    json.loads(django_serializers.serialize("json", model.objects.all()))
-                )
-    for obj in objects:
-        obj["fields"] = {k: v for k, v in obj["fields"].items() if not _secret_field(k)}
-    data["objects"] = objects
+    data["objects"] = hooks.tenant_export_objects(tenant)  # the tenant's own tables: broker's
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str))
     tmp.replace(path)
@@ -122,7 +106,7 @@ def _offboard(tenant_id, *, final: bool) -> Tenant | None:
             report.pop("error", None)
             report.pop("stopped", None)
             report["completed_at"] = timezone.now().isoformat()
-            _transition(tenant, S.DELETED, action="offboarded", detail=report)
+            _transition(tenant, S.DELETED, action=AuditAction.OFFBOARDED, detail=report)
             tenant.offboarding_report = report
             tenant.save()
     except Exception as exc:
@@ -155,7 +139,7 @@ def tenant_resume_offboarding(*, tenant: Tenant, actor=None) -> Tenant:
     tenant.save(update_fields=["offboarding_report", "updated_at"])
     TenantEvent.objects.create(
         tenant=tenant,
-        action="resume_offboarding",
+        action=AuditAction.RESUME_OFFBOARDING,
         from_status=tenant.status,
         to_status=tenant.status,
         actor=_actor(actor),

@@ -9,6 +9,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
 from core import aws
+from core.audit_actions import AuditAction
 from core.context import current_request_id
 from core.errors import ApplicationError
 
@@ -119,7 +120,7 @@ def tenant_onboard(
         raise _slug_conflict()
     TenantEvent.objects.create(
         tenant=tenant,
-        action="onboard",
+        action=AuditAction.ONBOARD,
         to_status=S.PROVISIONING,
         actor=_actor(actor),
         detail={"tier": tier_obj.name},
@@ -168,7 +169,7 @@ def _provision(tenant_id, *, final: bool) -> Tenant | None:
             tenant.silo_queue_url = silo_url
             tenant.provisioning_error = ""
             _invite_first_admin(tenant)
-            _transition(tenant, S.ACTIVE, action="provisioned")
+            _transition(tenant, S.ACTIVE, action=AuditAction.PROVISIONED)
             tenant.version += 1
             tenant.save()
             # Written by the relay inside this transaction: if DynamoDB refuses, the tenant
@@ -182,7 +183,10 @@ def _provision(tenant_id, *, final: bool) -> Tenant | None:
                 return tenant
             if final:
                 _transition(
-                    tenant, S.FAILED, action="provisioning_failed", detail={"error": str(exc)}
+                    tenant,
+                    S.FAILED,
+                    action=AuditAction.PROVISIONING_FAILED,
+                    detail={"error": str(exc)},
                 )
             tenant.provisioning_error = f"{type(exc).__name__}: {exc}"[:2000]
             tenant.save()
@@ -194,7 +198,7 @@ def _provision(tenant_id, *, final: bool) -> Tenant | None:
 @transaction.atomic
 def tenant_retry_provisioning(*, tenant: Tenant, actor=None) -> Tenant:
     tenant = _locked(tenant.pk)
-    _transition(tenant, S.PROVISIONING, action="retry_provisioning", actor=actor)
+    _transition(tenant, S.PROVISIONING, action=AuditAction.RETRY_PROVISIONING, actor=actor)
     tenant.save()
     _kick("provision", str(tenant.pk))
     return tenant

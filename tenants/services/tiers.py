@@ -6,6 +6,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.audit_actions import AuditAction
 from core.errors import ApplicationError
 
 from .. import hooks
@@ -43,7 +44,7 @@ def tier_update(*, tier: Tier, quotas: dict, actor=None) -> Tier:
     if tier.quotas() != before:
         platform_audit(
             actor=actor,
-            action="tier.update",
+            action=AuditAction.TIER_UPDATE,
             object_type="tier",
             object_id=tier.name,
             before=before,

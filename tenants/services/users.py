@@ -6,6 +6,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from core.audit_actions import AuditAction
 from core.errors import ApplicationError, reject_unknown_fields
 
 from ..models import PlatformRole, User
@@ -65,7 +66,7 @@ def user_create(
     user.save()
     platform_audit(
         actor=actor,
-        action="user.create",
+        action=AuditAction.USER_CREATE,
         object_type="user",
         object_id=user.pk,
         after={"email": user.email, "platform_role": user.platform_role},
@@ -100,7 +101,7 @@ def user_update(*, user: User, actor=None, **changes) -> User:
         user_end_tokens(user=user)
     platform_audit(
         actor=actor,
-        action="user.update",
+        action=AuditAction.USER_UPDATE,
         object_type="user",
         object_id=user.pk,
         before=before,

@@ -2,12 +2,11 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from core import throttling
-from tests.conftest import DNS, PUBLIC_URL  # noqa: F401 (tests import them from here)
 
 
 @pytest.fixture(autouse=True)
 def _dns(fake_dns):
-    """No network here: consumer hosts resolve from tests.conftest.DNS."""
+    """No network here: consumer hosts resolve from tests.helpers.DNS."""
     return fake_dns
 
 
@@ -29,18 +28,3 @@ def in_a(world, db):
 def in_b(world, db):
     with tenant_context(world.b):
         yield world.b
-
-
-def outbox_rows(tenant=None, **filters):
-    from broker.sync.models import OutboxEntry
-
-    rows = OutboxEntry.objects.all()
-    if tenant is not None:
-        rows = rows.filter(tenant=tenant)
-    return list(rows.filter(**filters).order_by("id"))
-
-
-def audit_rows(**filters):
-    from broker.models import AuditEvent
-
-    return list(AuditEvent.objects.filter(**filters).order_by("id"))

@@ -7,7 +7,7 @@ from django_tenants.utils import tenant_context
 
 from broker.models import AuditEvent, Consumer, Producer
 from broker.sync.models import OutboxEntry
-from tests.broker.conftest import PUBLIC_URL
+from tests.helpers import PUBLIC_URL
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from django_tenants.utils import tenant_context
 
 from broker import services
 from broker.models import Consumer, EventType, Producer, Subscription
-from tests.broker.conftest import PUBLIC_URL
+from tests.helpers import PUBLIC_URL
 
 pytestmark = pytest.mark.django_db
 
@@ -88,7 +88,7 @@ def test_another_tenants_ids_cannot_be_referenced_in_a_body(world, api, b_object
 
 
 def test_a_token_of_tenant_a_is_refused_on_tenant_bs_host(world, api, b_objects):
-    from tests.conftest import HostClient, host_of, token_for
+    from tests.helpers import HostClient, host_of, token_for
 
     client = HostClient(host_of(world.b), token_for(world.admin_a, world.a))
     before = _state(world)

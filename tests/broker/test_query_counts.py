@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import tenant_context
 
 from broker import services
-from tests.broker.conftest import PUBLIC_URL
+from tests.helpers import PUBLIC_URL
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection
 
-from tests.broker.conftest import PUBLIC_URL
+from tests.helpers import PUBLIC_URL
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import HostClient, host_of
+from tests.helpers import HostClient, host_of
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.test import Client
 from rest_framework import serializers
 
 from core.api import StrictSerializer
-from tests.conftest import host_of
+from tests.helpers import host_of
 
 pytestmark = pytest.mark.django_db
 
@@ -147,7 +147,7 @@ def test_the_page_size_is_documented_with_its_bounds(world):
 
 
 def test_the_sign_in_refuses_an_unknown_field_and_a_number_as_password(world):
-    from tests.conftest import PASSWORD, HostClient
+    from tests.helpers import PASSWORD, HostClient
 
     client = HostClient(host_of())
     url = "/api/v1/auth/token/"

@@ -81,7 +81,7 @@ def test_concurrent_http_requests_of_one_viewer_leave_the_others_their_share(wor
     """Real threads, each with its own database connection: the budget change is committed
     (from a connection of its own) and undone at the end."""
     from tenants.models import Tenant
-    from tests.conftest import HostClient, host_of, token_for
+    from tests.helpers import HostClient, host_of, token_for
 
     def set_overrides(value):
         def run():

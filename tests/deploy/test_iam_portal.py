@@ -16,9 +16,8 @@ from broker.functions.local import iam
 from core import aws
 from portal import health
 from tenants import services as tenant_services
-from tests.broker.conftest import PUBLIC_URL
-from tests.broker.deadletters.conftest import dead_letter
-from tests.conftest import make_user, onboard
+from tests.helpers import PUBLIC_URL, make_user, onboard
+from tests.helpers.deadletters import dead_letter
 
 pytestmark = pytest.mark.django_db
 

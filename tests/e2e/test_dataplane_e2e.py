@@ -15,7 +15,7 @@ from broker import services
 from broker.functions.shared import messages
 from broker.sync import contract, dynamo, relay
 from core import aws
-from tests.e2e.conftest import Receiver, Runner, wait_for
+from tests.helpers.e2e import Receiver, Runner, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 

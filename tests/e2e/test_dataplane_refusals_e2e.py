@@ -19,7 +19,7 @@ from core import aws
 from tenants.models import Tenant
 from tenants.services import tenant_suspend
 from tests.e2e import test_dataplane_e2e as base
-from tests.e2e.conftest import _free_receiver_port, wait_for
+from tests.helpers.e2e import free_receiver_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -144,7 +144,7 @@ class _Redirector:
                 pass
 
         # A port of the runner's private targets (127.0.0.1:8200-8299), as the receiver's.
-        self.server = ThreadingHTTPServer(("127.0.0.1", _free_receiver_port()), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_receiver_port()), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

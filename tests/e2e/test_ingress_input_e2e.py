@@ -9,7 +9,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.e2e import test_dataplane_e2e as base
-from tests.e2e.conftest import wait_for
+from tests.helpers.e2e import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 

@@ -13,7 +13,7 @@ import zipfile
 import boto3
 import pytest
 
-from tests.e2e.conftest import Runner, wait_for
+from tests.helpers.e2e import Runner, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,8 @@ from broker.sync import mappings, reconcile, relay
 from broker.sync.models import SyncState
 from core import aws
 from tenants import services as tenant_services
-from tests.conftest import onboard
-from tests.e2e.conftest import Receiver, Runner, wait_for
+from tests.helpers import onboard
+from tests.helpers.e2e import Receiver, Runner, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 

@@ -20,7 +20,7 @@ from broker.functions.egress import RECORDER, flush_records, handler
 from broker.functions.egress import signing as egress_signing
 from broker.functions.shared import messages, records, secrets
 from broker.sync import contract
-from tests.functions.conftest import new_queue, put_item
+from tests.helpers.functions import new_queue, put_item
 
 
 @dataclass

@@ -12,7 +12,7 @@ from tests.functions import egress_fixtures
 
 egress, receiver = egress_fixtures.egress, egress_fixtures.receiver
 
-HTTP_HOSTS = "hooks.example.com,intranet.example.com"  # both resolve in tests/conftest.py DNS
+HTTP_HOSTS = "hooks.example.com,intranet.example.com"  # both in tests.helpers.DNS
 PRIVATE_TARGETS = "127.0.0.1:8200-8299"
 
 

@@ -14,8 +14,7 @@ from broker.functions.ingress import envelope, limits, sqs_source_handler
 from broker.functions.shared import messages, records
 from tests.functions import egress_fixtures
 from tests.functions.egress_fixtures import sqs_record
-
-from .conftest import new_queue, post, receive_all
+from tests.helpers.functions import new_queue, post, receive_all
 
 egress, receiver = egress_fixtures.egress, egress_fixtures.receiver
 

@@ -12,8 +12,8 @@ from broker.functions import aws, settings
 from broker.functions.config import deserialize
 from broker.functions.shared import messages, records, secrets
 from tests.functions import egress_fixtures
-from tests.functions.conftest import put_item
 from tests.functions.egress_fixtures import Answer, in_minutes
+from tests.helpers.functions import put_item
 
 egress, receiver = egress_fixtures.egress, egress_fixtures.receiver
 

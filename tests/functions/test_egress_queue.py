@@ -10,8 +10,8 @@ from broker.functions import aws, settings
 from broker.functions.egress import flush_records, inflight
 from broker.functions.shared import messages, records
 from tests.functions import egress_fixtures
-from tests.functions.conftest import new_queue, receive_all
 from tests.functions.egress_fixtures import Answer
+from tests.helpers.functions import new_queue, receive_all
 
 egress, receiver = egress_fixtures.egress, egress_fixtures.receiver
 

@@ -15,8 +15,8 @@ from broker.functions.ingress import flush_stats
 from broker.functions.local import iam
 from tests.deploy.test_iam_template import deploy_stack, known_faults
 from tests.functions import egress_fixtures
-from tests.functions.conftest import new_queue, post
 from tests.functions.egress_fixtures import Answer, sqs_record
+from tests.helpers.functions import new_queue, post
 
 egress, receiver = egress_fixtures.egress, egress_fixtures.receiver
 

@@ -11,7 +11,7 @@ import pytest
 
 from broker.functions import aws
 from broker.functions.local import iam
-from tests.functions.conftest import new_queue
+from tests.helpers.functions import new_queue
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 

@@ -7,8 +7,7 @@ import pytest
 from broker.functions import aws, config, settings
 from broker.functions.ingress import routing
 from broker.functions.shared import records
-
-from .conftest import in_an_hour, new_queue, post, receive_all
+from tests.helpers.functions import in_an_hour, new_queue, post, receive_all
 
 ORDER = {"type": "order.created", "data": {"total": 12, "currency": "EUR"}}
 
@@ -125,8 +124,7 @@ def test_a_rotated_key_works_until_its_grace_period_ends(shop):
 
 def test_an_offboarded_tenants_keys_are_gone(shop):
     from broker.sync import contract
-
-    from .conftest import put_item
+    from tests.helpers.functions import put_item
 
     put_item(contract.tombstone(pk="TENANT#" + shop.tenant_id, sk="TENANT", version=99))
     config.clear()

@@ -10,8 +10,7 @@ import pytest
 
 from broker.functions import aws
 from broker.functions.shared import jsontext, messages
-
-from .conftest import http_event, post
+from tests.helpers.functions import http_event, post
 
 ORDER = {"type": "order.created", "data": {"total": 12}}
 

@@ -9,8 +9,7 @@ import pytest
 
 from broker.functions import aws, config
 from broker.functions.ingress import limits
-
-from .conftest import post
+from tests.helpers.functions import post
 
 ORDER = {"type": "order.created", "data": {"total": 12}}
 

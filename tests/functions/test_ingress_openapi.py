@@ -7,8 +7,7 @@ import yaml
 from openapi_spec_validator import validate
 
 from broker.functions.ingress import errors
-
-from .conftest import post
+from tests.helpers.functions import post
 
 SPEC = yaml.safe_load(
     (Path(__file__).resolve().parents[2] / "docs" / "ingress-openapi.yaml").read_text()

@@ -8,8 +8,7 @@ from botocore.exceptions import ClientError
 from broker.functions import aws, settings
 from broker.functions.ingress import limits, routing
 from broker.functions.shared import records
-
-from .conftest import post
+from tests.helpers.functions import post
 
 ORDER = {"type": "order.created", "data": {"total": 12}, "id": "order-77"}
 

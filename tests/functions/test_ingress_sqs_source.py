@@ -8,8 +8,7 @@ import pytest
 
 from broker.functions import aws, config
 from broker.functions.ingress import sqs_source_handler
-
-from .conftest import new_queue
+from tests.helpers.functions import new_queue
 
 ORDER = {"type": "order.created", "data": {"total": 12}}
 

@@ -22,7 +22,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests import dataplane_items
-from tests.conftest import host_of, make_user, onboard, token_for
+from tests.helpers import host_of, make_user, onboard, token_for
 
 pytestmark = [pytest.mark.contract, pytest.mark.django_db]
 

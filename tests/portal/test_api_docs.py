@@ -5,7 +5,7 @@ import pytest
 import yaml
 from django.test import Client
 
-from tests.conftest import host_of
+from tests.helpers import host_of
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from django_tenants.utils import schema_context
 from broker.audit import audit_record
 from broker.models import AuditEvent
 from portal.celery import app
-from tests.conftest import onboard
+from tests.helpers import onboard
 
 QUEUE = f"test-schema-probe-{uuid.uuid4().hex[:8]}"
 

@@ -7,7 +7,7 @@ from django_tenants.utils import tenant_context
 from broker import services
 from broker.models import Consumer, Producer, Subscription
 from broker.sync.models import OutboxEntry
-from tests.conftest import PUBLIC_URL, host_of
+from tests.helpers import PUBLIC_URL, host_of
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from broker.sync.models import SyncJob, SyncState
 from tenants import services
 from tenants.models import Membership, Tenant, TenantEvent, TenantStatus
 from tests import dataplane_items as dp
-from tests.conftest import make_user, onboard
+from tests.helpers import make_user, onboard
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_dataplane")]
 

@@ -12,7 +12,7 @@ from broker.sync.models import SyncJob
 from portal.celery import app
 from tenants.models import Membership, Tenant
 from tests import dataplane_items as dp
-from tests.conftest import make_user, onboard
+from tests.helpers import make_user, onboard
 from tests.portal.test_pages_a11y import (  # noqa: F401 (fixtures)
     browser,
     check,

@@ -10,7 +10,7 @@ from django_tenants.utils import tenant_context
 from broker import services
 from broker.functions.shared import records
 from tests import dataplane_items as dp
-from tests.conftest import host_of
+from tests.helpers import host_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_dataplane")]
 QUEUE = "arn:aws:sqs:eu-west-1:123456789012:warehouse"

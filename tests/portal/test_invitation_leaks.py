@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from tenants import services
-from tests.conftest import PASSWORD, HostClient, host_of
+from tests.helpers import PASSWORD, HostClient, host_of
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,8 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from core.log_context import mask
-from tests.conftest import host_of
+from core.redact import redact as mask
+from tests.helpers import host_of
 
 pytestmark = pytest.mark.django_db
 

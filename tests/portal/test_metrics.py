@@ -85,7 +85,14 @@ def test_labels_are_bounded_sets_never_ids(world):
     for family in text_string_to_metric_families(body):
         if family.name.startswith("broker_"):
             for sample in family.samples:
-                assert set(sample.labels) <= {"status", "stage", "object_type", "task", "outcome"}
+                assert set(sample.labels) <= {
+                    "status",
+                    "stage",
+                    "object_type",
+                    "task",
+                    "outcome",
+                    "where",
+                }
                 values = " ".join(sample.labels.values())
                 assert str(world.a.pk) not in values and world.a.slug not in values
 

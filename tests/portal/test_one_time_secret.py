@@ -4,7 +4,7 @@ import pytest
 from django.contrib.sessions.models import Session
 from django.test import Client
 
-from tests.conftest import host_of
+from tests.helpers import host_of
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from broker import services
 from broker.functions.shared import records
 from tenants.models import Membership
 from tests import dataplane_items as dp
-from tests.conftest import PASSWORD, make_user, onboard
+from tests.helpers import PASSWORD, make_user, onboard
 from tests.portal.test_pages_browser import ARGS, CHROMIUM
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -8,9 +8,8 @@ import shutil
 import pytest
 
 from tenants.models import Tenant
-from tests.conftest import PASSWORD, make_user
+from tests.helpers import PASSWORD, make_user
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls made here are plain
 # synchronous test code, so Django's async-safety guard does not apply.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from playwright.sync_api import expect
 
-from tests.conftest import host_of
+from tests.helpers import host_of
 from tests.portal.test_pages_a11y import browser, demo_data, sign_in  # noqa: F401 (fixture)
 from tests.portal.test_pages_browser import CHROMIUM
 

@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 
 from tenants.models import Membership
-from tests.conftest import host_of, make_user
+from tests.helpers import host_of, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,5 @@
 """Every list endpoint and every page that lists things runs the same number of SQL queries
-for 1 object as for 6 (DESIGN.md, performance budgets), on tenant hosts and for operators.
+for 1 object as for 6 (docs/design.md, performance budgets), on tenant hosts and for operators.
 
 The routes come from the URL confs: a GET route that is neither measured here nor said not to
 list anything fails `test_every_get_route_is_measured_or_said_not_to_list`, so a new list
@@ -26,8 +26,7 @@ from broker.sync.models import SyncJob
 from tenants import services as tenant_services
 from tenants.models import Membership, Tenant, Tier
 from tests import dataplane_items as dp
-from tests.broker.conftest import PUBLIC_URL
-from tests.conftest import HostClient, host_of, make_user, token_for
+from tests.helpers import PUBLIC_URL, HostClient, host_of, make_user, token_for
 
 pytestmark = [
     pytest.mark.django_db,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import HostClient, host_of, token_for
+from tests.helpers import HostClient, host_of, token_for
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from broker import services
 from broker.models import Producer
 from tenants import services as tenant_services
 from tenants.models import Invitation
-from tests.conftest import host_of
+from tests.helpers import host_of
 
 pytestmark = pytest.mark.django_db
 QUEUE = "arn:aws:sqs:eu-west-1:123456789012:warehouse"

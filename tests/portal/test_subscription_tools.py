@@ -12,7 +12,7 @@ from django_tenants.utils import tenant_context
 from broker import services
 from broker.models import AuditEvent, Subscription
 from tests.broker.deliveries.test_api import queued
-from tests.conftest import host_of
+from tests.helpers import host_of
 
 pytestmark = pytest.mark.django_db
 QUEUE = "arn:aws:sqs:eu-west-1:123456789012:warehouse"

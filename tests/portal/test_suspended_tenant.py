@@ -49,7 +49,7 @@ def test_a_suspended_tenants_pages_read_but_do_not_write(world, suspended_a):
     from django.test import Client
 
     from broker.models import Producer
-    from tests.conftest import host_of
+    from tests.helpers import host_of
 
     client = Client(HTTP_HOST=host_of(world.a))
     client.force_login(world.developer_a)

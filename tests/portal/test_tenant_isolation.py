@@ -1,7 +1,7 @@
 import pytest
 
 from tenants.models import Membership
-from tests.conftest import PASSWORD, HostClient, host_of, token_for
+from tests.helpers import PASSWORD, HostClient, host_of, token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -125,7 +125,7 @@ def test_a_tenant_api_is_throttled_at_its_requests_per_minute_quota(
 ):
     from core import throttling
     from tenants import services
-    from tests.conftest import make_user, onboard
+    from tests.helpers import make_user, onboard
 
     tenant = onboard("throttled")
     services.tenant_update_quotas(tenant=tenant, overrides={"api_requests_per_minute": 4})

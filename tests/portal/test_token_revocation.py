@@ -6,7 +6,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from tenants import services
 from tenants.models import Membership
-from tests.conftest import PASSWORD, HostClient, host_of, make_user
+from tests.helpers import PASSWORD, HostClient, host_of, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ from gunicorn.config import Config
 
 from portal import gunicorn_conf
 from tests.broker.sync import _processes
-from tests.conftest import _free_port
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -55,7 +55,7 @@ def test_make_run_serves_with_gunicorn_by_default_and_runserver_only_in_dev_mode
 @pytest.mark.e2e
 @pytest.mark.django_db  # the server only runs SELECT 1: no data, no flush
 def test_fifty_concurrent_requests_open_at_most_workers_times_threads_connections(tmp_path):
-    port = _free_port()
+    port = free_port()
     app_name = f"web-bound-{os.getpid()}"
     env = {
         **os.environ,
@@ -168,7 +168,7 @@ def test_every_access_log_field_is_masked_whatever_the_format(tmp_path):
 def test_gunicorns_access_log_carries_no_invitation_token_and_no_secret_query_value(
     world, tmp_path
 ):
-    port = _free_port()
+    port = free_port()
     access_log = tmp_path / "access.log"
     env = {
         **os.environ,
@@ -219,7 +219,55 @@ def test_gunicorns_access_log_carries_no_invitation_token_and_no_secret_query_va
         server.terminate()
         server.wait(timeout=30)
     written = access_log.read_text()
-    assert '"GET /invitations/[redacted]/" 404' in written  # the line is there, masked
-    assert written.count('"GET /login/"') >= 3
+    messages = [json.loads(line)["message"] for line in written.splitlines()]
+    assert any('"GET /invitations/[redacted]/" 404' in m for m in messages)  # there, masked
+    assert sum('"GET /login/"' in m for m in messages) >= 3
     assert token not in written and query_token not in written
     assert token not in web_log.read_text()  # Django's own "Not Found" line included
+    # gunicorn's own lines and Django's alike: one JSON object a line, each with the context.
+    for line in [*written.splitlines(), *web_log.read_text().splitlines()]:
+        record = json.loads(line)
+        assert {"time", "level", "logger", "message", "request_id", "tenant", "user"} <= set(record)
+    access = [json.loads(line) for line in written.splitlines()]
+    invitation = next(a for a in access if a["path"] == "/invitations/[redacted]/")
+    assert invitation["status"] == "404" and invitation["tenant"] == world.a.schema_name
+    assert invitation["request_id"] not in ("-", None)
+
+
+def test_an_access_line_is_json_with_the_requests_id_tenant_and_user(tmp_path):
+    """In the application's format (core/logging.py), its context from the WSGI environ the
+    middleware filled: the request's own context is gone by the time gunicorn writes it."""
+    cfg = Config()
+    cfg.set("accesslog", str(tmp_path / "access.log"))
+    cfg.set("access_log_format", gunicorn_conf.access_log_format)
+    logger = gunicorn_conf.RedactingLogger(cfg)
+    environ = {
+        "REQUEST_METHOD": "PATCH",
+        "RAW_URI": "/api/v1/producers/7/?api_key=tok-1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "PATH_INFO": "/api/v1/producers/7/",
+        "QUERY_STRING": "api_key=tok-1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "portal.log_context": {"request_id": "req-42", "tenant": "t_acme", "user": "9"},
+    }
+    response = SimpleNamespace(status="200 OK", sent=10, headers=[])
+    logger.access(response, SimpleNamespace(headers=[]), environ, timedelta(milliseconds=3))
+    for handler in logger.access_log.handlers:
+        handler.flush()
+    (line,) = (tmp_path / "access.log").read_text().splitlines()
+    record = json.loads(line)
+    assert record["logger"] == "gunicorn.access" and record["level"] == "INFO"
+    assert (record["request_id"], record["tenant"], record["user"]) == ("req-42", "t_acme", "9")
+    assert (record["method"], record["path"], record["status"]) == (
+        "PATCH",
+        "/api/v1/producers/7/",
+        "200",
+    )
+    assert "tok-1" not in line
+    # Without the middleware's context (a request gunicorn answered alone): "-", never absent.
+    environ.pop("portal.log_context")
+    logger.access(response, SimpleNamespace(headers=[]), environ, timedelta(milliseconds=3))
+    for handler in logger.access_log.handlers:
+        handler.flush()
+    record = json.loads((tmp_path / "access.log").read_text().splitlines()[1])
+    assert (record["request_id"], record["tenant"], record["user"]) == ("-", "-", "-")

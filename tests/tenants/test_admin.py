@@ -7,7 +7,7 @@ from django_tenants.utils import tenant_context
 
 from broker.models import AuditEvent
 from tenants.models import Membership, PlatformEvent, Tier, User
-from tests.conftest import HostClient, host_of, make_user, onboard, token_for
+from tests.helpers import HostClient, host_of, make_user, onboard, token_for
 
 pytestmark = pytest.mark.django_db
 

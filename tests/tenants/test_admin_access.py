@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from tenants.models import Tenant
-from tests.conftest import host_of
+from tests.helpers import host_of
 
 pytestmark = pytest.mark.django_db
 

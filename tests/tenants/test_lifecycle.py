@@ -7,7 +7,7 @@ from core import aws
 from core.errors import ApplicationError
 from tenants import services
 from tenants.models import Tenant, TenantStatus
-from tests.conftest import onboard
+from tests.helpers import onboard
 
 pytestmark = pytest.mark.django_db
 
@@ -151,7 +151,7 @@ def test_offboarding_removes_queues_items_schema_and_keeps_a_report(
     with connection.cursor():
         pass
     from tenants.models import Membership
-    from tests.conftest import make_user
+    from tests.helpers import make_user
 
     Membership.objects.create(user=make_user("m@leaving.test"), tenant=tenant, role="admin")
     with django_capture_on_commit_callbacks(execute=True):

@@ -10,7 +10,7 @@ from portal.celery import app
 from tenants import services
 from tenants.models import Tenant, TenantStatus
 from tests.broker.sync._processes import Proxy, Worker, wait_for
-from tests.conftest import onboard
+from tests.helpers import onboard
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from broker.sync import contract, dynamo
 from tenants import services, tasks
 from tenants.models import Tenant, TenantStatus
-from tests.conftest import HostClient, host_of, onboard, token_for
+from tests.helpers import HostClient, host_of, onboard, token_for
 
 pytestmark = pytest.mark.django_db
 

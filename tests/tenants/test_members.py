@@ -3,7 +3,7 @@ import pytest
 from core.errors import ApplicationError
 from tenants import services
 from tenants.models import Invitation, Membership, User
-from tests.conftest import HostClient, host_of, onboard, token_for
+from tests.helpers import HostClient, host_of, onboard, token_for
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django_tenants.utils import tenant_context
 
 from broker import services as broker_services
 from tenants import services
-from tests.conftest import PUBLIC_URL, onboard
+from tests.helpers import PUBLIC_URL, onboard
 
 pytestmark = pytest.mark.django_db
 

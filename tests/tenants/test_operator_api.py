@@ -126,7 +126,7 @@ def test_the_tenant_list_filters_by_status_and_tier(world, api):
 def test_lifecycle_actions_through_the_api_and_illegal_ones_are_400(
     world, api, django_capture_on_commit_callbacks
 ):
-    from tests.conftest import onboard
+    from tests.helpers import onboard
 
     tenant = onboard("api-cycle")
     client = api(world.operator)
@@ -150,7 +150,7 @@ def test_lifecycle_actions_through_the_api_and_illegal_ones_are_400(
 def test_quota_overrides_and_tier_updates_through_the_api(
     world, api, django_capture_on_commit_callbacks
 ):
-    from tests.conftest import onboard
+    from tests.helpers import onboard
 
     tenant = onboard("api-quota")
     client = api(world.operator)
@@ -204,7 +204,7 @@ def test_the_public_schema_row_is_never_listed(world, api):
 def test_an_offboarding_without_the_tenants_slug_is_a_400_and_the_tenant_stays_active(
     world, api, django_capture_on_commit_callbacks, body
 ):
-    from tests.conftest import onboard
+    from tests.helpers import onboard
 
     tenant = onboard("api-keep")
     client = api(world.operator)
@@ -220,7 +220,7 @@ def test_an_offboarded_tenants_report_names_its_export_file_not_the_server_path(
 ):
     from django.conf import settings
 
-    from tests.conftest import onboard
+    from tests.helpers import onboard
 
     tenant = onboard("api-export")
     client = api(world.operator)

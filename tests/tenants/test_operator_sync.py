@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from broker.sync import contract, dynamo
 from tenants.models import Tenant, TenantStatus
-from tests.conftest import onboard
+from tests.helpers import onboard
 
 pytestmark = pytest.mark.django_db
 

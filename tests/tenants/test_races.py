@@ -10,7 +10,7 @@ import pytest
 from django.db import connection, connections
 from django_tenants.utils import tenant_context
 
-from tests.conftest import HostClient, host_of, token_for
+from tests.helpers import HostClient, host_of, token_for
 
 pytestmark = pytest.mark.django_db
 

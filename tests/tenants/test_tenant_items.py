@@ -15,7 +15,7 @@ from broker.sync import contract, dynamo, relay, selectors
 from broker.sync.models import OutboxEntry
 from tenants import services
 from tenants.models import Tenant, Tier
-from tests.conftest import onboard
+from tests.helpers import onboard
 
 pytestmark = pytest.mark.django_db
 

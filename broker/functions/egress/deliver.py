@@ -1,4 +1,4 @@
-"""One delivery message → one attempt, a retry scheduled or a dead letter (DESIGN.md flow 5).
+"""One delivery message → one attempt, a retry scheduled or a dead letter (docs/design.md, flow 5).
 
 `process_body` is the whole egress for one SQS record, as a plain function over the body and
 the ARN of the queue it came from. It returns what happened (an `OUTCOMES` name) and raises

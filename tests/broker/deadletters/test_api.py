@@ -8,9 +8,8 @@ from django_tenants.utils import tenant_context
 
 from broker.deadletters.models import DeadLetter
 from broker.dlq.models import QuarantinedMessage
-from tests.conftest import HostClient, host_of, token_for
-
-from .conftest import dead_letter, ingest_all, send_to_dlq
+from tests.helpers import HostClient, host_of, token_for
+from tests.helpers.deadletters import dead_letter, ingest_all, send_to_dlq
 
 pytestmark = pytest.mark.django_db
 

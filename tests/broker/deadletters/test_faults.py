@@ -12,11 +12,9 @@ from broker.functions.shared import messages
 from core.errors import ApplicationError
 from portal.celery import app
 from tenants.models import Tenant
-from tests.broker.conftest import PUBLIC_URL
 from tests.broker.sync._processes import Proxy, Worker, wait_for
-from tests.conftest import make_user, onboard
-
-from .conftest import dead_letter, dlq_url, purge, receive_all, send_to_dlq
+from tests.helpers import PUBLIC_URL, make_user, onboard
+from tests.helpers.deadletters import dead_letter, dlq_url, purge, receive_all, send_to_dlq
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

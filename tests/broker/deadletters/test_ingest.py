@@ -11,8 +11,7 @@ from broker.deadletters.models import DeadLetter
 from broker.dlq.models import QuarantinedMessage
 from core import aws
 from tenants.models import Tenant
-
-from .conftest import dead_letter, ingest_all, send_to_dlq
+from tests.helpers.deadletters import dead_letter, ingest_all, send_to_dlq
 
 pytestmark = pytest.mark.django_db
 

@@ -18,12 +18,10 @@ from broker.deadletters import ingest
 from broker.deadletters.models import DeadLetter
 from core import aws
 from portal.celery import app
-from tests.broker.conftest import PUBLIC_URL
 from tests.broker.sync import _processes
 from tests.broker.sync._processes import ROOT, wait_for
-from tests.conftest import make_user, onboard
-
-from .conftest import dead_letter, dlq_url, purge, send_to_dlq
+from tests.helpers import PUBLIC_URL, make_user, onboard
+from tests.helpers.deadletters import dead_letter, dlq_url, purge, send_to_dlq
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

@@ -15,8 +15,7 @@ from broker.dlq.hooks import offboard_dead_letters
 from broker.dlq.models import QuarantinedMessage, TenantDlqState
 from tenants.models import Tenant
 from tenants.services import _common as tenant_common
-
-from .conftest import dead_letter, ingest_all, send_to_dlq
+from tests.helpers.deadletters import dead_letter, ingest_all, send_to_dlq
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,8 @@ from django_tenants.utils import tenant_context
 
 from broker.deadletters.models import DeadLetter, ReplayJob
 from broker.dlq.models import QuarantinedMessage, TenantDlqState
-from tests.conftest import PASSWORD, host_of
-
-from .conftest import dead_letter, ingest_all, send_to_dlq
+from tests.helpers import PASSWORD, host_of
+from tests.helpers.deadletters import dead_letter, ingest_all, send_to_dlq
 
 pytestmark = pytest.mark.django_db
 

@@ -11,14 +11,12 @@ from broker.deadletters import runner
 from broker.deadletters.models import DeadLetter, ReplayJob
 from portal.celery import app
 from tenants.models import Membership
-from tests.broker.conftest import PUBLIC_URL
-from tests.conftest import PASSWORD, make_user, onboard
+from tests.helpers import PASSWORD, PUBLIC_URL, make_user, onboard
+from tests.helpers.deadletters import dead_letter, dlq_url, ingest_all, purge, send_to_dlq
 from tests.portal.test_pages_browser import (  # noqa: F401 (fixtures)
     browser,  # noqa: F811
     pytestmark,
 )
-
-from .conftest import dead_letter, dlq_url, ingest_all, purge, send_to_dlq
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -15,10 +15,9 @@ from broker.functions.shared import messages
 from broker.models import AuditEvent
 from core import aws
 from core.errors import ApplicationError
-from tests.broker.conftest import PUBLIC_URL
-
-from .conftest import dead_letter, ingest_all, purge, send_to_dlq
-from .conftest import receive_all as _receive_all
+from tests.helpers import PUBLIC_URL
+from tests.helpers.deadletters import dead_letter, ingest_all, purge, send_to_dlq
+from tests.helpers.deadletters import receive_all as _receive_all
 
 pytestmark = pytest.mark.django_db
 

@@ -15,9 +15,8 @@ from broker.deadletters.numbers import replay_number_allocate
 from broker.deliveries.services import delivery_resend
 from broker.functions.shared import messages, records
 from tests import dataplane_items as dp
-
-from .conftest import dead_letter, ingest_all, purge, send_to_dlq
-from .conftest import receive_all as _receive_all
+from tests.helpers.deadletters import dead_letter, ingest_all, purge, send_to_dlq
+from tests.helpers.deadletters import receive_all as _receive_all
 
 pytestmark = pytest.mark.django_db
 

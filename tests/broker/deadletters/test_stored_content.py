@@ -8,8 +8,7 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from broker.deadletters.models import DeadLetter
-
-from .conftest import dead_letter, ingest_all, send_to_dlq
+from tests.helpers.deadletters import dead_letter, ingest_all, send_to_dlq
 
 pytestmark = pytest.mark.django_db
 

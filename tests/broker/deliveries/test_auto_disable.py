@@ -13,7 +13,7 @@ from broker.deliveries.tasks import auto_disable_tenant, auto_disable_tick
 from broker.models import AuditEvent, Consumer
 from broker.sync.models import OutboxEntry
 from tests import dataplane_items as dp
-from tests.conftest import host_of
+from tests.helpers import host_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_dataplane")]
 QUEUE = "arn:aws:sqs:eu-west-1:123456789012:warehouse"

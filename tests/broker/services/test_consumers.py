@@ -4,7 +4,8 @@ from broker import secrets, services
 from broker.models import AuditEvent, Consumer, Subscription
 from broker.sync.models import OutboxEntry
 from core.errors import ApplicationError
-from tests.broker.conftest import PUBLIC_URL, audit_rows, outbox_rows
+from tests.helpers import PUBLIC_URL
+from tests.helpers.broker import audit_rows, outbox_rows
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,7 @@ import pytest
 from broker import services
 from broker.models import EventType
 from core.errors import ApplicationError
-from tests.broker.conftest import outbox_rows
+from tests.helpers.broker import outbox_rows
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import pytest
 from broker import services
 from broker.models import AuditEvent, Consumer, EventType, Producer, Subscription
 from broker.sync.models import OutboxEntry
-from tests.conftest import PUBLIC_URL
+from tests.helpers import PUBLIC_URL
 
 pytestmark = pytest.mark.django_db
 

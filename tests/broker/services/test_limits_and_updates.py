@@ -9,7 +9,7 @@ from broker.services.event_types import MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH
 from broker.services.producers import MAX_ALLOWED_EVENT_TYPES
 from broker.services.subscriptions import MAX_FILTER_BYTES
 from core.errors import ApplicationError
-from tests.broker.conftest import PUBLIC_URL
+from tests.helpers import PUBLIC_URL
 
 pytestmark = pytest.mark.django_db
 

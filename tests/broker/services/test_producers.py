@@ -8,7 +8,7 @@ from broker import services
 from broker.models import ApiKey, AuditEvent, Producer
 from broker.sync.models import OutboxEntry
 from core.errors import ApplicationError
-from tests.broker.conftest import audit_rows, outbox_rows
+from tests.helpers.broker import audit_rows, outbox_rows
 
 pytestmark = pytest.mark.django_db
 

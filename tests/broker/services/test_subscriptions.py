@@ -4,7 +4,7 @@ from broker import services
 from broker.models import Subscription
 from broker.sync.models import OutboxEntry
 from core.errors import ApplicationError
-from tests.broker.conftest import audit_rows, outbox_rows
+from tests.helpers.broker import audit_rows, outbox_rows
 
 pytestmark = pytest.mark.django_db
 

@@ -14,9 +14,8 @@ from broker import services
 from broker.sync import contract, dynamo, reconcile
 from broker.sync.models import OutboxEntry
 from portal.celery import app
-from tests.broker.conftest import PUBLIC_URL
 from tests.broker.sync._processes import ROOT, Proxy, Worker, wait_for
-from tests.conftest import onboard
+from tests.helpers import PUBLIC_URL, onboard
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -85,7 +84,7 @@ def _tenant(slug):
 def test_changes_saved_while_aws_is_unreachable_arrive_after_it_returns(
     live_aws, real_tasks, purge_broker, tmp_path
 ):
-    from tests.conftest import make_user
+    from tests.helpers import make_user
 
     tenant = _tenant("sync-outage")
     actor = make_user("admin@outage.test")
@@ -111,7 +110,7 @@ def test_changes_saved_while_aws_is_unreachable_arrive_after_it_returns(
 
 
 def test_a_worker_killed_while_draining_loses_nothing(live_aws, real_tasks, purge_broker, tmp_path):
-    from tests.conftest import make_user
+    from tests.helpers import make_user
 
     tenant = _tenant("sync-kill")
     actor = make_user("admin@kill.test")
@@ -154,7 +153,7 @@ for item in items:
 def test_a_thousand_versions_shuffled_and_duplicated_from_two_processes_end_at_the_last(
     live_aws, tmp_path
 ):
-    from tests.conftest import make_user
+    from tests.helpers import make_user
 
     tenant = _tenant("sync-order")
     actor = make_user("admin@order.test")

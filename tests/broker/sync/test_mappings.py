@@ -15,7 +15,7 @@ from broker.sync.models import SyncState
 from broker.sync.selectors import tenant_sync_summaries
 from core import aws
 from tenants import services as tenant_services
-from tests.conftest import onboard, source_queue
+from tests.helpers import onboard, source_queue
 
 pytestmark = pytest.mark.django_db
 

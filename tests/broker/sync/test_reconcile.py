@@ -6,7 +6,7 @@ from django_tenants.utils import tenant_context
 from broker import services
 from broker.sync import dynamo, reconcile, relay
 from broker.sync.models import SyncJob
-from tests.broker.conftest import PUBLIC_URL
+from tests.helpers import PUBLIC_URL
 
 pytestmark = pytest.mark.django_db
 
@@ -199,3 +199,11 @@ def test_the_sync_dynamodb_command_rebuilds_an_emptied_table(world, settings):
     assert reconcile.sync_tenant(world.a)["drift"] == 0
     with pytest.raises(CommandError):
         call_command("sync_dynamodb", "--tenant", "no-such-tenant")
+
+
+def test_a_malformed_tenant_filter_is_a_400_naming_it_and_an_unknown_tenant_a_404(world, api):
+    malformed = api(world.support).get("/api/v1/sync/?tenant=not-a-uuid")
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["fields"] == {"tenant": ["Not a tenant id."]}
+    unknown = api(world.support).get("/api/v1/sync/?tenant=00000000-0000-0000-0000-000000000000")
+    assert unknown.status_code == 404

@@ -9,8 +9,7 @@ from django_tenants.utils import tenant_context
 from broker import services
 from broker.sync import dynamo, relay
 from broker.sync.models import OutboxEntry, SyncState
-from tests.broker.conftest import PUBLIC_URL
-from tests.conftest import source_queue
+from tests.helpers import PUBLIC_URL, source_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -202,7 +201,7 @@ def test_offboarding_tombstones_every_item_of_the_tenant_api_keys_included(
     settings, tmp_path, django_capture_on_commit_callbacks
 ):
     from tenants import services as tenant_services
-    from tests.conftest import onboard
+    from tests.helpers import onboard
 
     settings.OFFBOARD_EXPORT_DIR = str(tmp_path)
     tenant = onboard("sync-leaving")
