@@ -25,8 +25,18 @@ _cache: dict[tuple[str, str], tuple[float, str]] = {}
 USER_AGENT = "broker-egress/1"
 
 
-@functools.lru_cache(maxsize=4)
+_fernet_lock = threading.Lock()
+
+
 def _fernet(keys: tuple[str, ...], secret_key: str, secret_arn: str = ""):
+    # One read of the secret per process, even when a cold start's concurrent attempts all
+    # need it at once (lru_cache alone lets each of them call Secrets Manager).
+    with _fernet_lock:
+        return _fernet_cached(keys, secret_key, secret_arn)
+
+
+@functools.lru_cache(maxsize=4)
+def _fernet_cached(keys: tuple[str, ...], secret_key: str, secret_arn: str = ""):
     if secret_arn:
         # The deployed way (the stack's SecretsArn): the portal's Fernet keys, comma-separated,
         # read once per process from Secrets Manager. The process restarts to see a rotation.

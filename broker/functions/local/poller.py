@@ -120,9 +120,9 @@ class Poller(threading.Thread):
         done = [m for m in messages if m["MessageId"] not in failed]
         self.runner.count(self.mapping.function_arn, len(done), len(messages) - len(done))
         if done:
-            self._delete(done)
+            self._delete_done(done)
 
-    def _delete(self, messages: list[dict]) -> None:
+    def _delete_done(self, messages: list[dict]) -> None:
         entries = [
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
         ]
