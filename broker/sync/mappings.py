@@ -33,22 +33,25 @@ MAPPING = "mapping"  # the sync-state object type of a tenant's mappings
 SOURCE_CONCURRENCY = 2  # AWS's least MaximumConcurrency; one producer's queue needs no more
 
 
-def _egress_arn() -> str:
-    if not settings.EGRESS_FUNCTION_ARN:
+def _function_arn(setting: str, output: str, what: str) -> str:
+    """The function ARN a setting holds; unset is an error people see, never a skip."""
+    value = getattr(settings, setting)
+    if not value:
         raise aws.MappingError(
-            "EGRESS_FUNCTION_ARN is not set: the silo queue cannot be mapped to the egress "
-            "(set it from the data plane stack's EgressFunctionArn output)."
+            f"{setting} is not set: {what} cannot be mapped (set it from the data plane "
+            f"stack's {output} output)."
         )
-    return settings.EGRESS_FUNCTION_ARN
+    return value
+
+
+def _egress_arn() -> str:
+    return _function_arn("EGRESS_FUNCTION_ARN", "EgressFunctionArn", "the silo queue")
 
 
 def _source_arn() -> str:
-    if not settings.SQS_PRODUCER_FUNCTION_ARN:
-        raise aws.MappingError(
-            "SQS_PRODUCER_FUNCTION_ARN is not set: SQS producers' queues cannot be mapped "
-            "(set it from the data plane stack's SqsProducerFunctionArn output)."
-        )
-    return settings.SQS_PRODUCER_FUNCTION_ARN
+    return _function_arn(
+        "SQS_PRODUCER_FUNCTION_ARN", "SqsProducerFunctionArn", "SQS producers' queues"
+    )
 
 
 def silo_mapping(tenant) -> str | None:

@@ -3,7 +3,15 @@ each `python -m …` in its own process against the session's moto server."""
 
 import pytest
 
-from tests.helpers.e2e import IAM_REPORTS
+from tests.helpers.e2e import IAM_REPORTS, Receiver
+
+
+@pytest.fixture(scope="module")
+def receiver(tmp_path_factory):
+    """The demo receiver in its own process, one per test module."""
+    r = Receiver(log=tmp_path_factory.mktemp("receiver") / "receiver.log")
+    yield r
+    r.stop()
 
 
 @pytest.fixture

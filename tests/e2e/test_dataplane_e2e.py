@@ -15,18 +15,11 @@ from broker import services
 from broker.functions.shared import messages
 from broker.sync import contract, dynamo, relay
 from core import aws
-from tests.helpers.e2e import Receiver, Runner, wait_for
+from tests.helpers.e2e import Runner, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
 ORDER = {"type": "order.created", "data": {"order_id": "A-1", "total": 42.5}}
-
-
-@pytest.fixture(scope="module")
-def receiver(tmp_path_factory):
-    r = Receiver(log=tmp_path_factory.mktemp("receiver") / "receiver.log")
-    yield r
-    r.stop()
 
 
 @pytest.fixture(scope="module")

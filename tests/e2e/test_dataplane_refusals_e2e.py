@@ -23,7 +23,7 @@ from tests.helpers.e2e import free_receiver_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
-dp, runner, receiver = base.dp, base.runner, base.receiver  # its fixtures, for this module
+dp, runner = base.dp, base.runner  # its fixtures, for this module (receiver: conftest)
 
 CACHE_TTL = 1.2  # the runner's CONFIG_CACHE_TTL_SECONDS (1 s), and a little more
 

@@ -13,7 +13,7 @@ from broker.deadletters import runner as replay_runner
 from broker.deadletters import services as dead_letters
 from broker.deadletters.models import DeadLetter
 from broker.sync import relay
-from tests.e2e.test_dataplane_e2e import ORDER, dp, receiver, runner  # noqa: F401 (fixtures)
+from tests.e2e.test_dataplane_e2e import ORDER, dp, runner  # noqa: F401 (fixtures)
 from tests.helpers.e2e import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]

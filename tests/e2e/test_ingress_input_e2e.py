@@ -13,7 +13,7 @@ from tests.helpers.e2e import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
-dp, runner, receiver = base.dp, base.runner, base.receiver  # its fixtures, for this module
+dp, runner = base.dp, base.runner  # its fixtures, for this module (receiver: conftest)
 
 
 def test_a_114_kb_cjk_event_within_the_standard_tiers_128_kib_reaches_the_consumer(dp):

@@ -16,18 +16,11 @@ from broker.sync.models import SyncState
 from core import aws
 from tenants import services as tenant_services
 from tests.helpers import onboard
-from tests.helpers.e2e import Receiver, Runner, wait_for
+from tests.helpers.e2e import Runner, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
 ORDER = {"type": "order.created", "data": {"order_id": "S-1"}}
-
-
-@pytest.fixture(scope="module")
-def receiver(tmp_path_factory):
-    r = Receiver(log=tmp_path_factory.mktemp("receiver") / "receiver.log")
-    yield r
-    r.stop()
 
 
 @pytest.fixture(scope="module")
