@@ -178,6 +178,7 @@ class EventType(VersionedModel):
         return self.name
 
 
-# Dead letters and replay jobs are broker models too (tenant schema), defined in their package.
-from .deadletters.models import DeadLetter, ReplayCounter, ReplayJob  # noqa: E402, F401
+# Dead letters, replay jobs and configuration revisions are broker models too (tenant schema),
+# defined in their packages.
 from .configcode.models import ConfigRevision, ConfigRevisionEntry  # noqa: E402, F401
+from .deadletters.models import DeadLetter, ReplayCounter, ReplayJob  # noqa: E402, F401

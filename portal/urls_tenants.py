@@ -4,6 +4,7 @@ from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from broker import api as broker_api
+from broker.api import config as config_api
 from broker.deadletters import api as dead_letters_api
 from broker.sync import api as sync_api
 from portal import views, views_config, views_subscriptions
@@ -64,6 +65,21 @@ urlpatterns = [
     *dead_letter_pages,
     path("api/v1/dlq-alerts/", dead_letters_api.DlqAlertsView.as_view(), name="dlq-alerts"),
     *deliveries,
+    path("api/v1/config/export/", config_api.ExportView.as_view(), name="config-export"),
+    path("api/v1/config/plan/", config_api.PlanView.as_view(), name="config-plan"),
+    path("api/v1/config/apply/", config_api.ApplyView.as_view(), name="config-apply"),
+    path("api/v1/config/rollback/", config_api.RollbackView.as_view(), name="config-rollback"),
+    path(
+        "api/v1/config/revisions/",
+        config_api.RevisionListView.as_view(),
+        name="config-revisions",
+    ),
+    path(
+        "api/v1/config/revisions/<int:number>/",
+        config_api.RevisionDocumentView.as_view(),
+        name="config-revision",
+    ),
+    path("api/v1/config/diff/", config_api.DiffView.as_view(), name="config-diff"),
     path("api/v1/", include(router.urls)),
 ]
 

@@ -53,3 +53,6 @@ class ConfigRevisionEntry(models.Model):
                 fields=["object_type", "object_id", "revision"], name="broker_conf_object__idx"
             )
         ]
+
+    def __str__(self):
+        return f"{self.object_type}:{self.object_id}@{self.revision_id}"

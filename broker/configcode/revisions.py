@@ -125,7 +125,7 @@ def current_revision() -> ConfigRevision | None:
 
 
 def document_at(number: int) -> dict:
-    """The configuration document as revision `number` left it."""
+    """The configuration document as revision `number` left it (0: the empty one)."""
     rows = (
         ConfigRevisionEntry.objects.filter(revision__number__lte=number)
         .order_by("object_type", "object_id", "-revision__number")
