@@ -8,7 +8,7 @@ from django_tenants.utils import tenant_context
 
 from broker import services
 from broker.configcode import revisions
-from broker.models import Consumer, Subscription
+from broker.models import Consumer, Producer, Subscription
 from tests.helpers import PUBLIC_URL
 
 pytestmark = pytest.mark.django_db
@@ -111,7 +111,7 @@ def test_a_change_between_plan_and_apply_is_a_409_conflict(world, api):
     with tenant_context(world.a):  # someone changes something else meanwhile
         services.producer_update(
             actor=world.admin_a,
-            producer=__import__("broker.models").models.Producer.objects.get(name="shop"),
+            producer=Producer.objects.get(name="shop"),
             enabled=False,
         )
     stale = a.post("/api/v1/config/apply/", {"document": doc, "plan": plan["hash"]}, format="json")
@@ -162,7 +162,7 @@ def test_a_service_refusing_a_change_at_apply_is_a_400_with_the_path_and_keeps_n
     assert list(response.json()["error"]["fields"]) == ["consumers[0].url"]
     with tenant_context(world.a):
         assert not Consumer.objects.exists()
-        assert not __import__("broker.models").models.Producer.objects.exists()
+        assert not Producer.objects.exists()
 
 
 def test_names_are_the_identity_unless_the_document_says_previous_name(world, api):
