@@ -198,3 +198,48 @@ def test_filters_are_compared_as_json_not_as_text(world, api):
     sub = next(s for s in doc["subscriptions"] if s["name"] == "orders-api.order.created")
     sub["filter"] = {"data": {"country": ["FR", "DE"], "total": [{"numeric": [">", 100]}]}}
     assert a.post("/api/v1/config/plan/", doc, format="json").json()["changes"] == []
+
+
+def test_the_command_exports_plans_and_applies_for_ci(world, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    with tenant_context(world.a):
+        configure(world.admin_a)
+    exported = tmp_path / "broker.yaml"
+    with exported.open("w") as out:
+        call_command(
+            "broker_config", "export", "--tenant", world.a.slug, "--format", "yaml", stdout=out
+        )
+    doc = yaml.safe_load(exported.read_text())
+    assert [c["name"] for c in doc["consumers"]] == ["orders-api", "sink"]
+
+    doc["consumers"][1]["enabled"] = False
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(doc))
+    planned = tmp_path / "plan.json"
+    with planned.open("w") as out:
+        call_command("broker_config", "plan", str(changed), "--tenant", world.a.slug, stdout=out)
+    plan = json.loads(planned.read_text())
+    assert [(c["name"], c["fields"]) for c in plan["changes"]] == [
+        ("sink", {"enabled": [True, False]})
+    ]
+    applied = tmp_path / "applied.json"
+    with applied.open("w") as out:
+        call_command(
+            "broker_config",
+            "apply",
+            str(changed),
+            "--tenant",
+            world.a.slug,
+            "--plan",
+            plan["hash"],
+            "--actor",
+            world.admin_a.email,
+            stdout=out,
+        )
+    assert json.loads(applied.read_text())["changes"] == 1
+    with pytest.raises(CommandError) as stale:
+        call_command(
+            "broker_config", "apply", str(changed), "--tenant", world.a.slug, "--plan", plan["hash"]
+        )
+    assert stale.value.returncode == 2 and "conflict" in str(stale.value)
