@@ -987,8 +987,7 @@ class Plane:
         )
         sqs = aws.sqs()
         self.urls = [
-            sqs.get_queue_url(QueueName=f"{prefix}-delivery-{i:02d}")["QueueUrl"]
-            for i in range(8)
+            sqs.get_queue_url(QueueName=f"{prefix}-delivery-{i:02d}")["QueueUrl"] for i in range(8)
         ]
         self.lam = boto3.client("lambda", endpoint_url=endpoint, region_name="eu-west-1")
         self.mappings = [

@@ -116,7 +116,7 @@ class PlanView(APIView):
 
     permission_classes = [IsTenantMember, Planner]
 
-    @extend_schema(request=DOCUMENT, responses={200: PLAN, **ERRORS})
+    @extend_schema(request={"application/json": DOCUMENT}, responses={200: PLAN, **ERRORS})
     def post(self, request):
         return Response(config_plan.make_plan(request.data))
 

@@ -160,3 +160,39 @@ def test_the_revision_list_runs_a_constant_number_of_queries(world, api):
         page = client.get("/api/v1/config/revisions/").json()
     assert len(page["results"]) >= 12
     assert len(many) == len(few)
+
+
+def _stored_bytes(number: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT pg_column_size(r.*) FROM broker_configrevision r WHERE r.number = %s)"
+            " + (SELECT coalesce(sum(pg_column_size(e.*)), 0) FROM broker_configrevisionentry e"
+            "    JOIN broker_configrevision r ON r.id = e.revision_id WHERE r.number = %s)",
+            [number, number],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_revision_stores_only_what_changed(world):
+    """Storage per change does not grow with the configuration: one entry per object changed
+    (printed with -s; docs/config-as-code.md quotes it)."""
+    figures = []
+    with tenant_context(world.a):
+        consumer, _ = services.consumer_create(
+            actor=world.admin_a, name="orders", kind="https", url=PUBLIC_URL
+        )
+        for size in (5, 50):
+            for i in range(Subscription.objects.count(), size):
+                services.subscription_create(
+                    actor=world.admin_a,
+                    consumer=consumer,
+                    event_type=f"order.e{i}",
+                    filter={"data": {"total": [{"numeric": [">", i]}]}},
+                )
+            sub = Subscription.objects.first()
+            services.subscription_update(
+                actor=world.admin_a, subscription=sub, filter={"data": {"n": [size]}}
+            )
+            figures.append(_stored_bytes(revisions.head()))
+    print(f"\nrevision storage per one-object change: {figures[0]} B (5 subs), {figures[1]} B (50)")
+    assert figures[0] == figures[1] < 1024
