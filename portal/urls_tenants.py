@@ -7,7 +7,7 @@ from broker import api as broker_api
 from broker.api import config as config_api
 from broker.deadletters import api as dead_letters_api
 from broker.sync import api as sync_api
-from portal import views, views_config, views_subscriptions
+from portal import views, views_config, views_configcode, views_subscriptions
 from portal.urls_common import urlpatterns as common
 from portal.urls_deadletters import tenant_urlpatterns as dead_letter_pages
 from portal.urls_deliveries import urlpatterns as deliveries
@@ -30,6 +30,13 @@ urlpatterns = [
     path("members/<int:membership_id>/", views.member_change, name="member-change"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
     path("config/", views_config.config_page, name="config"),
+    path("config/revisions/", views_configcode.revisions_page, name="config-revisions-page"),
+    path(
+        "config/revisions/<int:number>/rollback/",
+        views_configcode.rollback_page,
+        name="config-rollback-page",
+    ),
+    path("config/as-code/", views_configcode.as_code_page, name="config-as-code-page"),
     path(
         "config/consumer/<uuid:object_id>/edit/",
         views_config.consumer_edit,

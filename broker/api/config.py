@@ -63,6 +63,11 @@ CHANGE = inline_serializer(
         "previous_name": serializers.CharField(required=False),
         "fields": serializers.DictField(help_text="{field: [before, after]}"),
         "notes": serializers.ListField(child=serializers.CharField()),
+        "traffic": serializers.DictField(
+            required=False,
+            help_text="A changed filter: {sample, old_filter_matches, new_filter_matches, "
+            "unreadable, leaves_out}, or {error}.",
+        ),
     },
 )
 PLAN = inline_serializer(

@@ -14,10 +14,12 @@ from django.db import transaction
 
 from broker import services
 from broker.models import Consumer, EventType, Producer, Subscription
+from broker.services._common import current_tenant
 from broker.sync.contract import CONSUMER, EVENT_TYPE, PRODUCER, SUBSCRIPTION
 from core.errors import ApplicationError
 
 from . import document, revisions, schema
+from . import traffic as traffic_check
 from .document import FIELDS, SECTION_OF, SECTIONS, STORED
 
 DEFAULTS = {
@@ -196,12 +198,38 @@ def _hash(base_revision: int, changes: list[dict]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def make_plan(doc) -> dict:
-    """What applying `doc` would change, on the revision it was made on. Nothing is saved."""
+def make_plan(doc, *, traffic: bool = True) -> dict:
+    """What applying `doc` would change, on the revision it was made on. Nothing is saved.
+    A changed subscription filter's change carries `traffic`: how many recent events the old
+    and the new filter match (broker/configcode/traffic.py), outside the hash, which covers
+    only what the apply will do."""
     check_document(doc)
     base = revisions.head()
-    changes = changes_between(document.export_document(), doc)
-    return {"base_revision": base, "hash": _hash(base, changes), "changes": changes}
+    current = document.export_document()
+    changes = changes_between(current, doc)
+    plan = {"base_revision": base, "hash": _hash(base, changes), "changes": changes}
+    if traffic:
+        _add_traffic(changes, document.by_name(current))
+    return plan
+
+
+def _add_traffic(changes: list[dict], current: dict) -> None:
+    filtered = [
+        c
+        for c in changes
+        if c["object_type"] == SUBSCRIPTION and c["action"] == "update" and "filter" in c["fields"]
+    ]
+    if not filtered:
+        return
+    tenant_id = current_tenant().pk
+    consumer_ids = list(Consumer.objects.values_list("id", flat=True))
+    for change in filtered:
+        before = current[(SUBSCRIPTION, change.get("previous_name", change["name"]))]
+        event_type = change["fields"].get("event_type", [None, before["event_type"]])[1]
+        old, new = change["fields"]["filter"]
+        change["traffic"] = traffic_check.filter_check(
+            tenant_id, consumer_ids, event_type=event_type, old=old, new=new
+        )
 
 
 @transaction.atomic
@@ -210,7 +238,7 @@ def apply(doc, *, plan: str, actor, summary: str = "apply") -> dict:
     400 with the object's path when a service refuses a change (nothing is kept then)."""
     check_document(doc)
     with revisions.scope(actor=actor, summary=summary):
-        current = make_plan(doc)
+        current = make_plan(doc, traffic=False)
         if current["hash"] != plan:
             raise conflict(
                 "The configuration changed since this plan was made "
@@ -329,7 +357,7 @@ def rollback(*, revision: int, dry_run: bool, actor, plan: str | None = None) ->
             "Invalid input.", fields={"revision": [f"A revision from 1 to {head}."]}
         )
     target = revisions.document_at(revision)
-    made = make_plan(target)
+    made = make_plan(target, traffic=dry_run)
     if dry_run:
         return made
     if plan is not None and plan != made["hash"]:

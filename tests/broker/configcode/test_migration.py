@@ -28,8 +28,10 @@ def test_existing_subscriptions_are_named_and_the_baseline_rebuilds_the_configur
                 actor=world.admin_a, consumer=consumer, event_type="order.created"
             )
         services.event_type_create(actor=world.admin_a, name="order.created")
-        # As before the migration: no names, no revisions.
-        Subscription.objects.update(name="")
+        # As before the migration: names from nowhere (0008 adds the column empty; unique
+        # only in 0009), no revisions.
+        for i, sub in enumerate(Subscription.objects.all()):
+            Subscription.objects.filter(pk=sub.pk).update(name=f"unnamed-{i}")
         ConfigRevision.objects.all().delete()
 
         migration.name_subscriptions(apps, None)
