@@ -13,6 +13,7 @@ import json
 from django.db import transaction
 
 from broker import services
+from broker.functions.shared import patterns
 from broker.models import Consumer, EventType, Producer, Subscription
 from broker.services._common import current_tenant
 from broker.sync.contract import CONSUMER, EVENT_TYPE, PRODUCER, SUBSCRIPTION
@@ -222,11 +223,21 @@ def _add_traffic(changes: list[dict], current: dict) -> None:
     if not filtered:
         return
     tenant_id = current_tenant().pk
-    consumer_ids = list(Consumer.objects.values_list("id", flat=True))
+    routes = list(Subscription.objects.values_list("event_type", "consumer_id"))
     for change in filtered:
         before = current[(SUBSCRIPTION, change.get("previous_name", change["name"]))]
         event_type = change["fields"].get("event_type", [None, before["event_type"]])[1]
         old, new = change["fields"]["filter"]
+        # The logs that can hold events of the type: consumers of a subscription whose type
+        # pattern overlaps it (not every consumer's: 500 logs at the dedicated tier).
+        consumer_ids = sorted(
+            {
+                str(consumer)
+                for pattern, consumer in routes
+                if patterns.event_type_matches(pattern, event_type)
+                or patterns.event_type_matches(event_type, pattern)
+            }
+        )
         change["traffic"] = traffic_check.filter_check(
             tenant_id, consumer_ids, event_type=event_type, old=old, new=new
         )

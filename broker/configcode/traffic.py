@@ -1,8 +1,9 @@
 """A changed subscription filter, checked against real traffic: how many of the tenant's
 recent events of the subscription's type the old filter matched and the new one would.
 
-The sample is read from every consumer's delivery log, not only the changed subscription's:
-its own log holds only what its old filter let through. What the sample leaves out is said
+The sample is read from the delivery logs of every consumer subscribed to the type (by any
+overlapping pattern), not only the changed subscription's: its own log holds only what its
+old filter let through. What the sample leaves out is said
 with the figures: events no subscription delivered are in no log, the logs keep attempts for
 their TTL only, the newest SAMPLE_ATTEMPTS attempts per consumer are read, and an event too
 large for its item (stored truncated) cannot be matched.
