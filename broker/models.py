@@ -146,6 +146,8 @@ class Consumer(VersionedModel):
 
 
 class Subscription(VersionedModel):
+    # Unique per tenant: the identity of a subscription in the configuration document.
+    name = models.CharField(max_length=100, unique=True)
     consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="subscriptions")
     event_type = models.CharField(max_length=200)
     producer = models.ForeignKey(
@@ -176,5 +178,7 @@ class EventType(VersionedModel):
         return self.name
 
 
-# Dead letters and replay jobs are broker models too (tenant schema), defined in their package.
+# Dead letters, replay jobs and configuration revisions are broker models too (tenant schema),
+# defined in their packages.
+from .configcode.models import ConfigRevision, ConfigRevisionEntry  # noqa: E402, F401
 from .deadletters.models import DeadLetter, ReplayCounter, ReplayJob  # noqa: E402, F401

@@ -4,9 +4,10 @@ from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from broker import api as broker_api
+from broker.api import config as config_api
 from broker.deadletters import api as dead_letters_api
 from broker.sync import api as sync_api
-from portal import views, views_config, views_subscriptions
+from portal import views, views_config, views_configcode, views_subscriptions
 from portal.urls_common import urlpatterns as common
 from portal.urls_deadletters import tenant_urlpatterns as dead_letter_pages
 from portal.urls_deliveries import urlpatterns as deliveries
@@ -29,6 +30,13 @@ urlpatterns = [
     path("members/<int:membership_id>/", views.member_change, name="member-change"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
     path("config/", views_config.config_page, name="config"),
+    path("config/revisions/", views_configcode.revisions_page, name="config-revisions-page"),
+    path(
+        "config/revisions/<int:number>/rollback/",
+        views_configcode.rollback_page,
+        name="config-rollback-page",
+    ),
+    path("config/as-code/", views_configcode.as_code_page, name="config-as-code-page"),
     path(
         "config/consumer/<uuid:object_id>/edit/",
         views_config.consumer_edit,
@@ -64,6 +72,21 @@ urlpatterns = [
     *dead_letter_pages,
     path("api/v1/dlq-alerts/", dead_letters_api.DlqAlertsView.as_view(), name="dlq-alerts"),
     *deliveries,
+    path("api/v1/config/export/", config_api.ExportView.as_view(), name="config-export"),
+    path("api/v1/config/plan/", config_api.PlanView.as_view(), name="config-plan"),
+    path("api/v1/config/apply/", config_api.ApplyView.as_view(), name="config-apply"),
+    path("api/v1/config/rollback/", config_api.RollbackView.as_view(), name="config-rollback"),
+    path(
+        "api/v1/config/revisions/",
+        config_api.RevisionListView.as_view(),
+        name="config-revisions",
+    ),
+    path(
+        "api/v1/config/revisions/<int:number>/",
+        config_api.RevisionDocumentView.as_view(),
+        name="config-revision",
+    ),
+    path("api/v1/config/diff/", config_api.DiffView.as_view(), name="config-diff"),
     path("api/v1/", include(router.urls)),
 ]
 

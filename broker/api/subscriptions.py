@@ -24,6 +24,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         model = Subscription
         fields = [
             "id",
+            "name",
             "consumer",
             "event_type",
             "producer",
@@ -38,6 +39,11 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
 
 class SubscriptionWriteSerializer(StrictSerializer):
+    name = serializers.CharField(
+        max_length=length_of(Subscription, "name"),
+        required=False,
+        help_text="Unique in the tenant; default `<consumer name>.<event type>`.",
+    )
     # Querysets are evaluated in the request's schema: another tenant's id does not exist here.
     consumer = serializers.PrimaryKeyRelatedField(queryset=Consumer.objects.all())
     event_type = serializers.CharField(max_length=length_of(Subscription, "event_type"))
@@ -81,7 +87,7 @@ class SubscriptionFilter(django_filters.FilterSet):
 class SubscriptionViewSet(ConfigViewSet):
     serializer_class = SubscriptionSerializer
     filterset_class = SubscriptionFilter
-    ordering_fields = ["created_at", "event_type", "updated_at"]
+    ordering_fields = ["created_at", "event_type", "name", "updated_at"]
     ordering = ["created_at"]
     idempotent_actions = ("create",)
 

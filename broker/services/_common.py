@@ -10,6 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from broker.audit import audit_record
+from broker.configcode import revisions
 from broker.functions.shared import arn
 from broker.sync import contract, tasks
 from broker.sync.models import OutboxEntry
@@ -164,6 +165,8 @@ def record_change(
             before=before,
             after=after,
         )
+    # The tenant's configuration revision: one per change, whatever path made it.
+    revisions.record(actor=actor, object_type=object_type, obj=obj, deleted=deleted)
     entry = OutboxEntry.objects.create(
         tenant_id=current_tenant().pk,
         object_type=object_type,

@@ -14,11 +14,12 @@ from ._common import (
     problem,
     raise_if,
     snapshot,
+    unique_name,
     update,
 )
 
-FIELDS = ("consumer_id", "event_type", "producer_id", "filter", "enabled", "description")
-UPDATABLE = ("consumer", "event_type", "producer", "filter", "enabled", "description")
+FIELDS = ("name", "consumer_id", "event_type", "producer_id", "filter", "enabled", "description")
+UPDATABLE = ("name", "consumer", "event_type", "producer", "filter", "enabled", "description")
 # The filter rides in the route's DynamoDB item (400 KB at most): far below that.
 MAX_FILTER_BYTES = 16 * 1024
 
@@ -30,6 +31,7 @@ SUBSCRIPTIONS = Config(
     plural="subscriptions",
     quota="max_subscriptions",
     updatable=UPDATABLE,
+    taken="A subscription with this name already exists.",
 )
 
 
@@ -37,6 +39,7 @@ def _validate(sub: Subscription, errors: dict, before: dict | None = None) -> No
     value = sub.filter if sub.filter is not None else {}
     check(
         [
+            *unique_name(Subscription, sub, taken=SUBSCRIPTIONS.taken),
             (
                 "event_type",
                 True,
@@ -99,10 +102,15 @@ def subscription_create(
     filter: dict | None = None,
     enabled: bool = True,
     description: str = "",
+    name: str = "",
 ) -> Subscription:
+    """`name` (unique in the tenant) defaults to `<consumer>.<event type>`, numbered when
+    taken."""
+
     def build() -> Subscription:
         _check_refs(consumer, producer)
         return Subscription(
+            name=(name or "").strip() or _default_name(consumer, event_type),
             consumer=consumer,
             event_type=(event_type or "").strip(),
             producer=producer,
@@ -114,6 +122,16 @@ def subscription_create(
     return create(SUBSCRIPTIONS, actor=actor, build=build, validate=_validate)
 
 
+def _default_name(consumer: Consumer, event_type: str) -> str:
+    base = f"{consumer.name}.{(event_type or '').strip()}"[:96]
+    taken = set(Subscription.objects.filter(name__startswith=base).values_list("name", flat=True))
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
 @transaction.atomic
 def subscription_update(*, actor, subscription: Subscription, **changes) -> Subscription:
     _check_refs(changes.get("consumer"), changes.get("producer"))
@@ -122,7 +140,9 @@ def subscription_update(*, actor, subscription: Subscription, **changes) -> Subs
         subscription,
         actor=actor,
         changes=changes,
-        clean=lambda name, value: (value or "").strip() if name == "event_type" else value,
+        clean=lambda name, value: (
+            (value or "").strip() if name in ("event_type", "name") else value
+        ),
         validate=_validate,
     )
 

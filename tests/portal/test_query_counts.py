@@ -373,6 +373,13 @@ TENANT_NOT_LISTS = {
     "config/producer/<uuid:object_id>/edit/": "one object's form",
     "config/subscription/<uuid:object_id>/edit/": "one object's form",
     "dead-letters/<uuid:letter_id>/": "one letter",
+    "api/v1/config/revisions/": "tests/broker/configcode/test_revisions_rollback.py",
+    "config/revisions/": "the newest 50 revisions, one query; a shown diff: two documents",
+    "api/v1/config/export/": "one document: a query per kind of object",
+    "api/v1/config/revisions/<int:number>/": "one document: one query",
+    "config/revisions/<int:number>/rollback/": "one plan: a query per kind of object",
+    "config/as-code/": "one document and a pasted one's plan: a query per kind of object",
+    "api/v1/config/diff/": "two documents: one query each",
 }
 PUBLIC_NOT_LISTS = {
     **ANY_HOST,
