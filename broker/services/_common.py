@@ -43,6 +43,14 @@ def lock(name: str) -> None:
     locks.xact_lock(name, connection.schema_name)
 
 
+def begin_write() -> None:
+    """Every configuration write of a tenant takes its revision lock first (revisions are
+    numbered in commit order, broker/configcode/revisions.py), so the tenant's writes take
+    their locks in one order: revision, then limits, then rows. An apply holding the revision
+    lock then never waits on a row that a single write holds while waiting for that lock."""
+    revisions.lock()
+
+
 def check_limit(*, model, quota: str, label: str) -> None:
     limit = quotas()[quota]
     if model.objects.count() >= limit:
@@ -243,6 +251,7 @@ def create(
 ):
     """Locks the tenant's objects of this kind, checks how many there may be, builds and
     validates the object, saves it and records the change (audit row, outbox row)."""
+    begin_write()
     lock(config.object_type)
     if config.quota:
         check_limit(model=config.model, quota=config.quota, label=config.plural)
@@ -286,6 +295,7 @@ def update(
     something changed (or `force`), validates against the stored values, saves with the
     version bumped and records the change, with tombstones for item keys the change moved."""
     reject_unknown_fields(changes, config.updatable or config.fields)
+    begin_write()
     obj = config.model.objects.select_for_update().get(pk=obj.pk)
     for name, why in config.fixed.items():
         if name in changes and changes[name] != getattr(obj, name):

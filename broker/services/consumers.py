@@ -19,6 +19,7 @@ from ._common import (
     Config,
     arn_problem,
     at_most,
+    begin_write,
     bump,
     check,
     create,
@@ -329,6 +330,7 @@ def _claim_queue(consumer: Consumer) -> None:
 def consumer_auto_disable(*, consumer: Consumer, reason: str) -> Consumer | None:
     """The platform disables a consumer whose endpoint keeps failing (no actor: the audit
     event is the platform's). None when it is already disabled or gone."""
+    begin_write()
     consumer = Consumer.objects.select_for_update().filter(pk=consumer.pk).first()
     if consumer is None or not consumer.enabled:
         return None
@@ -385,6 +387,7 @@ def consumer_rotate_signing_secret(
 @transaction.atomic
 def consumer_delete(*, actor, consumer: Consumer) -> None:
     """Deletes the consumer and its subscriptions (each gets its own tombstone and audit)."""
+    begin_write()
     consumer = Consumer.objects.select_for_update().get(pk=consumer.pk)
     for sub in consumer.subscriptions.select_for_update():
         delete_recorded(

@@ -12,6 +12,7 @@ from broker.sync.contract import EVENT_TYPE
 
 from ._common import (
     Config,
+    begin_write,
     check,
     create,
     delete_recorded,
@@ -145,6 +146,7 @@ def event_type_update(*, actor, event_type: EventType, **changes) -> EventType:
 
 @transaction.atomic
 def event_type_delete(*, actor, event_type: EventType) -> None:
+    begin_write()
     event_type = EventType.objects.select_for_update().get(pk=event_type.pk)
     delete_recorded(
         actor=actor, object_type=EVENT_TYPE, obj=event_type, before=snapshot(event_type, FIELDS)

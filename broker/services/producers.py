@@ -19,6 +19,7 @@ from ._common import (
     Rule,
     arn_problem,
     at_most,
+    begin_write,
     bump,
     check,
     create,
@@ -205,6 +206,7 @@ def _claim_queue(producer: Producer) -> None:
 @transaction.atomic
 def producer_delete(*, actor, producer: Producer) -> None:
     """Deletes the producer and its keys; refused while subscriptions are restricted to it."""
+    begin_write()
     producer = Producer.objects.select_for_update().get(pk=producer.pk)
     restricted = producer.subscriptions.count()
     if restricted:

@@ -7,6 +7,7 @@ from core.errors import ApplicationError
 
 from ._common import (
     Config,
+    begin_write,
     check,
     create,
     delete_recorded,
@@ -149,6 +150,7 @@ def subscription_update(*, actor, subscription: Subscription, **changes) -> Subs
 
 @transaction.atomic
 def subscription_delete(*, actor, subscription: Subscription) -> None:
+    begin_write()
     sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
     delete_recorded(actor=actor, object_type=SUBSCRIPTION, obj=sub, before=snapshot(sub, FIELDS))
 
