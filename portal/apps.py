@@ -7,4 +7,4 @@ class PortalConfig(AppConfig):
     def ready(self):
         # Connects the Celery task-outcome counters (web and worker both load the apps); in
         # ready() because it imports models, which the app registry loads after apps.py.
-        from portal import metrics  # noqa: F401
+        from portal.observability import metrics  # noqa: F401

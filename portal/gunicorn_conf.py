@@ -111,7 +111,7 @@ proc_name = "portal-web"
 
 
 def child_exit(server, worker):
-    """prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, portal/metrics.py):
+    """prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, portal/observability/metrics.py):
     a dead worker's live gauges leave the sums."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)

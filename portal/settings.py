@@ -111,7 +111,7 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# /metrics (portal/metrics.py) answers loopback and private addresses, or this bearer token.
+# /metrics (portal/observability/metrics.py) answers loopback and private addresses, or this bearer token.
 # Requests that came through a proxy (X-Forwarded-For) need the token.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
@@ -125,8 +125,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "portal.context_processors.portal",
-                "portal.context_deadletters.dlq_banner",
+                "portal.pages.context_processors.portal",
+                "portal.pages.context_deadletters.dlq_banner",
             ]
         },
     }
@@ -173,7 +173,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # Our login form and token endpoint both call authenticate(username=<email>).
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_CALLABLE = "portal.auth_views.lockout_response"
+AXES_LOCKOUT_CALLABLE = "portal.api.auth_views.lockout_response"
 AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
@@ -216,7 +216,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_DATA_UPLOAD_MAX_BYTES", default=10
 # --- API ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "portal.auth.TenantJWTAuthentication",
+        "portal.api.auth.TenantJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Deny by default: every view names its own permission classes.
@@ -232,8 +232,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
-    # One tag per resource, error responses of every operation (portal/openapi.py).
-    "DEFAULT_SCHEMA_CLASS": "portal.openapi.AutoSchema",
+    # One tag per resource, error responses of every operation (portal/api/openapi.py).
+    "DEFAULT_SCHEMA_CLASS": "portal.api.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 # One caller (user or address) may use at most this share of its tenant's API budget per

@@ -6,9 +6,11 @@ from rest_framework.routers import SimpleRouter
 
 from broker.deadletters import api as dead_letters_api
 from broker.sync import api as sync_api
-from portal import metrics, views, views_console
-from portal.urls_common import urlpatterns as common
-from portal.urls_deadletters import public_urlpatterns as dead_letter_pages
+from portal.console import views as views_console
+from portal.observability import metrics
+from portal.pages import views
+from portal.pages.urls_common import urlpatterns as common
+from portal.pages.urls_deadletters import public_urlpatterns as dead_letter_pages
 from tenants import api, seed_api
 
 router = SimpleRouter()

@@ -7,10 +7,13 @@ from broker import api as broker_api
 from broker.api import config as config_api
 from broker.deadletters import api as dead_letters_api
 from broker.sync import api as sync_api
-from portal import views, views_config, views_configcode, views_subscriptions
-from portal.urls_common import urlpatterns as common
-from portal.urls_deadletters import tenant_urlpatterns as dead_letter_pages
-from portal.urls_deliveries import urlpatterns as deliveries
+from portal.pages import config as views_config
+from portal.pages import configcode as views_configcode
+from portal.pages import subscriptions as views_subscriptions
+from portal.pages import views
+from portal.pages.urls_common import urlpatterns as common
+from portal.pages.urls_deadletters import tenant_urlpatterns as dead_letter_pages
+from portal.pages.urls_deliveries import urlpatterns as deliveries
 from tenants import api_members
 
 router = SimpleRouter()

@@ -123,7 +123,7 @@ def _actions(t, csrf: str) -> str:
 
 @register.simple_tag(takes_context=True)
 def console_row(context, t) -> SafeString:
-    """The <tr> of tenant `t` as portal.console.console_page prepared it."""
+    """The <tr> of tenant `t` as portal.console.overview.console_page prepared it."""
     tier = t.tier
     cells = [
         _tenant(t),

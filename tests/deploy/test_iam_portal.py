@@ -14,7 +14,7 @@ from broker.deadletters import services as deadletter_services
 from broker.deliveries import selectors
 from broker.functions.local import iam
 from core import aws
-from portal import health
+from portal.observability import health
 from tenants import services as tenant_services
 from tests.helpers import PUBLIC_URL, make_user, onboard
 from tests.helpers.deadletters import dead_letter

@@ -4,7 +4,7 @@ the deliveries API (broker/deliveries/api.py). Included by urls_tenants.py befor
 from django.urls import path
 
 from broker.deliveries import api
-from portal import views_deliveries as views
+from portal.pages import deliveries as views
 
 urlpatterns = [
     path("dashboard/data/", views.dashboard_data, name="dashboard-data"),

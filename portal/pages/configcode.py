@@ -13,7 +13,7 @@ from django.shortcuts import render
 from broker.configcode import document, plan, revisions
 from broker.configcode.models import ConfigRevision
 from core.errors import ApplicationError
-from portal.views import role_required
+from portal.pages.views import role_required
 from tenants import roles
 
 MEMBERS = (roles.ADMIN, roles.DEVELOPER, roles.VIEWER)

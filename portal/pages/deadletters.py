@@ -15,7 +15,7 @@ from broker.deadletters.api import _consumer_names
 from broker.deadletters.models import DeadLetter, LetterStatus, ReplayJob
 from broker.dlq.models import QuarantinedMessage, QuarantineStatus, TenantDlqState
 from core.errors import ApplicationError
-from portal.views import role_required
+from portal.pages.views import role_required
 from tenants import roles
 from tenants.models import Tenant
 

@@ -13,8 +13,8 @@ from django_tenants.utils import get_public_schema_name
 from broker.models import Consumer, Producer, Subscription
 from broker.sync.selectors import tenant_sync_status
 from core.errors import ApplicationError
-from portal.console import ConsoleQuery, console_page
-from portal.forms import (
+from portal.console.overview import ConsoleQuery, console_page
+from portal.pages.forms import (
     AcceptInvitationForm,
     InviteForm,
     LoginForm,

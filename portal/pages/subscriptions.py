@@ -13,8 +13,8 @@ from broker import services
 from broker.deliveries import services as delivery_services
 from broker.models import Subscription
 from core.errors import ApplicationError
-from portal.views import role_required
-from portal.views_config import SubscriptionEditForm
+from portal.pages.config import SubscriptionEditForm
+from portal.pages.views import role_required
 from tenants import roles
 
 

@@ -16,9 +16,9 @@ from django.views.decorators.http import require_POST
 from broker import services
 from broker.models import Consumer, ConsumerAuth, Kind, Producer, Subscription
 from core.errors import ApplicationError
-from portal import one_time as one_time_secret
-from portal.forms import apply_application_error
-from portal.views import role_required
+from portal.pages import one_time as one_time_secret
+from portal.pages.forms import apply_application_error
+from portal.pages.views import role_required
 from tenants import roles
 
 

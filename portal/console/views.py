@@ -1,5 +1,5 @@
 """The operator's page per tenant and its actions (public host). Support reads, operators act;
-anyone else gets the 404 every console page gives them (portal.views.role_required)."""
+anyone else gets the 404 every console page gives them (portal.pages.views.role_required)."""
 
 from django.contrib import messages
 from django.http import Http404, JsonResponse
@@ -8,8 +8,8 @@ from django.views.decorators.http import require_POST
 
 from broker.sync.services import sync_job_start
 from core.errors import ApplicationError
-from portal.console_tenant import CONFIRM, actions_for, active_jobs, tenant_page
-from portal.views import role_required
+from portal.console.tenant import CONFIRM, actions_for, active_jobs, tenant_page
+from portal.pages.views import role_required
 from tenants import roles, selectors, services
 
 ACTIONS = {

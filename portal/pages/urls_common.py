@@ -1,8 +1,10 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from portal import auth_views, health, views
-from portal.schema import HostSchemaView
+from portal.api import auth_views
+from portal.api.schema import HostSchemaView
+from portal.observability import health
+from portal.pages import views
 
 # Served on every host: the public one and each tenant's.
 urlpatterns = [

@@ -17,7 +17,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from core.api import StrictInputMixin
 from core.errors import error_body
-from portal.auth import check_generation, host_scope
+from portal.api.auth import check_generation, host_scope
 from tenants import roles, services
 
 
@@ -118,7 +118,7 @@ class TokenRefreshHostView(TokenRefreshView):
 
 
 class TenantJWTScheme(OpenApiAuthenticationExtension):
-    target_class = "portal.auth.TenantJWTAuthentication"
+    target_class = "portal.api.auth.TenantJWTAuthentication"
     name = "jwtAuth"
 
     def get_security_definition(self, auto_schema):

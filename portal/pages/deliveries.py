@@ -15,7 +15,7 @@ from broker.functions.shared import records
 from broker.models import Consumer
 from core.errors import ApplicationError
 from core.handled import handled
-from portal.views import role_required
+from portal.pages.views import role_required
 from tenants import roles
 
 logger = logging.getLogger(__name__)

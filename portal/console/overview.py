@@ -32,7 +32,7 @@ from broker.activity.models import TenantActivity
 from broker.dlq.models import TenantDlqState
 from broker.sync.models import OutboxEntry, SyncState
 from broker.sync.selectors import platform_sync_overview
-from portal.console_tenant import actions_for
+from portal.console.tenant import actions_for
 from tenants.models import Tenant, TenantStatus, Tier
 
 PAGE_SIZES = (25, 50, 100)

@@ -1,8 +1,8 @@
-"""Dead-letter pages (portal/views_deadletters.py): tenant host and operator console."""
+"""Dead-letter pages (portal/pages/deadletters.py): tenant host and operator console."""
 
 from django.urls import path
 
-from portal import views_deadletters as v
+from portal.pages import deadletters as v
 
 tenant_urlpatterns = [
     path("dead-letters/", v.dead_letters_page, name="dead-letters"),
