@@ -215,7 +215,8 @@ def http_request(path: str, body) -> dict:
     )
 
 
-def delivery_body(n: int) -> str:
+def delivery_message(*, tenant: str = TENANT, consumer: str = CONSUMER, subscription=SUBSCRIPTION):
+    """A delivery message of the bench's event, as the ingress would send it."""
     event = messages.event_body(
         event_id=f"evt_{uuid.uuid4().hex}",
         type_=EVENT["type"],
@@ -225,14 +226,18 @@ def delivery_body(n: int) -> str:
     )
     delivery = messages.Delivery(
         delivery_id=messages.new_delivery_id(),
-        tenant_id=TENANT,
-        consumer_id=CONSUMER,
-        subscription_id=SUBSCRIPTION,
+        tenant_id=tenant,
+        consumer_id=consumer,
+        subscription_id=subscription,
         producer_id=PRODUCER,
         event_id=event["id"],
         event_type=event["type"],
     )
-    return messages.delivery_message(delivery, event).body()
+    return messages.delivery_message(delivery, event)
+
+
+def delivery_body(n: int) -> str:
+    return delivery_message().body()
 
 
 def sqs_batch(bodies: list[str], queue_arn: str) -> dict:
@@ -798,23 +803,7 @@ def deadline_and_concurrency(args, ddb_stub, receiver_port: int) -> None:
         return cid
 
     def body(cid: str, tenant=TENANT) -> str:
-        event = messages.event_body(
-            event_id=f"evt_{uuid.uuid4().hex}",
-            type_=EVENT["type"],
-            time=messages.now_iso(),
-            data=EVENT["data"],
-            source_id=None,
-        )
-        d = messages.Delivery(
-            delivery_id=messages.new_delivery_id(),
-            tenant_id=tenant,
-            consumer_id=cid,
-            subscription_id=SUBSCRIPTION,
-            producer_id=PRODUCER,
-            event_id=event["id"],
-            event_type=event["type"],
-        )
-        return messages.delivery_message(d, event).body()
+        return delivery_message(tenant=tenant, consumer=cid).body()
 
     def run(bodies: list[str], seconds: float) -> tuple[float, int, float]:
         """(wall seconds, records handed back, seconds left at the end)."""
@@ -1427,23 +1416,7 @@ def noisy_neighbours(args, urls: list[str], receiver, *, port: int, demo, refuse
     config.clear()
 
     def delivery(tenant: str, cid: str) -> messages.Message:
-        event = messages.event_body(
-            event_id=f"evt_{uuid.uuid4().hex}",
-            type_=EVENT["type"],
-            time=messages.now_iso(),
-            data=EVENT["data"],
-            source_id=None,
-        )
-        d = messages.Delivery(
-            delivery_id=messages.new_delivery_id(),
-            tenant_id=tenant,
-            consumer_id=cid,
-            subscription_id=str(uuid.uuid4()),
-            producer_id=str(uuid.uuid4()),
-            event_id=event["id"],
-            event_type=event["type"],
-        )
-        return messages.delivery_message(d, event)
+        return delivery_message(tenant=tenant, consumer=cid, subscription=str(uuid.uuid4()))
 
     stop = threading.Event()
 
