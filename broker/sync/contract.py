@@ -42,6 +42,9 @@ def tenant_item(tenant) -> dict:
         "deployment_model": tenant.tier.deployment_model,
         "quotas": tenant.effective_quotas(),
         "delivery_queues": list(tenant.delivery_queues),
+        # FIFO queues of ordered subscriptions; absent until provisioned (the data plane then
+        # delivers ordered routes unordered and says so).
+        "ordered_queues": list(tenant.ordered_queues) or None,
         "version": tenant.version,
         "updated_at": now_iso(),
     }
@@ -213,6 +216,7 @@ def consumer_item(consumer, *, tenant) -> dict:
         timeout_ms=consumer.timeout_ms,
         concurrency=consumer.delivery_concurrency or quotas["delivery_concurrency"],
         retry=consumer.retry_policy,
+        rate_limit_per_second=consumer.rate_limit_per_second,  # absent: no limit
     )
     return item
 
@@ -231,6 +235,10 @@ def route_item(subscription, *, tenant) -> dict:
         producer_id=str(subscription.producer_id) if subscription.producer_id else None,
         filter_json=_json(subscription.filter or {}),
         enabled=subscription.enabled,
+        ordered=subscription.ordered,
+        # Absent: the envelope's `ordering_key`.
+        ordering_key_path=subscription.ordering_key_path or None,
+        on_head_failure=subscription.on_head_failure,
     )
     return item
 
