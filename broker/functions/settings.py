@@ -70,6 +70,11 @@ class Settings:
     def central_dlq_name(self) -> str:
         return f"{self.queue_prefix}-dlq"
 
+    @property
+    def central_fifo_dlq_name(self) -> str:
+        """The dead letters of ordered subscriptions (a FIFO queue redrives only to a FIFO one)."""
+        return f"{self.queue_prefix}-dlq.fifo"
+
 
 _current: Settings | None = None
 

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import json
 import secrets
+import string
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -255,3 +256,64 @@ def post(path="/v1/events", **kwargs):
 
 def in_an_hour():
     return datetime.now(UTC) + timedelta(hours=1)
+
+
+def new_fifo_queue(name: str | None = None) -> str:
+    """A fresh FIFO queue (as the template makes the ordered ones): its url."""
+    name = name or f"test-{uuid.uuid4().hex[:16]}"
+    return aws.sqs().create_queue(
+        QueueName=name + ".fifo", Attributes={"FifoQueue": "true", "VisibilityTimeout": "60"}
+    )["QueueUrl"]
+
+
+def fifo_dlq_url() -> str:
+    """The central FIFO DLQ (`<prefix>-dlq.fifo`): the template's, made here if the stack the
+    test runs against has none."""
+    client = aws.sqs()
+    name = settings.get().central_fifo_dlq_name
+    try:
+        return client.get_queue_url(QueueName=name)["QueueUrl"]
+    except client.exceptions.QueueDoesNotExist:
+        return client.create_queue(QueueName=name, Attributes={"FifoQueue": "true"})["QueueUrl"]
+
+
+def receive_fifo(queue_url: str, *, delete: bool = True) -> list[dict]:
+    """Every message now receivable from a FIFO queue: {message, group, dedup, attributes},
+    in the order received (deleted unless told otherwise)."""
+    client = aws.sqs()
+    out = []
+    while True:
+        got = client.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            AttributeNames=["MessageGroupId", "MessageDeduplicationId"],
+        ).get("Messages", [])
+        if not got:
+            return out
+        for raw in got:
+            out.append(
+                {
+                    "message": messages.parse(raw["Body"]),
+                    "group": raw["Attributes"].get("MessageGroupId"),
+                    "dedup": raw["Attributes"].get("MessageDeduplicationId"),
+                    "attributes": {
+                        k: v["StringValue"] for k, v in raw.get("MessageAttributes", {}).items()
+                    },
+                    "receipt": raw["ReceiptHandle"],
+                }
+            )
+            if delete:
+                client.delete_message(QueueUrl=queue_url, ReceiptHandle=raw["ReceiptHandle"])
+
+
+# SQS's rules for MessageGroupId / MessageDeduplicationId, written out apart from
+# broker/functions/shared/ordering.py (moto checks neither).
+SQS_ID_CHARS = frozenset(
+    string.ascii_letters + string.digits + "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+)
+
+
+def valid_sqs_id(value) -> bool:
+    """A MessageGroupId / MessageDeduplicationId SQS would take: 1 to 128 of its characters."""
+    return isinstance(value, str) and 0 < len(value) <= 128 and set(value) <= SQS_ID_CHARS

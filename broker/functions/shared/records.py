@@ -2,7 +2,8 @@
 
 The data plane writes it (counters, delivery records); the portal reads it (charts, delivery
 log, endpoint health). The config table is never written by the data plane. Every item has
-`PK`/`SK` strings and a `ttl` (epoch seconds). docs/dynamodb-contract.md documents each item.
+`PK`/`SK` strings and a `ttl` (epoch seconds), except the held keys' items (held.py), kept
+until someone releases them. docs/dynamodb-contract.md documents each item.
 """
 
 from datetime import UTC, datetime
