@@ -33,6 +33,9 @@ class AuditAction(StrEnum):
     SUBSCRIPTION_UPDATE = "subscription.update"
     SUBSCRIPTION_DELETE = "subscription.delete"
     SUBSCRIPTION_TEST_EVENT = "subscription.test_event"
+    # A held key of an ordered subscription released (broker/deliveries/held_keys.py).
+    SUBSCRIPTION_HELD_KEY_RETRIED = "subscription.held_key_retried"
+    SUBSCRIPTION_HELD_KEY_SKIPPED = "subscription.held_key_skipped"
     EVENT_TYPE_CREATE = "event_type.create"
     EVENT_TYPE_UPDATE = "event_type.update"
     EVENT_TYPE_DELETE = "event_type.delete"

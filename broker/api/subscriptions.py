@@ -11,6 +11,7 @@ from core.errors import ApplicationError
 from tenants.permissions import IsAnyMember
 
 from .. import services
+from ..deliveries import held_keys as held_service
 from ..models import (
     Consumer,
     OnHeadFailure,
@@ -97,6 +98,49 @@ class TestFilterSerializer(StrictSerializer):
         return attrs
 
 
+class HeldKeySerializer(StrictSerializer):
+    key = serializers.CharField(
+        max_length=1024,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="The ordering key as held (`GET .../held-keys/` lists them).",
+    )
+
+
+HELD_HEAD = inline_serializer(
+    "HeldKeyHead",
+    {
+        "delivery_id": serializers.CharField(),
+        "event_id": serializers.CharField(),
+        "last_error": serializers.CharField(),
+    },
+)
+HELD_KEYS = inline_serializer(
+    "HeldKeys",
+    {
+        "results": serializers.ListField(
+            child=inline_serializer(
+                "HeldKey",
+                {
+                    "key": serializers.CharField(),
+                    "held": serializers.IntegerField(help_text="Events held, the head included."),
+                    "oldest": serializers.DateTimeField(help_text="When the head failed."),
+                    "head": HELD_HEAD,
+                },
+            )
+        )
+    },
+)
+HELD_RELEASE = inline_serializer(
+    "HeldKeyRelease",
+    {
+        "key": serializers.CharField(),
+        "released": serializers.IntegerField(help_text="Events sent on, in order."),
+        "dead_lettered": serializers.IntegerField(help_text="1 for a skip: the head."),
+    },
+)
+
+
 class SubscriptionFilter(django_filters.FilterSet):
     class Meta:
         model = Subscription
@@ -109,7 +153,7 @@ class SubscriptionViewSet(ConfigViewSet):
     filterset_class = SubscriptionFilter
     ordering_fields = ["created_at", "event_type", "name", "updated_at"]
     ordering = ["created_at"]
-    idempotent_actions = ("create",)
+    idempotent_actions = ("create", "held_keys_retry", "held_keys_skip")
 
     def get_queryset(self):
         return Subscription.objects.all()
@@ -142,6 +186,35 @@ class SubscriptionViewSet(ConfigViewSet):
     def destroy(self, request, pk=None):
         services.subscription_delete(actor=request.user, subscription=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={200: HELD_KEYS, **ERRORS})
+    @action(detail=True, methods=["get"], url_path="held-keys")
+    def held_keys(self, request, pk=None):
+        """The keys an ordered subscription holds (`on_head_failure: hold`), oldest first."""
+        keys = held_service.held_keys_list(tenant=request.tenant, subscription=self.get_object())
+        return Response({"results": keys})
+
+    @extend_schema(request=HeldKeySerializer, responses={200: HELD_RELEASE, **ERRORS})
+    @action(detail=True, methods=["post"], url_path="held-keys/retry")
+    def held_keys_retry(self, request, pk=None):
+        """Sends the key's head again, then its held events in order. 404: not held."""
+        subscription = self.get_object()  # another tenant's: 404 before the body
+        data = self.write_serializer(HeldKeySerializer)
+        answer = held_service.held_key_retry(
+            tenant=request.tenant, actor=request.user, subscription=subscription, key=data["key"]
+        )
+        return Response(answer)
+
+    @extend_schema(request=HeldKeySerializer, responses={200: HELD_RELEASE, **ERRORS})
+    @action(detail=True, methods=["post"], url_path="held-keys/skip")
+    def held_keys_skip(self, request, pk=None):
+        """Dead-letters the key's head and releases the rest in order. 404: not held."""
+        subscription = self.get_object()  # another tenant's: 404 before the body
+        data = self.write_serializer(HeldKeySerializer)
+        answer = held_service.held_key_skip(
+            tenant=request.tenant, actor=request.user, subscription=subscription, key=data["key"]
+        )
+        return Response(answer)
 
     @extend_schema(
         request=TestFilterSerializer,
