@@ -16,6 +16,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
 
 from broker.deadletters import selectors as dead_letters
+from broker.deliveries import held_keys
 from broker.deliveries import selectors as deliveries
 from broker.models import AuditEvent
 from broker.sync import contract
@@ -195,6 +196,25 @@ def _quota_rows(tenant: Tenant, counts: Counter, activity: dict | None) -> tuple
     return rows, others
 
 
+def _held(tenant: Tenant, *, schema: bool) -> tuple[dict | None, str]:
+    """The tenant's held keys per subscription (one Query of the data plane's summary items
+    and one SQL query for the subscriptions' names), or None and why not."""
+    if not schema:
+        return None, ""
+    try:
+        with schema_context(tenant.schema_name):
+            return held_keys.tenant_held_summary(tenant), ""
+    except Exception as exc:  # the page stays up when the data plane's table is not
+        handled(
+            logger,
+            "console_tenant_held_keys",
+            "tenant page: held keys unavailable: %s",
+            exc,
+            level=logging.WARNING,
+        )
+        return None, "Held keys are unavailable right now."
+
+
 def _dlq_state(tenant: Tenant):
     try:
         return tenant.dlq_state
@@ -250,6 +270,7 @@ def tenant_page(tenant_id) -> dict | None:
             )
             activity_error = "Delivery counters are unavailable right now."
     quota_rows, other_quotas = _quota_rows(tenant, schema["counts"], activity)
+    held, held_error = _held(tenant, schema=schema["schema"])
     offboarding = offboarding_progress(tenant)
     return {
         "tenant": tenant,
@@ -266,6 +287,8 @@ def tenant_page(tenant_id) -> dict | None:
         "quota_rows": quota_rows,
         "other_quotas": other_quotas,
         "dlq_state": _dlq_state(tenant),
+        "held": held,
+        "held_error": held_error,
         "actions": [(a, ACTION_LABELS[a], a in CONFIRM) for a in actions_for(tenant)],
         **schema,
     }

@@ -9,10 +9,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from broker import services as config_services
+from broker.deliveries import held_keys, services
 from broker.deliveries import selectors as deliveries
-from broker.deliveries import services
 from broker.functions.shared import records
-from broker.models import Consumer
+from broker.models import Consumer, Subscription
 from core.errors import ApplicationError
 from core.handled import handled
 from portal.pages.views import role_required
@@ -55,6 +55,8 @@ def consumer_page(request, consumer_id):
     before = request.GET.get("before") or None
     unavailable = ""
     throttled = None
+    subscriptions = list(consumer.subscriptions.order_by("name"))
+    held, held_unavailable = _held_section(request.tenant, subscriptions)
     try:
         health = deliveries.consumer_health(request.tenant.pk, consumer.pk)
         log = deliveries.consumer_log(
@@ -76,7 +78,9 @@ def consumer_page(request, consumer_id):
         "portal/consumer.html",
         {
             "consumer": consumer,
-            "subscriptions": consumer.subscriptions.order_by("name"),
+            "subscriptions": subscriptions,
+            "held_keys": held,
+            "held_unavailable": held_unavailable,
             "throttled": throttled,
             "health": health,
             "log": log,
@@ -87,6 +91,38 @@ def consumer_page(request, consumer_id):
             "can_write": roles.resolve_role(request) in roles.TENANT_WRITE_ROLES,
         },
     )
+
+
+def _held_section(tenant, subscriptions) -> tuple[list[dict], str]:
+    """The held keys, or none and why: the page stays up when the data plane's table is not."""
+    try:
+        return _held_keys(tenant, subscriptions), ""
+    except Exception as exc:
+        handled(
+            logger,
+            "consumer_page_held_keys",
+            "consumer page: held keys unavailable: %s",
+            exc,
+            level=logging.WARNING,
+        )
+        return [], "Held keys are unavailable right now."
+
+
+def _held_keys(tenant, subscriptions) -> list[dict]:
+    """The held keys of the consumer's subscriptions, each with its subscription: one read of
+    the tenant's summary, then one per subscription that holds keys."""
+    holding = held_keys.tenant_held_summary(tenant)["subscriptions"]
+    ours = {str(s.pk): s for s in subscriptions}
+    out = []
+    for row in holding:
+        sub = ours.get(row["subscription_id"])
+        if sub is not None:
+            keys = held_keys.held_keys_list(tenant=tenant, subscription=sub)
+            out.extend(
+                {"subscription": sub, "oldest_display": k["oldest"][:19].replace("T", " "), **k}
+                for k in keys
+            )
+    return out
 
 
 @role_required(*roles.TENANT_READ_ROLES)
@@ -152,3 +188,30 @@ def consumer_enable(request, consumer_id):
     else:
         messages.success(request, f"{consumer.name} is enabled again; deliveries resume.")
     return redirect(f"/consumers/{consumer.pk}/")
+
+
+HELD_ACTIONS = {"retry": held_keys.held_key_retry, "skip": held_keys.held_key_skip}
+
+
+@require_POST
+@role_required(*roles.TENANT_WRITE_ROLES)
+def held_key_action(request, consumer_id, subscription_id, action):
+    """Retry or skip a held key from the consumer page (its form names the key)."""
+    consumer = get_object_or_404(Consumer, pk=consumer_id)
+    sub = get_object_or_404(Subscription, pk=subscription_id, consumer=consumer)
+    if action not in HELD_ACTIONS or not isinstance(request.POST.get("key"), str):
+        raise Http404
+    key = request.POST["key"]
+    try:
+        answer = HELD_ACTIONS[action](
+            tenant=request.tenant, actor=request.user, subscription=sub, key=key
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        if action == "retry":
+            done = f"its head is sent again, then {answer['released'] - 1} held event(s) in order"
+        else:
+            done = f"its head is dead-lettered; {answer['released']} held event(s) follow in order"
+        messages.success(request, f"Key {key!r} of {sub.name}: {done}.")
+    return redirect(f"/consumers/{consumer.pk}/#held")

@@ -15,6 +15,11 @@ urlpatterns = [
         views.consumer_test_event,
         name="consumer-test-event-page",
     ),
+    path(
+        "consumers/<uuid:consumer_id>/held-keys/<uuid:subscription_id>/<str:action>/",
+        views.held_key_action,
+        name="consumer-held-key-action",
+    ),
     path("deliveries/<str:delivery_id>/", views.delivery_page, name="delivery-page"),
     path(
         "deliveries/<str:delivery_id>/resend/", views.delivery_resend, name="delivery-resend-page"

@@ -363,6 +363,7 @@ TENANT_NOT_LISTS = {
     "api/v1/producers/<pk>/": "one object",
     "api/v1/consumers/<pk>/": "one object",
     "api/v1/subscriptions/<pk>/": "one object",
+    "api/v1/subscriptions/<pk>/held-keys/": "one subscription; its keys from the data plane",
     "api/v1/event-types/<pk>/": "one object",
     "api/v1/audit-events/<pk>/": "one object",
     "api/v1/dead-letters/<pk>/": "one object",
