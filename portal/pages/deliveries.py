@@ -80,6 +80,9 @@ def consumer_page(request, consumer_id):
             "consumer": consumer,
             "subscriptions": subscriptions,
             "held_keys": held,
+            # The section shows where keys can be held (or still are, after a change).
+            "holds": bool(held or held_unavailable)
+            or any(s.ordered and s.on_head_failure == "hold" for s in subscriptions),
             "held_unavailable": held_unavailable,
             "throttled": throttled,
             "health": health,

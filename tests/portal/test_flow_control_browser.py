@@ -1,6 +1,7 @@
 """Issue 18's forms in Chromium: an admin gives a consumer a rate limit and makes an ordered
-subscription that holds failed keys; the consumer page then shows both; axe-core finds no
-serious or critical violation on the configuration page."""
+subscription that holds failed keys; the consumer page then shows both, and a held key whose
+head the admin retries after confirming; axe-core finds no serious or critical violation on
+the configuration page or the consumer page, which fits a phone."""
 
 import shutil
 
@@ -11,6 +12,7 @@ from broker.models import Consumer, Subscription
 from tenants.models import Membership
 from tests import dataplane_items as dp
 from tests.helpers import make_user, onboard
+from tests.helpers.held import hold_key
 from tests.portal.test_pages_a11y import (  # noqa: F401 (fixtures)
     browser,
     check,
@@ -70,9 +72,25 @@ def test_an_admin_makes_an_ordered_subscription_to_a_rate_limited_consumer(
             consumer = Consumer.objects.get()
             assert consumer.rate_limit_per_second == 3
 
+        dp.clear()
+        key = hold_key(tenant, sub, "order-42", n=2, error="HTTP 500 Internal Server Error")
+        page.set_viewport_size({"width": 390, "height": 844})
         page.goto(f"{base}/consumers/{consumer.pk}/")
         assert "3 per second" in page.locator("[data-testid=rate-limit]").inner_text()
         subs = page.locator("[data-testid=consumer-subscriptions]").inner_text()
         assert "data.order_id" in subs and "holds the key" in subs
+        row = page.locator("[data-testid=held-keys] tr[data-key=order-42]")
+        assert "HTTP 500 Internal Server Error" in row.inner_text()
+        bad, overflow = check(page, "consumer-held", "phone")
+        assert (bad, overflow) == ([], 0)
+
+        asked = []
+        page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+        row.locator("button[data-action=retry]").click()
+        page.wait_for_url(f"{base}/consumers/{consumer.pk}/#held")
+        assert asked and asked[0].startswith("Retry the head of key order-42?")
+        assert "its head is sent again" in page.locator(".messages").inner_text()
+        (again,) = key.released()
+        assert again.delivery.delivery_id == key.sent[0].delivery.delivery_id
     finally:
         dp.clear()

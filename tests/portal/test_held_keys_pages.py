@@ -140,3 +140,19 @@ def test_the_operators_tenant_page_counts_held_keys_per_subscription(world, setu
     assert rows.index("orders") < rows.index("audit")  # most events held first
     orders = rows[rows.index("orders") :]
     assert '<td data-label="Keys">2</td><td data-label="Events held">4</td>' in orders
+
+
+def test_a_consumer_whose_subscriptions_hold_nothing_shows_no_held_keys_section(world):
+    with tenant_context(world.a):
+        consumer, _ = services.consumer_create(
+            actor=world.admin_a, name="plain", kind="sqs", queue_arn=QUEUE
+        )
+        services.subscription_create(
+            actor=world.admin_a,
+            consumer=consumer,
+            event_type="order.*",
+            ordered=True,
+            on_head_failure="skip",
+        )
+    body = page(world.viewer_a, world.a).get(f"/consumers/{consumer.pk}/").content.decode()
+    assert 'data-testid="held-keys"' not in body and 'data-testid="flow-control"' in body
