@@ -185,7 +185,20 @@ class TenantPlane:
         put_item(contract.consumer_item(consumer, tenant=self._ns()))
         return consumer
 
-    def route(self, event_type, consumer, *, producer=None, filter=None, enabled=True):
+    def route(
+        self,
+        event_type,
+        consumer,
+        *,
+        producer=None,
+        filter=None,
+        enabled=True,
+        ordered=None,
+        ordering_key_path=None,
+        on_head_failure=None,
+    ):
+        """`ordered`, `ordering_key_path`, `on_head_failure`: the ROUTE item's attributes of
+        ordered delivery (CONTRACT-18), written as given (absent when None)."""
         sub = SimpleNamespace(
             pk=str(uuid.uuid4()),
             event_type=event_type,
@@ -193,9 +206,21 @@ class TenantPlane:
             producer_id=producer.pk if producer else None,
             filter=filter or {},
             enabled=enabled,
+            # The model's fields (wip/fields), for a route_item that reads them.
+            ordered=bool(ordered),
+            ordering_key_path=ordering_key_path or "",
+            on_head_failure=on_head_failure or "skip",
             version=self._next(),
         )
-        put_item(contract.route_item(sub, tenant=self._ns()))
+        item = contract.route_item(sub, tenant=self._ns())
+        for name, value in (
+            ("ordered", ordered),
+            ("ordering_key_path", ordering_key_path),
+            ("on_head_failure", on_head_failure),
+        ):
+            if value is not None:
+                item[name] = value
+        put_item(item)
         return sub
 
     def event_type(self, name, schema=None):
