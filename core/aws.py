@@ -69,6 +69,32 @@ def silo_queue_name(tenant_id) -> str:
     return f"{settings.SQS_QUEUE_PREFIX}-silo-{tenant_id}"
 
 
+# Ordered subscriptions (docs/data-plane.md, "Ordering"): FIFO queues, whose names end in
+# ".fifo", and a FIFO dead-letter queue (a FIFO queue redrives only to a FIFO one).
+
+
+def central_fifo_dlq_name() -> str:
+    return f"{settings.SQS_QUEUE_PREFIX}-dlq.fifo"
+
+
+def shared_ordered_queue_names() -> list[str]:
+    """The pool's FIFO delivery queues (the template's OrderedQueue00 …)."""
+    return [
+        f"{settings.SQS_QUEUE_PREFIX}-ordered-{i:02d}.fifo"
+        for i in range(settings.SHARED_ORDERED_QUEUES)
+    ]
+
+
+def silo_ordered_queue_name(tenant_id) -> str:
+    return f"{silo_queue_name(tenant_id)}.fifo"
+
+
+def sibling_queue_url(url: str, name: str) -> str:
+    """The URL of queue `name` in the same account and endpoint as the queue at `url`
+    (`<endpoint>/<account>/<name>`), without a call."""
+    return f"{url.rsplit('/', 1)[0]}/{name}"
+
+
 # --- SQS -------------------------------------------------------------------------------
 
 # Every queue we create says its message limit, as the template's do: 256 KiB, which the
@@ -103,6 +129,31 @@ def delivery_queue_create(*, name: str) -> str:
             {
                 "deadLetterTargetArn": dlq,
                 "maxReceiveCount": str(settings.DELIVERY_REDRIVE_MAX_RECEIVE_COUNT),
+            }
+        ),
+    }
+    return sqs().create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+
+
+def ordered_queue_create(*, name: str) -> str:
+    """A FIFO delivery queue the egress reads (a silo tenant's ordered one), with the attributes
+    of the template's shared ones: high-throughput FIFO (deduplication and throughput per
+    message group), the silo queue's visibility and retention, and a redrive to the central
+    FIFO DLQ after ORDERED_REDRIVE_MAX_RECEIVE_COUNT receives (high: an ordered delivery waits
+    by its visibility, a receive each time). Returns the existing queue's URL if there."""
+    dlq = queue_arn(queue_url(central_fifo_dlq_name()))
+    attributes = {
+        "FifoQueue": "true",
+        "DeduplicationScope": "messageGroup",
+        "FifoThroughputLimit": "perMessageGroupId",
+        "VisibilityTimeout": str(settings.DELIVERY_VISIBILITY_TIMEOUT),
+        "MessageRetentionPeriod": "1209600",
+        "MaximumMessageSize": str(MAX_MESSAGE_BYTES),
+        "SqsManagedSseEnabled": "true",
+        "RedrivePolicy": json.dumps(
+            {
+                "deadLetterTargetArn": dlq,
+                "maxReceiveCount": str(settings.ORDERED_REDRIVE_MAX_RECEIVE_COUNT),
             }
         ),
     }
@@ -147,17 +198,21 @@ def lambda_client():
 MIN_MAPPING_CONCURRENCY, MAX_MAPPING_CONCURRENCY = 2, 1000
 
 
-def mapping_spec(*, max_concurrency: int, enabled: bool) -> dict:
+def mapping_spec(*, max_concurrency: int, enabled: bool, fifo: bool = False) -> dict:
     """What every mapping of ours carries: batches of 10 with no batching window (as the
-    template's shared ones), partial batch responses, the concurrency clamped to AWS's range."""
+    template's shared ones; a FIFO queue's mapping has none at all, AWS refuses one), partial
+    batch responses, the concurrency clamped to AWS's range."""
     concurrency = min(max(int(max_concurrency), MIN_MAPPING_CONCURRENCY), MAX_MAPPING_CONCURRENCY)
-    return {
+    spec = {
         "BatchSize": 10,
         "MaximumBatchingWindowInSeconds": 0,
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
         "ScalingConfig": {"MaximumConcurrency": concurrency},
         "Enabled": enabled,
     }
+    if fifo:
+        del spec["MaximumBatchingWindowInSeconds"]
+    return spec
 
 
 def mappings_of_queue(queue_arn: str) -> list[dict]:
@@ -211,7 +266,8 @@ def mapping_ensure(
         raise MappingError(
             "No function ARN is configured for this mapping (see docs/data-plane.md)."
         )
-    want = mapping_spec(max_concurrency=max_concurrency, enabled=enabled)
+    fifo = queue_arn.endswith(".fifo")
+    want = mapping_spec(max_concurrency=max_concurrency, enabled=enabled, fifo=fifo)
     found = None
     for mapping in mappings_of_queue(queue_arn):
         if mapping["FunctionArn"] == function_arn and found is None:
@@ -231,6 +287,8 @@ def mapping_ensure(
         "ScalingConfig": found.get("ScalingConfig") or {},
         "Enabled": found.get("State") in ("Enabled", "Enabling", "Updating"),
     }
+    if fifo:
+        del have["MaximumBatchingWindowInSeconds"]
     if have == want:
         return "unchanged"
     lambda_client().update_event_source_mapping(UUID=found["UUID"], **want)

@@ -403,6 +403,11 @@ TENANT_QUEUE_PREFIX = env("TENANT_QUEUE_PREFIX", default="tenant-")
 # Pool tenants get a shuffle-shard of SHUFFLE_SHARD_SIZE of the SHARED_DELIVERY_QUEUES queues.
 SHARED_DELIVERY_QUEUES = env.int("SHARED_DELIVERY_QUEUES", default=8)
 SHUFFLE_SHARD_SIZE = env.int("SHUFFLE_SHARD_SIZE", default=2)
+# Ordered subscriptions of pool tenants share SHARED_ORDERED_QUEUES FIFO queues (the template's
+# OrderedQueueCount); a key maps to one by a hash. Silo tenants get a FIFO queue of their own,
+# whose redrive receive count is high: an ordered delivery waits by its visibility.
+SHARED_ORDERED_QUEUES = env.int("SHARED_ORDERED_QUEUES", default=4)
+ORDERED_REDRIVE_MAX_RECEIVE_COUNT = env.int("ORDERED_REDRIVE_MAX_RECEIVE_COUNT", default=1000)
 # The activity job re-reads a minute's counters until it is this old, then keeps its figures
 # (broker/activity/services.py); the console calls figures older than ACTIVITY_STALE_SECONDS
 # stale (the job is not running, or failing).

@@ -1,8 +1,8 @@
 """Lambda event source mappings of a tenant's own queues: what AWS needs so that the functions
 read them. The template maps the shared delivery queues; these are the rest:
 
-- a silo tenant's delivery queue → the egress (EGRESS_FUNCTION_ARN), MaximumConcurrency = the
-  tenant's delivery concurrency;
+- a silo tenant's delivery queue and its FIFO queue (ordered subscriptions) → the egress
+  (EGRESS_FUNCTION_ARN), MaximumConcurrency = the tenant's delivery concurrency;
 - each SQS producer's source queue → the SQS producer function (SQS_PRODUCER_FUNCTION_ARN).
 
 A mapping is enabled while the tenant is active (and, for a source queue, its producer is
@@ -66,6 +66,20 @@ def silo_mapping(tenant) -> str | None:
     )
 
 
+def silo_ordered_mapping(tenant) -> str | None:
+    """A silo tenant's FIFO queue (created here when missing: tenants onboarded before ordered
+    delivery have none) and its mapping, as the silo queue's; None for a pool tenant."""
+    if not tenant.silo_queue_url:
+        return None
+    url = aws.ordered_queue_create(name=aws.silo_ordered_queue_name(tenant.pk))
+    return aws.mapping_ensure(
+        queue_arn=aws.queue_arn(url),
+        function_arn=_egress_arn(),
+        max_concurrency=tenant.effective_quotas()["delivery_concurrency"],
+        enabled=tenant.status == "active",
+    )
+
+
 def source_mapping(tenant, *, queue_arn: str, producer_enabled: bool) -> str:
     return aws.mapping_ensure(
         queue_arn=queue_arn,
@@ -118,7 +132,7 @@ def reconcile_tenant(tenant, *, record: bool = True, strict: bool = False) -> di
     With `strict` the first refusal raises (the relay's caller retries the whole object)."""
     counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
     errors = []
-    jobs = [lambda: silo_mapping(tenant)]
+    jobs = [lambda: silo_mapping(tenant), lambda: silo_ordered_mapping(tenant)]
     for queue_arn, enabled in _live_sources(tenant):
         jobs.append(
             lambda q=queue_arn, e=enabled: source_mapping(tenant, queue_arn=q, producer_enabled=e)
@@ -161,11 +175,15 @@ def remove_tenant(tenant) -> int:
     """Offboarding: every mapping of the tenant's queues deleted; returns how many. The silo
     queue may be gone already, so its mapping is found by the queue's name."""
     removed = 0
-    silo = aws.silo_queue_name(tenant.pk) if tenant.silo_queue_url else None
+    silo = (
+        {aws.silo_queue_name(tenant.pk), aws.silo_ordered_queue_name(tenant.pk)}
+        if tenant.silo_queue_url
+        else set()
+    )
     sources = {queue_arn for queue_arn, _ in _live_sources(tenant)}
     for mapping in aws.mappings_all():
         queue_arn = mapping["EventSourceArn"]
-        if queue_arn in sources or (silo and aws.queue_name_of_arn(queue_arn) == silo):
+        if queue_arn in sources or aws.queue_name_of_arn(queue_arn) in silo:
             aws.lambda_client().delete_event_source_mapping(UUID=mapping["UUID"])
             removed += 1
     return removed

@@ -135,6 +135,8 @@ def _provision_queues(tenant: Tenant) -> tuple[list[str], str]:
         # Its event source mapping is made when the TENANT item is published (broker's
         # relay, broker/sync/mappings.py): with the tenant's status, which says enabled or not.
         url = aws.delivery_queue_create(name=aws.silo_queue_name(tenant.pk))
+        # And its FIFO queue for ordered subscriptions (the TENANT item's `ordered_queues`).
+        aws.ordered_queue_create(name=aws.silo_ordered_queue_name(tenant.pk))
         return [url], url
     names = aws.shared_delivery_queue_names()
     shard = shard_for(tenant.pk, n=len(names), k=min(settings.SHUFFLE_SHARD_SIZE, len(names)))

@@ -36,16 +36,48 @@ def test_cfn_lint_finds_no_error_in_the_template():
 
 def test_every_event_source_mapping_reports_partial_batch_failures(template):
     mappings = resources(template, "AWS::Lambda::EventSourceMapping")
-    assert len(mappings) == 8
+    assert len(mappings) == 8 + 8  # eight standard queues, up to eight FIFO ones
     for props in mappings.values():
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert props["BatchSize"] == 10
 
 
+def test_fifo_queues_redrive_to_the_fifo_dlq_and_their_mappings_have_no_batching_window(template):
+    """AWS refuses a batching window on a FIFO queue's mapping, and a FIFO queue's redrive to a
+    standard queue."""
+    queues = resources(template, "AWS::SQS::Queue")
+    fifo = {k: q for k, q in queues.items() if k.startswith("OrderedQueue")}
+    assert len(fifo) == 8
+    for q in fifo.values():
+        assert q["FifoQueue"] is True and q["QueueName"]["Fn::Sub"].endswith(".fifo")
+        assert q["RedrivePolicy"]["deadLetterTargetArn"] == {
+            "Fn::GetAtt": ["CentralFifoDlq", "Arn"]
+        }
+    assert queues["CentralFifoDlq"]["FifoQueue"] is True
+    mappings = resources(template, "AWS::Lambda::EventSourceMapping")
+    ordered = {k: m for k, m in mappings.items() if k.startswith("OrderedMapping")}
+    assert len(ordered) == 8
+    for m in ordered.values():
+        assert "MaximumBatchingWindowInSeconds" not in m
+        assert m["EventSourceArn"]["Fn::GetAtt"][0].startswith("OrderedQueue")
+    # Queue 00 always; the others as OrderedQueueCount (default 4) says.
+    conditions = {k: template["Resources"][k].get("Condition") for k in fifo}
+    assert conditions["OrderedQueue00"] is None
+    assert template["Parameters"]["OrderedQueueCount"]["Default"] == 4
+
+
+def test_the_functions_roles_cover_the_ordered_queues_and_the_fifo_dlq(template):
+    roles = resources(template, "AWS::IAM::Role")
+    text = {name: json.dumps(role, default=str) for name, role in roles.items()}
+    for name in ("IngressRole", "SqsProducerRole", "EgressRole"):
+        assert "${QueuePrefix}-ordered-*" in text[name]
+    assert "CentralFifoDlq" in text["EgressRole"]
+
+
 def test_queues_keep_messages_14_days_and_delivery_queues_redrive_to_the_central_dlq(template):
     queues = resources(template, "AWS::SQS::Queue")
     assert {q["MessageRetentionPeriod"] for q in queues.values()} == {1209600}
-    delivery = {k: q for k, q in queues.items() if k != "CentralDlq"}
+    delivery = {k: q for k, q in queues.items() if k.startswith("DeliveryQueue")}
     assert len(delivery) == 8
     for q in delivery.values():
         assert q["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["CentralDlq", "Arn"]}
@@ -90,16 +122,17 @@ def test_each_function_runs_a_handler_of_broker_functions(template):
 
 def test_the_stack_deploys_every_resource_and_output_the_portal_and_runner_need():
     """The session's stack (tests/conftest.py deploys deploy/template.yaml with CloudFormation):
-    tables, the central DLQ, eight delivery queues with their attributes, three functions with
-    their deployed timeouts and environments, eight enabled mappings, and the outputs."""
+    tables, the central DLQs, eight delivery queues and four FIFO ones with their attributes,
+    three functions with their deployed timeouts and environments, twelve enabled mappings, and
+    the outputs."""
     from broker.functions.local.stack import Stack
 
     stack = Stack(region=settings.AWS_REGION)
     kinds = Counter(r.get("ResourceType") for r in stack.resources())
     assert kinds["AWS::DynamoDB::Table"] == 2
-    assert kinds["AWS::SQS::Queue"] == 9
+    assert kinds["AWS::SQS::Queue"] == 2 + 8 + 4  # the DLQs, delivery and ordered queues
     assert kinds["AWS::Lambda::Function"] == 3
-    assert kinds["AWS::Lambda::EventSourceMapping"] == 8
+    assert kinds["AWS::Lambda::EventSourceMapping"] == 8 + 4
     assert kinds["AWS::IAM::Role"] == 3
     assert "AWS::Lambda::Url" not in kinds  # CreateFunctionUrl=false on the emulator
     outputs = stack.outputs()
@@ -127,6 +160,20 @@ def test_the_stack_deploys_every_resource_and_output_the_portal_and_runner_need(
         assert int(attrs["VisibilityTimeout"]) >= 6 * egress["Timeout"]
         assert attrs["MaximumMessageSize"] == "262144"
         assert json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"].endswith(":broker-dlq")
+    ordered = [
+        m
+        for m in mappings
+        if "-ordered-" in m["EventSourceArn"] and m["FunctionArn"] == outputs["EgressFunctionArn"]
+    ]
+    assert len(ordered) == 4 and {m["State"] for m in ordered} == {"Enabled"}
+    for name in aws.shared_ordered_queue_names():
+        attrs = aws.sqs().get_queue_attributes(QueueUrl=aws.queue_url(name), AttributeNames=["All"])
+        attrs = attrs["Attributes"]
+        assert attrs["FifoQueue"] == "true"
+        assert int(attrs["VisibilityTimeout"]) >= 6 * egress["Timeout"]
+        redrive = json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"]
+        assert redrive.endswith(":broker-dlq.fifo")
+    assert outputs["CentralFifoDlqUrl"].endswith("/broker-dlq.fifo")
 
 
 def test_the_stack_refuses_to_deploy_without_the_secrets_key(template):
@@ -146,6 +193,12 @@ def test_the_queue_prefix_leaves_room_for_a_silo_queue_name_within_sqs_limit(tem
 
 
 def test_tables_the_dlq_and_log_groups_are_retained_when_the_stack_goes(template):
-    for logical in ("DataplaneTable", "IdempotencyTable", "CentralDlq", "EgressLogs"):
+    for logical in (
+        "DataplaneTable",
+        "IdempotencyTable",
+        "CentralDlq",
+        "CentralFifoDlq",
+        "EgressLogs",
+    ):
         assert template["Resources"][logical]["DeletionPolicy"] == "Retain"
         assert template["Resources"][logical]["UpdateReplacePolicy"] == "Retain"

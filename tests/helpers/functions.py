@@ -80,12 +80,17 @@ def new_queue(name: str | None = None) -> tuple[str, str]:
 class TenantPlane:
     """One tenant's configuration in the config table, written as the relay writes it."""
 
-    def __init__(self, *, model="silo", status="active", quotas=None, queues=None):
+    def __init__(
+        self, *, model="silo", status="active", quotas=None, queues=None, ordered_queues=None
+    ):
+        """`ordered_queues`: the TENANT item's FIFO queues (absent when None: provisioning of
+        ordered delivery unfinished)."""
         self.tenant_id = str(uuid.uuid4())
         self.slug = f"t{self.tenant_id[:8]}"
         self.model, self.status = model, status
         self.quotas = {**QUOTAS, **(quotas or {})}
         self.queue_urls = queues or [new_queue()[0]]
+        self.ordered_queues = ordered_queues
         self.version = 0
         self.write_tenant()
 
@@ -101,13 +106,18 @@ class TenantPlane:
             tier=SimpleNamespace(name="test", deployment_model=self.model),
             effective_quotas=lambda: dict(self.quotas),
             delivery_queues=self.queue_urls,
+            silo_queue_url="",
             version=self._next(),
         )
 
     def write_tenant(self, **changes) -> None:
         for name, value in changes.items():
             setattr(self, name, value)
-        put_item(contract.tenant_item(self._ns()))
+        item = contract.tenant_item(self._ns())
+        item.pop("ordered_queues", None)
+        if self.ordered_queues is not None:
+            item["ordered_queues"] = list(self.ordered_queues)
+        put_item(item)
 
     def producer(
         self,
@@ -175,7 +185,20 @@ class TenantPlane:
         put_item(contract.consumer_item(consumer, tenant=self._ns()))
         return consumer
 
-    def route(self, event_type, consumer, *, producer=None, filter=None, enabled=True):
+    def route(
+        self,
+        event_type,
+        consumer,
+        *,
+        producer=None,
+        filter=None,
+        enabled=True,
+        ordered=None,
+        ordering_key_path=None,
+        on_head_failure=None,
+    ):
+        """`ordered`, `ordering_key_path`, `on_head_failure`: the ROUTE item's attributes of
+        ordered delivery (CONTRACT-18), written as given (absent when None)."""
         sub = SimpleNamespace(
             pk=str(uuid.uuid4()),
             event_type=event_type,
@@ -183,9 +206,21 @@ class TenantPlane:
             producer_id=producer.pk if producer else None,
             filter=filter or {},
             enabled=enabled,
+            # The model's fields (wip/fields), for a route_item that reads them.
+            ordered=bool(ordered),
+            ordering_key_path=ordering_key_path or "",
+            on_head_failure=on_head_failure or "skip",
             version=self._next(),
         )
-        put_item(contract.route_item(sub, tenant=self._ns()))
+        item = contract.route_item(sub, tenant=self._ns())
+        for name, value in (
+            ("ordered", ordered),
+            ("ordering_key_path", ordering_key_path),
+            ("on_head_failure", on_head_failure),
+        ):
+            if value is not None:
+                item[name] = value
+        put_item(item)
         return sub
 
     def event_type(self, name, schema=None):

@@ -40,12 +40,15 @@ def _message(tenant_id: str, subscription, key: str, n: int, attempt: int) -> me
     )
 
 
-def hold_key(tenant, subscription, key: str, *, n: int = 3, error: str = "HTTP 500") -> HeldKey:
+def hold_key(
+    tenant, subscription, key: str, *, n: int = 3, error: str = "HTTP 500", queue_url=None
+) -> HeldKey:
     """Holds `key` of the subscription: its head failed for good with `error`, `n - 1` later
-    events held behind it, as the egress leaves them."""
+    events held behind it, as the egress leaves them. `queue_url`: the key's FIFO queue (a
+    fresh one by default)."""
     tenant_id = str(tenant.pk)
     group = ordering.group_id(tenant_id, str(subscription.pk), key)
-    queue = new_fifo_queue()
+    queue = queue_url or new_fifo_queue()
     sent = [_message(tenant_id, subscription, key, i, 3 if i == 0 else 1) for i in range(n)]
     held.hold(
         sent[0],

@@ -1,4 +1,5 @@
 import pytest
+from django.conf import settings
 from django.db import connection, transaction
 from django_tenants.utils import schema_exists
 
@@ -58,6 +59,13 @@ def test_onboarding_a_pool_tenant_creates_schema_shard_item_and_invitation(
     assert item["deployment_model"] == "pool"
     assert item["version"] == tenant.version == tenant.synced_version
     assert item["delivery_queues"] == tenant.delivery_queues
+    # Ordered subscriptions: every shared FIFO queue, which the template's stack made.
+    assert [u.rsplit("/", 1)[1] for u in item["ordered_queues"]] == [
+        f"{settings.SQS_QUEUE_PREFIX}-ordered-{i:02d}.fifo"
+        for i in range(settings.SHARED_ORDERED_QUEUES)
+    ]
+    for url in item["ordered_queues"]:
+        assert aws.queue_url(url.rsplit("/", 1)[1]) == url
     assert item["quotas"]["max_producers"] == 5
     assert [m.to for m in mailoutbox] == [["boss@acme.test"]]
     assert "http://acme.localhost" in mailoutbox[0].body and "/invitations/" in mailoutbox[0].body
@@ -76,6 +84,16 @@ def test_onboarding_a_silo_tenant_creates_one_queue_redriving_to_the_central_dlq
     assert tenant.delivery_queues == [tenant.silo_queue_url]
     attrs = aws.sqs().get_queue_attributes(QueueUrl=tenant.silo_queue_url, AttributeNames=["All"])
     assert aws.central_dlq_name() in attrs["Attributes"]["RedrivePolicy"]
+    # Its own FIFO queue for ordered subscriptions, redriving to the FIFO DLQ, mapped like the
+    # silo queue (no batching window: AWS refuses one on a FIFO queue's mapping).
+    [ordered] = tenant_item(tenant)["ordered_queues"]
+    assert ordered == aws.queue_url(f"{aws.silo_queue_name(tenant.pk)}.fifo")
+    attrs = aws.sqs().get_queue_attributes(QueueUrl=ordered, AttributeNames=["All"])["Attributes"]
+    assert attrs["FifoQueue"] == "true"
+    assert aws.central_fifo_dlq_name() in attrs["RedrivePolicy"]
+    [mapping] = aws.mappings_of_queue(aws.queue_arn(ordered))
+    assert mapping["FunctionArn"] == settings.EGRESS_FUNCTION_ARN
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
 def test_a_failure_at_the_aws_call_marks_failed_and_a_retry_ends_active_with_one_queue(
@@ -108,7 +126,8 @@ def test_a_failure_at_the_aws_call_marks_failed_and_a_retry_ends_active_with_one
     tenant.refresh_from_db()
     assert tenant.status == S.ACTIVE and tenant.provisioning_error == ""
     urls = aws.sqs().list_queues(QueueNamePrefix=aws.silo_queue_name(tenant.pk))["QueueUrls"]
-    assert urls == [tenant.silo_queue_url]
+    # One silo queue, and its FIFO twin for ordered subscriptions, each made once.
+    assert sorted(urls) == [tenant.silo_queue_url, tenant.silo_queue_url + ".fifo"]
     assert tenant_item(tenant)["status"] == "active"
     assert list(tenant.events.values_list("action", flat=True)) == [
         "onboard",
@@ -166,7 +185,8 @@ def test_offboarding_removes_queues_items_schema_and_keeps_a_report(
     item = tenant_item(tenant)
     assert item["deleted"] is True and "ttl" in item
     report = tenant.offboarding_report
-    assert report["deleted_queues"] == [tenant.silo_queue_url]
+    ordered = aws.sibling_queue_url(tenant.silo_queue_url, aws.silo_ordered_queue_name(tenant.pk))
+    assert report["deleted_queues"] == [tenant.silo_queue_url, ordered]
     assert report["tombstoned_items"] == 1
     assert report["removed_members"] == 1
     assert report["dropped_schema"] == tenant.schema_name

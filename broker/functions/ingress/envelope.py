@@ -1,10 +1,13 @@
 """The event envelope producers send, checked before anything is routed.
 
-    {"type": "order.created", "id"?: "<producer's id>", "time"?: RFC 3339, "data": <JSON>}
+    {"type": "order.created", "id"?: "<producer's id>", "time"?: RFC 3339, "data": <JSON>,
+     "ordering_key"?: "<key>"}
 
 `type` is a lowercase dotted name, `id` (at most 128 characters) is the producer's own id,
 used for de-duplication and passed on as `source_id`; `time` defaults to the time of receipt.
-Unknown fields are an error, as in the portal's API.
+`ordering_key` (a non-empty string of at most 128 characters) is the key of ordered
+subscriptions whose `ordering_key_path` is empty (docs/data-plane.md, "Ordering"); it is not
+part of the event consumers receive. Unknown fields are an error, as in the portal's API.
 
 The body is parsed by `jsontext.loads` (UTF-8 RFC 8259 JSON that every later reader can read,
 nesting at most 64). An event's size is its JSON as consumers receive it
@@ -31,7 +34,8 @@ MAX_BATCH_EVENTS = 100
 MAX_BODY_BYTES = 1024 * 1024  # a whole request, batch or not
 MAX_EVENT_BYTES = 256 * 1024  # no tier may raise an event's size above this
 MAX_SOURCE_ID = 128
-FIELDS = frozenset({"type", "id", "time", "data"})
+MAX_ORDERING_KEY = 128
+FIELDS = frozenset({"type", "id", "time", "data", "ordering_key"})
 RFC3339_RE = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
@@ -100,7 +104,7 @@ def _check_size(checked: dict, limit: int) -> None:
 
 
 def validate(raw, *, limit: int) -> dict:
-    """The checked event: {type, source_id, time, data}. Raises IngressError. The size is
+    """The checked event: {type, source_id, time, data, ordering_key}. Raises IngressError. The size is
     that of the event as consumers receive it, in UTF-8 bytes (module docstring)."""
     if not isinstance(raw, dict):
         raise IngressError("invalid", "An event is a JSON object.")
@@ -125,6 +129,13 @@ def validate(raw, *, limit: int) -> dict:
         errors["time"] = ["An RFC 3339 date-time with a time zone (2026-01-31T12:00:00Z)."]
     if "data" not in raw:
         errors["data"] = ["This field is required."]
+    ordering_key = raw.get("ordering_key")
+    if ordering_key is not None and (
+        not isinstance(ordering_key, str)
+        or not ordering_key
+        or len(ordering_key) > MAX_ORDERING_KEY
+    ):
+        errors["ordering_key"] = [f"A non-empty string of at most {MAX_ORDERING_KEY} characters."]
     if errors:
         raise IngressError("invalid", "The event is not valid.", fields=errors)
     checked = {
@@ -132,6 +143,7 @@ def validate(raw, *, limit: int) -> dict:
         "source_id": source_id,
         "time": time_ or messages.now_iso(),
         "data": raw["data"],
+        "ordering_key": ordering_key,
     }
     _check_size(checked, limit)
     return checked

@@ -71,6 +71,8 @@ def _route(tenant, producer, accepted, results, claimed, outgoing) -> list[tuple
             event=event,
             routes=routes,
             event_index=index,
+            tenant=tenant,
+            ordering_key=checked.get("ordering_key"),
         )
     return repeats
 

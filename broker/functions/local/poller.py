@@ -13,6 +13,10 @@ batch), invokes the mapping's function with the SQS event, and then, as Lambda d
 
 Its receives and deletes are made with the function's role on AWS; here they are recorded
 under the function's name for the IAM check.
+
+FIFO queues (ordered subscriptions) need nothing of their own here: the emulator, like SQS,
+hands out no message of a group while one of it is in flight, to this poller or any other
+(tests/functions/test_fifo_emulation.py), and returns a group's messages in order.
 """
 
 import logging

@@ -47,6 +47,7 @@ OUTPUT_SETTINGS = {
     "DataplaneTableName": "DATAPLANE_TABLE",
     "IdempotencyTableName": "IDEMPOTENCY_TABLE",
     "CentralDlqUrl": "CENTRAL_DLQ_URL",
+    "CentralFifoDlqUrl": "CENTRAL_FIFO_DLQ_URL",
 }
 
 
@@ -69,6 +70,8 @@ def parameters_from_env(env=os.environ) -> dict[str, str]:
         ("PoolQueueMaxConcurrency", "POOL_QUEUE_MAX_CONCURRENCY"),
         ("EgressTimeout", "EGRESS_FUNCTION_TIMEOUT"),
         ("DeliveryVisibilityTimeout", "DELIVERY_VISIBILITY_TIMEOUT"),
+        ("OrderedQueueCount", "SHARED_ORDERED_QUEUES"),
+        ("OrderedRedriveMaxReceiveCount", "ORDERED_REDRIVE_MAX_RECEIVE_COUNT"),
     ):
         if env.get(variable):
             params[name] = env[variable]

@@ -16,7 +16,9 @@ queue by hand. The body is JSON:
       "kind": "delivery",
       "delivery": {delivery_id, replay, attempt, tenant_id, producer_id, consumer_id,
                    subscription_id, event_id, event_type, first_attempt_at, test,
-                   not_before?},          # optional: a retry's due time (ISO 8601 UTC)
+                   not_before?,           # optional: a retry's due time (ISO 8601 UTC)
+                   ordering_key?, group_id?,   # optional: an ordered delivery (FIFO queue)
+                   unordered_reason?},    # optional: why an ordered subscription's was not
       "event": {id, type, time, data, source_id},
       "failure": {attempts, last_status, last_error, error_kind,      # dead letters only
                   first_attempt_at, last_attempt_at, dead_lettered_at}
@@ -94,6 +96,10 @@ def delivery_id_for(tenant_id: str, event_id: str, subscription_id: str) -> str:
     return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+# Delivery fields left out of a body when unset (added after v1 shipped).
+OPTIONAL_FIELDS = ("not_before", "ordering_key", "group_id", "unordered_reason")
+
+
 @dataclass
 class Delivery:
     delivery_id: str
@@ -111,6 +117,13 @@ class Delivery:
     # The egress re-enqueues a retry whose delay exceeds SQS's 900 s DelaySeconds in steps: the
     # message carries the time its attempt is due and is put back until then.
     not_before: str | None = None
+    # Ordered subscriptions (shared/ordering.py): the key and its MessageGroupId, on a delivery
+    # sent to a FIFO queue; or why a delivery of an ordered subscription went unordered
+    # (`no_ordering_key`, `ordering_key_too_long`, `no_ordered_queue`), which its delivery
+    # record shows.
+    ordering_key: str | None = None
+    group_id: str | None = None
+    unordered_reason: str | None = None
 
 
 @dataclass
@@ -135,9 +148,10 @@ class Message:
         # Flat dataclasses: a copy of their fields is what asdict() returns, at a fraction of
         # its cost (asdict deep-copies every value; the ingress builds a body per delivery).
         delivery = dict(vars(self.delivery))
-        if delivery["not_before"] is None:
-            # Left out when unset, so a reader that predates the field still reads the body.
-            del delivery["not_before"]
+        for name in OPTIONAL_FIELDS:
+            if delivery[name] is None:
+                # Left out when unset, so a reader that predates the field still reads the body.
+                del delivery[name]
         out = {"v": VERSION, "kind": self.kind, "delivery": delivery}
         out["event"] = self.event
         if self.failure is not None:
@@ -189,6 +203,9 @@ def _reserve() -> int:
         first_attempt_at=now_iso(),
         test=False,
         not_before=now_iso(),
+        ordering_key="\uffff" * 128,  # the envelope's ordering_key: at most 128 characters
+        group_id="x" * 64,
+        unordered_reason="x" * 32,
     )
     failure = Failure(
         attempts=99_999,

@@ -1,5 +1,5 @@
 """What the data plane reads of issue 18's configuration: ROUTE items carry a subscription's
-ordering, CONSUMER items its rate limit, the TENANT item the rate quota and the FIFO queues
+ordering, CONSUMER items its rate limit, the TENANT item the rate quota
 (docs/dynamodb-contract.md)."""
 
 import pytest
@@ -54,13 +54,11 @@ def test_route_and_consumer_items_carry_ordering_and_the_rate_limit(world):
     assert dynamo.get_item(pk, f"ROUTE#order.*#{ordered.pk}")["ordered"] is False
 
 
-def test_the_tenant_item_carries_the_rate_quota_and_its_ordered_queues(world):
+def test_the_tenant_item_carries_the_rate_quota(world):
     tenant = Tenant.objects.select_related("tier").get(pk=world.a.pk)
+    assert (
+        contract.tenant_item(tenant)["quotas"]["max_consumer_rate_per_second"]
+        == tenant.tier.max_consumer_rate_per_second
+    )
     tenant.quota_overrides = {"max_consumer_rate_per_second": 42}
-    item = contract.tenant_item(tenant)
-    assert item["quotas"]["max_consumer_rate_per_second"] == 42
-    assert item["ordered_queues"] is None  # not provisioned: absent once serialized
-    assert "ordered_queues" not in dynamo.serialize(item)
-
-    tenant.ordered_queues = ["https://sqs.example/1/p-ordered-00.fifo"]
-    assert contract.tenant_item(tenant)["ordered_queues"] == tenant.ordered_queues
+    assert contract.tenant_item(tenant)["quotas"]["max_consumer_rate_per_second"] == 42
