@@ -124,3 +124,58 @@ def test_a_statement_missing_from_the_portal_policy_names_the_calls_it_allowed(r
     }
     silo = f":{settings.SQS_QUEUE_PREFIX}-silo-"
     assert all(silo in d.resource for d in denied)
+
+
+@pytest.mark.usefixtures("empty_dataplane")
+def test_releasing_held_keys_from_the_portal_is_allowed_by_the_portal_policy(
+    world, settings, tmp_path, monkeypatch
+):
+    """Listing, retrying and skipping held keys (broker/deliveries/held_keys.py, through the
+    data plane's shared/held.py and its clients) as the portal's role."""
+    from broker.deliveries import held_keys
+    from broker.functions import aws as dataplane_aws
+    from tests.helpers.held import dead_letters, hold_key
+
+    with tenant_context(world.a):
+        consumer, _ = broker_services.consumer_create(
+            actor=world.admin_a,
+            name="held-iam",
+            kind="sqs",
+            queue_arn="arn:aws:sqs:eu-west-1:123456789012:held-iam",
+        )
+        sub = broker_services.subscription_create(
+            actor=world.admin_a,
+            consumer=consumer,
+            event_type="order.*",
+            ordered=True,
+            on_head_failure="hold",
+        )
+    # The pool's FIFO queue the template made: a key's queue is one of them.
+    queue = aws.sqs().get_queue_url(QueueName=aws.shared_ordered_queue_names()[0])["QueueUrl"]
+    for key in ("k-retry", "k-skip"):
+        hold_key(world.a, sub, key, n=2, queue_url=queue)
+    dead_letters()
+    path = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("AWS_CALL_LOG", str(path))
+    monkeypatch.setenv("AWS_CALL_PRINCIPAL", "portal")
+    dataplane_aws.reset_clients()
+    try:
+        with tenant_context(world.a):
+            assert len(held_keys.held_keys_list(tenant=world.a, subscription=sub)) == 2
+            held_keys.held_key_retry(
+                tenant=world.a, actor=world.admin_a, subscription=sub, key="k-retry"
+            )
+            held_keys.held_key_skip(
+                tenant=world.a, actor=world.admin_a, subscription=sub, key="k-skip"
+            )
+            held_keys.tenant_held_summary(world.a)
+    finally:
+        monkeypatch.delenv("AWS_CALL_LOG")
+        dataplane_aws.reset_clients()
+        aws.sqs().purge_queue(QueueUrl=queue)
+    calls = iam.read_calls(path)
+    actions = {c.action for c in calls}
+    assert {"dynamodb:Query", "dynamodb:GetItem", "sqs:SendMessage"} <= actions, actions
+    account = boto3.client("sts", region_name=settings.AWS_REGION).get_caller_identity()["Account"]
+    denied = iam.check(calls, [portal_policy(settings, account)])
+    assert denied == [], iam.report(calls, denied)
