@@ -207,3 +207,13 @@ def test_a_consumer_without_throttling_says_so(world, consumer):
     body = page(world.viewer_a, world.a).get(f"/consumers/{consumer.pk}/").content.decode()
     flow = body[body.index('data-testid="flow-control"') :]
     assert "no limit" in flow and "no delivery was delayed" in flow
+
+
+def test_the_rate_quota_is_named_with_the_plans_other_quotas(world):
+    most = plan_rate(world.a)
+    dashboard = page(world.viewer_a, world.a).get("/").content.decode()
+    assert f'<span class="muted">Max consumer rate per second</span> {most}<' in dashboard
+    console = Client(HTTP_HOST="localhost")
+    console.force_login(world.support)
+    tenant_page = console.get(f"/console/tenants/{world.a.pk}/").content.decode()
+    assert f'<span class="muted">Max consumer rate per second</span> {most}<' in tenant_page
