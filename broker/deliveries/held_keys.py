@@ -73,16 +73,15 @@ def held_key_skip(*, tenant, actor, subscription: Subscription, key: str) -> dic
 
 
 def tenant_held_summary(tenant) -> dict:
-    """`{"keys", "held", "subscriptions": [{"subscription", "keys", "held"}]}`: the tenant's
-    held keys per subscription (the operator console). Call it in the tenant's schema."""
+    """`{"keys", "held", "subscriptions": [{"subscription_id", "name", "keys", "held"}]}`, the
+    subscriptions holding the most events first (a deleted one's name is ""): the tenant's held
+    keys for the consumer and console pages. Call it in the tenant's schema."""
     summary = held.tenant_summary(str(tenant.pk))
     by_sub = summary["by_subscription"]
-    names = (
-        dict(Subscription.objects.filter(pk__in=list(by_sub)).values_list("pk", "name"))
-        if by_sub
-        else {}
-    )
-    names = {str(k): v for k, v in names.items()}
+    names = {}
+    if by_sub:
+        found = Subscription.objects.filter(pk__in=list(by_sub)).values_list("pk", "name")
+        names = {str(pk): name for pk, name in found}
     rows = [
         {"subscription_id": sub_id, "name": names.get(sub_id, ""), **counts}
         for sub_id, counts in sorted(by_sub.items(), key=lambda kv: -kv[1]["held"])
