@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from core.api import StrictSerializer
 from core.errors import ApplicationError
+from tenants.models import QUOTA_MAX
 from tenants.permissions import IsAnyMember
 
 from .. import services
@@ -100,7 +101,8 @@ class TestFilterSerializer(StrictSerializer):
 
 class HeldKeySerializer(StrictSerializer):
     key = serializers.CharField(
-        max_length=1024,
+        # A key is a value of the event, which is at most the largest event size (256 KiB).
+        max_length=QUOTA_MAX["max_event_size_bytes"],
         allow_blank=True,
         trim_whitespace=False,
         help_text="The ordering key as held (`GET .../held-keys/` lists them).",

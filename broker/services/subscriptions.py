@@ -42,8 +42,8 @@ UPDATABLE = (
     "description",
     *ORDERING_FIELDS,
 )
-# A dotted path into the event as the consumer receives it: `data.order_id`, `subject`.
-# Segments of letters, digits, `_` and `-` (no array indexes: a key is one scalar).
+# A dotted path into the event as the consumer receives it: `data.order_id`, `subject`;
+# segments of letters, digits, `_` and `-`, a number indexing a list (`data.lines.0.sku`).
 ORDERING_KEY_PATH_RE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 # The filter rides in the route's DynamoDB item (400 KB at most): far below that.
 MAX_FILTER_BYTES = 16 * 1024

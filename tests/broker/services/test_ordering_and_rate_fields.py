@@ -95,7 +95,9 @@ def test_a_malformed_ordering_key_path_is_refused(world, consumer, path):
     assert not Subscription.objects.exists()
 
 
-@pytest.mark.parametrize("path", ["", "subject", "data.order_id", "data.customer-ref.id_2"])
+@pytest.mark.parametrize(
+    "path", ["", "subject", "data.order_id", "data.customer-ref.id_2", "data.lines.0.sku"]
+)
 def test_a_well_formed_ordering_key_path_is_accepted(world, consumer, path):
     sub = services.subscription_create(
         actor=world.admin_a,
