@@ -65,6 +65,8 @@ TENANT_APPS = ["broker"]
 TENANT_MULTIPROCESSING_MAX_PROCESSES = env.int("TENANT_MIGRATE_PROCESSES", default=2)
 # The migrate run in each schema: returns at once when the schema has every migration.
 TENANT_BASE_MIGRATE_COMMAND = "tenants.migrate.Command"
+# The executors of migrate_schemas, visiting only the schemas with a migration to apply.
+GET_EXECUTOR_FUNCTION = "tenants.migrate.get_executor"
 INSTALLED_APPS = SHARED_APPS + [a for a in TENANT_APPS if a not in SHARED_APPS]
 
 TENANT_MODEL = "tenants.Tenant"
