@@ -74,46 +74,51 @@ def clone_template(schema: str) -> None:
     connection.set_schema_to_public()
     with transaction.atomic(), connection.cursor() as cursor:
         _lock(cursor)
-        cursor.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
-            [TEMPLATE],
+        for statement in clone_statements(cursor, schema):
+            cursor.execute(statement)
+
+
+def clone_statements(cursor, schema: str) -> list[str]:
+    """The statements that make `schema` a copy of the template, read from its catalog (run
+    them under the template lock, as clone_template does)."""
+    cursor.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename", [TEMPLATE]
+    )
+    tables = [r[0] for r in cursor.fetchall()]
+    statements = [f'CREATE SCHEMA "{schema}"']
+    for table in tables:
+        # Columns, NOT NULL, defaults and identities; keys and indexes come below, named.
+        statements.append(
+            f'CREATE TABLE "{schema}"."{table}" (LIKE "{TEMPLATE}"."{table}" '
+            "INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE)"
         )
-        tables = [r[0] for r in cursor.fetchall()]
-        cursor.execute(f'CREATE SCHEMA "{schema}"')
-        for table in tables:
-            # Columns, NOT NULL, defaults and identities; keys and indexes come below, named.
-            cursor.execute(
-                f'CREATE TABLE "{schema}"."{table}" (LIKE "{TEMPLATE}"."{table}" '
-                "INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE)"
-            )
-        cursor.execute(
-            f'INSERT INTO "{schema}".django_migrations (app, name, applied) '  # noqa: S608
-            f'SELECT app, name, applied FROM "{TEMPLATE}".django_migrations'
-        )
-        # Primary keys, unique and check constraints first, foreign keys last.
-        cursor.execute(
-            """
-            SELECT c.conname, t.relname, pg_get_constraintdef(c.oid)
-            FROM pg_constraint c
-            JOIN pg_class t ON t.oid = c.conrelid
-            JOIN pg_namespace n ON n.oid = t.relnamespace
-            WHERE n.nspname = %s
-            ORDER BY c.contype = 'f', c.conname
-            """,
-            [TEMPLATE],
-        )
-        constraints = cursor.fetchall()
-        for name, table, definition in constraints:
-            definition = definition.replace(f"{TEMPLATE}.", f'"{schema}".')
-            cursor.execute(f'ALTER TABLE "{schema}"."{table}" ADD CONSTRAINT "{name}" {definition}')
-        # Indexes that no constraint created.
-        cursor.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s", [TEMPLATE]
-        )
-        named = {name for name, _, _ in constraints}
-        for name, definition in cursor.fetchall():
-            if name not in named:
-                cursor.execute(definition.replace(f" {TEMPLATE}.", f' "{schema}".'))
+    statements.append(
+        f'INSERT INTO "{schema}".django_migrations (app, name, applied) '  # noqa: S608
+        f'SELECT app, name, applied FROM "{TEMPLATE}".django_migrations'
+    )
+    # Primary keys, unique and check constraints first, foreign keys last.
+    cursor.execute(
+        """
+        SELECT c.conname, t.relname, pg_get_constraintdef(c.oid)
+        FROM pg_constraint c
+        JOIN pg_class t ON t.oid = c.conrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        WHERE n.nspname = %s
+        ORDER BY c.contype = 'f', c.conname
+        """,
+        [TEMPLATE],
+    )
+    constraints = cursor.fetchall()
+    for name, table, definition in constraints:
+        definition = definition.replace(f"{TEMPLATE}.", f'"{schema}".')
+        statements.append(f'ALTER TABLE "{schema}"."{table}" ADD CONSTRAINT "{name}" {definition}')
+    # Indexes that no constraint created.
+    cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s", [TEMPLATE])
+    named = {name for name, _, _ in constraints}
+    for name, definition in cursor.fetchall():
+        if name not in named:
+            statements.append(definition.replace(f" {TEMPLATE}.", f' "{schema}".'))
+    return statements
 
 
 def create_tenant_schema(tenant) -> None:
