@@ -13,6 +13,7 @@ migrations change, the next creation rebuilds it first. A test checks that a cop
 a migrated one are identical (tables, columns, indexes, constraints, applied migrations).
 """
 
+import functools
 import hashlib
 
 from django.db import connection, transaction
@@ -24,7 +25,9 @@ from .models import Tenant
 TEMPLATE = "tenant_template"
 
 
+@functools.cache
 def _fingerprint() -> str:
+    # The code's migration graph: fixed for the life of a process.
     loader = MigrationLoader(None, ignore_no_migrations=True)
     nodes = sorted(f"{app}.{name}" for app, name in loader.graph.nodes)
     return hashlib.sha256("\n".join(nodes).encode()).hexdigest()[:32]
@@ -68,14 +71,27 @@ def ensure_template() -> None:
             cursor.execute("SELECT pg_advisory_unlock(hashtext('tenant-template'))")
 
 
+# The copy's statements per template fingerprint, with a placeholder for the schema's name:
+# reading them from the catalog (pg_tables, pg_indexes, pg_constraint filtered by schema) scans
+# every relation of the database, ~170 ms with 1,400 tenants and growing with each one.
+_PLACEHOLDER = "tenant_copy_target"
+_SCRIPTS: dict[str, str] = {}
+
+
 def clone_template(schema: str) -> None:
     """Creates `schema` as a copy of the template: tables, constraints and indexes under their
-    original names (later migrations find them by name), and the migration records."""
+    original names (later migrations find them by name), and the migration records. One
+    round trip: the statements are read from the template once per process."""
     connection.set_schema_to_public()
     with transaction.atomic(), connection.cursor() as cursor:
         _lock(cursor)
-        for statement in clone_statements(cursor, schema):
-            cursor.execute(statement)
+        key = _template_fingerprint(cursor) or ""
+        script = _SCRIPTS.get(key)
+        if script is None:
+            script = ";\n".join(clone_statements(cursor, _PLACEHOLDER))
+            if key:
+                _SCRIPTS[key] = script
+        cursor.execute(script.replace(f'"{_PLACEHOLDER}"', f'"{schema}"'))
 
 
 def clone_statements(cursor, schema: str) -> list[str]:
