@@ -209,13 +209,19 @@ def measure_one(args) -> None:
         if args.make_only:
             log(f"made: {figures}")
             return
-        figures.update(seed_dataplane())
-        figures.update(onboarding(args.samples))
-        figures.update(migrate_noop(url))
-        figures.update(activity())
-        figures.update(console(args.samples))
-        figures.update(reconciler())
-        figures.update(metrics(args.samples))
+        for phase in (
+            seed_dataplane,
+            lambda: onboarding(args.samples),
+            lambda: migrate_noop(url),
+            activity,
+            lambda: console(args.samples),
+            reconciler,
+            lambda: metrics(args.samples),
+        ):
+            began = time.perf_counter()
+            result = phase()
+            figures.update(result)
+            log(f"{time.perf_counter() - began:.1f} s: {result}")
     finally:
         from django.db import connections
 
