@@ -200,8 +200,15 @@ def report(args, base: dict, full: dict) -> None:
 
 
 def measure_one(args) -> None:
+    # Tables of its own per size: the reconciler's Scan reads only this size's items.
     url, name = setup_django(
-        f"scale_{args.tenants}", {"CELERY_TASK_ALWAYS_EAGER": "1"}, reuse=args.keep
+        f"scale_{args.tenants}",
+        {
+            "CELERY_TASK_ALWAYS_EAGER": "1",
+            "DYNAMODB_CONFIG_TABLE": f"bench-scale-{args.tenants}-config",
+            "DATAPLANE_TABLE": f"bench-scale-{args.tenants}-dataplane",
+        },
+        reuse=args.keep,
     )
     figures = {}
     try:
