@@ -384,6 +384,8 @@ AWS_ENDPOINT_URL = env("AWS_ENDPOINT_URL", default=None) or None
 AWS_REGION = env("AWS_DEFAULT_REGION", default="eu-west-1")
 AWS_ACCOUNT_ID = env("AWS_ACCOUNT_ID", default="123456789012")
 DYNAMODB_CONFIG_TABLE = env("DYNAMODB_CONFIG_TABLE", default="broker-config")
+# Items per page of the reconciler's Scan of that table (broker/sync/dynamo.py, scan_all).
+RECONCILE_SCAN_PAGE_SIZE = env.int("RECONCILE_SCAN_PAGE_SIZE", default=1000)
 SQS_QUEUE_PREFIX = env("SQS_QUEUE_PREFIX", default="broker")
 # The data plane's own tables (broker/functions/shared/records.py): counters and delivery
 # records the portal charts, and the egress idempotency records.

@@ -121,10 +121,12 @@ def batch_get(keys: list[tuple[str, str]], *, projection: str | None = None) -> 
     return found
 
 
-def scan_all(*, segments: int = 4, page_size: int = 500) -> list[dict]:
+def scan_all(*, segments: int = 4) -> list[dict]:
     """Every item of the config table: a parallel Scan (`segments` in flight), consistent.
-    Pages of at most `page_size` items: moto's Scan costs ~2-6 ms an item returned (a 1 MB
-    page of 1,500 TENANT items took 10-50 s there, past the client's read timeout)."""
+    Pages of at most RECONCILE_SCAN_PAGE_SIZE items: moto's Scan costs ~2-6 ms an item
+    returned (a 1 MB page of 1,500 TENANT items took 10-50 s there, past the client's 10-s
+    read timeout); bench/scale.py sets 100."""
+    page_size = settings.RECONCILE_SCAN_PAGE_SIZE
     client = aws.dynamodb()
 
     def segment(number: int) -> list[dict]:

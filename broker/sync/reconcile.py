@@ -32,6 +32,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
@@ -310,6 +311,29 @@ def _save_states(states: list[SyncState]) -> None:
     )
 
 
+# One statement for every schema (query_to_xml runs the count inside each, as in
+# tenants/migrate.py): counting table by table was six round trips a tenant, ~50 s at 10,000.
+_COUNT_SQL = """
+SELECT coalesce(sum((xpath('/row/n/text()',
+        query_to_xml(format(%(count)s, s.name), false, true, '')))[1]::text::bigint), 0)
+FROM unnest(%(schemas)s::text[]) AS s(name)
+JOIN pg_namespace n ON n.nspname = s.name
+"""
+
+
+def count_objects(schemas: list[str]) -> int:
+    """The objects a job will walk: every synced model's rows in every schema, one query."""
+    if not schemas:
+        return 0
+    tables = [m._meta.db_table for m in registry.MODELS.values()]
+    # The tables are the models' own names; the schema is quoted by format's %I.
+    parts = [f"(SELECT count(*) FROM %1$I.{t})" for t in tables]  # noqa: S608
+    count = "SELECT " + " + ".join(parts) + " AS n"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_SQL, {"count": count, "schemas": schemas})
+        return int(cursor.fetchone()[0])
+
+
 def job_create(*, kind: str, tenant=None, actor=None) -> SyncJob:
     """The one place a resync or reconcile job is created (run it with run_job)."""
     return SyncJob.objects.create(
@@ -339,10 +363,7 @@ def run_job(job_id) -> SyncJob | None:
         .filter(**({"pk": job.tenant_id} if job.tenant_id else {}))
         .order_by("created_at")
     )
-    total = 0
-    for tenant in tenants:
-        with schema_context(tenant.schema_name):
-            total += sum(m.objects.count() for m in registry.MODELS.values())
+    total = count_objects([t.schema_name for t in tenants])
     SyncJob.objects.filter(pk=job.pk).update(
         status="running", total=total, done=0, started_at=timezone.now(), counts={}, error=""
     )
