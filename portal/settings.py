@@ -411,6 +411,9 @@ SHUFFLE_SHARD_SIZE = env.int("SHUFFLE_SHARD_SIZE", default=2)
 # (broker/activity/services.py); the console calls figures older than ACTIVITY_STALE_SECONDS
 # stale (the job is not running, or failing).
 ACTIVITY_SETTLE_MINUTES = env.int("ACTIVITY_SETTLE_MINUTES", default=5)
+# The activity job runs as this many tasks, each over the tenants whose id modulo it is its
+# number (broker/activity/services.py).
+ACTIVITY_SHARDS = env.int("ACTIVITY_SHARDS", default=4)
 ACTIVITY_STALE_SECONDS = env.int("ACTIVITY_STALE_SECONDS", default=180)
 # Tombstones stay in DynamoDB this long before DynamoDB's TTL removes them.
 TOMBSTONE_TTL = timedelta(days=env.int("TOMBSTONE_TTL_DAYS", default=30))

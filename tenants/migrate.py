@@ -28,6 +28,7 @@ from django.db.migrations.loader import MigrationLoader
 from django_tenants.migration_executors import get_executor as tenants_get_executor
 from django_tenants.utils import get_public_schema_name, get_tenant_database_alias
 
+CHUNK_SCHEMAS = 2000
 _SPECIAL = (
     "app_label",
     "migration_name",
@@ -68,24 +69,29 @@ ORDER BY s.name
 
 def pending_schemas(schemas, *, database: str | None = None) -> list[str]:
     """The schemas among `schemas` that miss a migration of the code's graph (or their
-    migration table, or do not exist), in one query; the order of `schemas` is kept."""
+    migration table, or do not exist), in one query per 2,000 schemas; the order of
+    `schemas` is kept."""
     schemas = list(schemas)
     if not schemas:
         return []
     nodes = sorted(_graph_nodes())
     connection = connections[database or get_tenant_database_alias()]
     connection.set_schema_to_public()
+    pending = set()
     with connection.cursor() as cursor:
-        cursor.execute(
-            _PENDING_SQL,
-            {
-                "schemas": schemas,
-                "apps": [app for app, _ in nodes],
-                "names": [name for _, name in nodes],
-                "wanted": len(nodes),
-            },
-        )
-        pending = {row[0] for row in cursor.fetchall()}
+        # A statement locks every django_migrations it read until it ends: in chunks, within
+        # the lock table (max_locks_per_transaction × max_connections, 12,800 here).
+        for start in range(0, len(schemas), CHUNK_SCHEMAS):
+            cursor.execute(
+                _PENDING_SQL,
+                {
+                    "schemas": schemas[start : start + CHUNK_SCHEMAS],
+                    "apps": [app for app, _ in nodes],
+                    "names": [name for _, name in nodes],
+                    "wanted": len(nodes),
+                },
+            )
+            pending.update(row[0] for row in cursor.fetchall())
     return [s for s in schemas if s in pending]
 
 
