@@ -204,7 +204,13 @@ def report(args, base: dict, full: dict) -> None:
     )
     line("  per tenant", "reconcile_per_tenant_ms", "ms", "", "{:.1f}")
     line("  of which the table's Scan (moto)", "reconcile_scan_s", "s", "", "{:.1f}")
-    line("  of which counting the objects (one query)", "reconcile_count_s", "s", "", "{:.1f}")
+    line(
+        "  of which counting the objects (a query per 500 schemas)",
+        "reconcile_count_s",
+        "s",
+        "",
+        "{:.1f}",
+    )
     row(
         "  Query calls (tenants read again)",
         f"{full['reconcile_queries']}",
