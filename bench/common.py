@@ -62,14 +62,28 @@ def drop_database(url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def setup_django(suffix: str, env: dict[str, str] | None = None) -> tuple[str, str]:
-    """A fresh bench database, `env` exported, Django set up with DEBUG off (as production
+def ensure_database(url: str, name: str) -> bool:
+    """Creates the database unless it exists; True when it existed (a kept one, reused)."""
+    with psycopg.connect(admin_url(url), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            return True
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return False
+
+
+def setup_django(
+    suffix: str, env: dict[str, str] | None = None, *, reuse: bool = False
+) -> tuple[str, str]:
+    """A fresh bench database (with `reuse`, the kept one if it exists), `env` exported, Django set up with DEBUG off (as production
     serves; DEBUG would also keep every SQL query in memory), the shared schema migrated and
     `bootstrap_aws` run on the moto server. Returns (database url, name) for drop_database."""
     if not os.environ.get("AWS_ENDPOINT_URL"):
         sys.exit("AWS_ENDPOINT_URL must point at the moto server (run through `make bench`)")
     url, name = bench_database_url(suffix)
-    recreate_database(url, name)
+    if reuse:
+        ensure_database(url, name)
+    else:
+        recreate_database(url, name)
     os.environ["DATABASE_URL"] = url
     os.environ.update(env or {})
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")

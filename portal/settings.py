@@ -65,6 +65,8 @@ TENANT_APPS = ["broker"]
 TENANT_MULTIPROCESSING_MAX_PROCESSES = env.int("TENANT_MIGRATE_PROCESSES", default=2)
 # The migrate run in each schema: returns at once when the schema has every migration.
 TENANT_BASE_MIGRATE_COMMAND = "tenants.migrate.Command"
+# The executors of migrate_schemas, visiting only the schemas with a migration to apply.
+GET_EXECUTOR_FUNCTION = "tenants.migrate.get_executor"
 INSTALLED_APPS = SHARED_APPS + [a for a in TENANT_APPS if a not in SHARED_APPS]
 
 TENANT_MODEL = "tenants.Tenant"
@@ -382,6 +384,8 @@ AWS_ENDPOINT_URL = env("AWS_ENDPOINT_URL", default=None) or None
 AWS_REGION = env("AWS_DEFAULT_REGION", default="eu-west-1")
 AWS_ACCOUNT_ID = env("AWS_ACCOUNT_ID", default="123456789012")
 DYNAMODB_CONFIG_TABLE = env("DYNAMODB_CONFIG_TABLE", default="broker-config")
+# Items per page of the reconciler's Scan of that table (broker/sync/dynamo.py, scan_all).
+RECONCILE_SCAN_PAGE_SIZE = env.int("RECONCILE_SCAN_PAGE_SIZE", default=1000)
 SQS_QUEUE_PREFIX = env("SQS_QUEUE_PREFIX", default="broker")
 # The data plane's own tables (broker/functions/shared/records.py): counters and delivery
 # records the portal charts, and the egress idempotency records.
@@ -412,6 +416,9 @@ ORDERED_REDRIVE_MAX_RECEIVE_COUNT = env.int("ORDERED_REDRIVE_MAX_RECEIVE_COUNT",
 # (broker/activity/services.py); the console calls figures older than ACTIVITY_STALE_SECONDS
 # stale (the job is not running, or failing).
 ACTIVITY_SETTLE_MINUTES = env.int("ACTIVITY_SETTLE_MINUTES", default=5)
+# The activity job runs as this many tasks, each over the tenants whose id modulo it is its
+# number (broker/activity/services.py).
+ACTIVITY_SHARDS = env.int("ACTIVITY_SHARDS", default=4)
 ACTIVITY_STALE_SECONDS = env.int("ACTIVITY_STALE_SECONDS", default=180)
 # Tombstones stay in DynamoDB this long before DynamoDB's TTL removes them.
 TOMBSTONE_TTL = timedelta(days=env.int("TOMBSTONE_TTL_DAYS", default=30))

@@ -121,6 +121,34 @@ def batch_get(keys: list[tuple[str, str]], *, projection: str | None = None) -> 
     return found
 
 
+def scan_all(*, segments: int = 4) -> list[dict]:
+    """Every item of the config table: a parallel Scan (`segments` in flight), consistent.
+    Pages of at most RECONCILE_SCAN_PAGE_SIZE items: moto's Scan costs ~2-6 ms an item
+    returned (a 1 MB page of 1,500 TENANT items took 10-50 s there, past the client's 10-s
+    read timeout); bench/scale.py sets 100."""
+    page_size = settings.RECONCILE_SCAN_PAGE_SIZE
+    client = aws.dynamodb()
+
+    def segment(number: int) -> list[dict]:
+        items, kwargs = [], {}
+        while True:
+            page = client.scan(
+                TableName=settings.DYNAMODB_CONFIG_TABLE,
+                Segment=number,
+                TotalSegments=segments,
+                ConsistentRead=True,
+                Limit=page_size,
+                **kwargs,
+            )
+            items.extend(deserialize(i) for i in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    with ThreadPoolExecutor(max_workers=segments) as pool:
+        return [item for part in pool.map(segment, range(segments)) for item in part]
+
+
 def query_index(index: str, key_name: str, value: str) -> list[tuple[str, str]]:
     """Keys of the items of a sparse index (KEYS_ONLY projection)."""
     client = aws.dynamodb()

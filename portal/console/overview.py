@@ -209,9 +209,15 @@ def _age(seconds: float) -> str:
 
 
 def console_page(query: ConsoleQuery) -> dict:
-    paginator = Paginator(_queryset(query), query.per_page)
+    # The page's ids first, ordered and filtered over the tenants, then the rows of those ids
+    # with their joined snapshot and DLQ state: sorting every tenant with those rows joined
+    # read the whole activity table (its kept minutes) for a page of 100, ~35 ms at 10,000
+    # tenants (bench/scale.py).
+    paginator = Paginator(_queryset(query).values_list("pk", flat=True), query.per_page)
     page = paginator.get_page(query.page)
-    tenants = list(page.object_list)
+    ids = list(page.object_list)
+    rows = {t.pk: t for t in _queryset(query).filter(pk__in=ids).order_by()}
+    tenants = [rows[pk] for pk in ids if pk in rows]
     tiers = {tier.pk: tier for tier in Tier.objects.order_by("name")}
     for tenant in tenants:
         tenant.tier = tiers.get(tenant.tier_id)

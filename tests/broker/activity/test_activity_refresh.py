@@ -171,3 +171,28 @@ def test_the_quota_counter_read_is_today_utc(world):
     dp.add(*records.quota_key(str(world.a.pk), records.day(yesterday)), c=50)
     services.activity_refresh()
     assert TenantActivity.objects.get(tenant=world.a).events_today == 0
+
+
+def test_shards_split_the_tenants_and_together_refresh_every_one(world, settings):
+    """ACTIVITY_SHARDS runs, each a task of its own: each reads only its shard's tenants
+    (id modulo the shards), and together they refresh every snapshot."""
+    settings.ACTIVITY_SHARDS = 3
+    dp.tenant_minute(world.a, dp.minutes_ago(1), delivered=2)
+    dp.tenant_minute(world.b, dp.minutes_ago(1), delivered=5)
+    TenantActivity.objects.all().delete()
+    live = list(
+        Tenant.objects.exclude(schema_name="public")
+        .exclude(status=TenantStatus.DELETED)
+        .values_list("pk", flat=True)
+    )
+    for shard in range(3):
+        with DynamoCalls() as calls:
+            result = services.activity_refresh(shard=shard, shards=3)
+        mine = {pk for pk in live if pk.int % 3 == shard}
+        assert result.tenants == len(mine)
+        assert {pk.split("#")[1] for pk in calls.partitions} <= {str(pk) for pk in mine}
+    assert set(TenantActivity.objects.values_list("tenant_id", flat=True)) == set(live)
+    TenantActivity.objects.all().delete()
+    tasks.activity_refresh_tick.delay(jitter_seconds=0)
+    assert set(TenantActivity.objects.values_list("tenant_id", flat=True)) == set(live)
+    assert TenantActivity.objects.get(tenant=world.b).delivered_1h == 5

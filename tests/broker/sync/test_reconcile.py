@@ -207,3 +207,49 @@ def test_a_malformed_tenant_filter_is_a_400_naming_it_and_an_unknown_tenant_a_40
     assert malformed.json()["error"]["fields"] == {"tenant": ["Not a tenant id."]}
     unknown = api(world.support).get("/api/v1/sync/?tenant=00000000-0000-0000-0000-000000000000")
     assert unknown.status_code == 404
+
+
+def test_a_full_pass_reads_the_table_once_and_only_a_drifted_tenant_again(world, settings):
+    """The periodic reconcile over every tenant: one Scan, then no Query for a tenant whose
+    items match PostgreSQL; a tenant with drift is read again under its lock and repaired."""
+    _configure(world, world.a, n=2)
+    (producer_b, consumer_b, _), *_ = _configure(world, world.b, n=2)
+    reconcile.run_job(reconcile.job_create(kind="reconcile").pk)  # whatever was left over
+    name = settings.DYNAMODB_CONFIG_TABLE
+    client = dynamo.aws.dynamodb()
+    pk_b = f"TENANT#{world.b.pk}"
+    client.delete_item(
+        TableName=name, Key={"PK": {"S": pk_b}, "SK": {"S": f"PRODUCER#{producer_b.pk}"}}
+    )
+    client.update_item(
+        TableName=name,
+        Key={"PK": {"S": pk_b}, "SK": {"S": f"CONSUMER#{consumer_b.pk}"}},
+        UpdateExpression="SET target = :t",
+        ExpressionAttributeValues={":t": {"M": {"url": {"S": "https://evil.example/"}}}},
+    )
+    extra = {"PK": pk_b, "SK": "PRODUCER#not-in-postgres", "version": 3, "enabled": True}
+    client.put_item(TableName=name, Item=dynamo.serialize(extra))
+
+    calls = []
+
+    def count(event_name, **kwargs):
+        calls.append(event_name.rsplit(".", 1)[-1])
+
+    client.meta.events.register("provide-client-params.dynamodb.Query", count)
+    client.meta.events.register("provide-client-params.dynamodb.Scan", count)
+    try:
+        job = reconcile.run_job(reconcile.job_create(kind="reconcile").pk)
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.Query", count)
+        client.meta.events.unregister("provide-client-params.dynamodb.Scan", count)
+
+    assert job.status == "done", job.error
+    # Scans: one per segment; Queries: the drifted tenant's partition and its API keys only.
+    assert calls.count("Scan") == reconcile.SCAN_SEGMENTS
+    assert calls.count("Query") == 2
+    assert (job.counts["missing"], job.counts["altered"], job.counts["extra"]) == (1, 1, 1)
+    assert job.counts["tenants"] >= 2 and job.done == job.total
+    assert dynamo.get_item(pk_b, f"PRODUCER#{producer_b.pk}")["version"] == producer_b.version
+    assert dynamo.get_item(pk_b, f"CONSUMER#{consumer_b.pk}")["target"] == {"url": PUBLIC_URL}
+    assert dynamo.get_item(pk_b, "PRODUCER#not-in-postgres")["deleted"] is True
+    assert reconcile.sync_tenant(world.b)["drift"] == 0
