@@ -1,0 +1,160 @@
+"""The slow lane: pool consumers that time out or answer slowly get a queue of their own, so that
+they never hold the invocations of the shared delivery queues.
+
+Why. A shared queue's event source mapping runs at most `MaximumConcurrency` invocations at
+once (`PoolQueueMaxConcurrency`), and an invocation lasts as long as its slowest attempt. A
+consumer that answers in 10 s (cut at its 5-s timeout), or trickles its answer, holds an
+invocation for its whole timeout; a few of them on a queue hold every invocation it has, and a
+healthy tenant's delivery waits in SQS behind them, although its own attempt would take
+milliseconds. Concurrent attempts within a batch do not help: the poller's slot is the
+invocation, not the attempt. This is the same on AWS (the mapping's MaximumConcurrency is the
+cap there too), so the fix is in where slow deliveries wait, not in the runner.
+
+How.
+
+- An attempt that has run `SLOW_ATTEMPT_MS` (or was cut by a shorter timeout) puts its pool
+  consumer on the slow lane for `SLOW_LANE_SECONDS`: `slow_until` on the consumer's in-flight
+  item (`INFLIGHT#<tenant>#<consumer>`, inflight.py), one UpdateItem per such attempt (an
+  attempt that takes seconds anyway), written while the attempt still runs, so that the
+  deliveries arriving meanwhile are moved already. Its retry is sent to the slow-lane queue.
+- A record of a consumer on the slow lane, received from a shared queue, is not tried: it is
+  sent to the slow-lane queue as it is (same body, same attempt number; one SendMessage) and
+  its record succeeds (outcome `slow_lane`). The flag is read by the UpdateItem that takes the
+  consumer's in-flight slots, which every batch makes anyway: no extra call for healthy
+  consumers.
+- The slow-lane queue (`EGRESS_SLOW_QUEUE`, `<prefix>-delivery-slow` in deploy/template.yaml)
+  has its own mapping to the egress, with the shared queues' `MaximumConcurrency`. There the
+  records are tried as anywhere else (in-flight cap, lanes, deadline, retries). A fast answer
+  there takes the consumer off the slow lane (REMOVE `slow_until`, at most once per
+  `CLEAR_EVERY_SECONDS` per process); otherwise the flag expires after `SLOW_LANE_SECONDS`.
+
+What it does not do: the first slow attempts of a consumer (those started before its flag was
+written, `SLOW_ATTEMPT_MS` into the first) still hold a shared invocation each; after that, only one attempt per `SLOW_LANE_SECONDS` does,
+when the flag expires and the consumer has not answered fast on the slow lane. Slow consumers
+share the slow lane with each other. Silo tenants have a queue of their own already, and a
+pool consumer without a `concurrency` takes no in-flight slots, so neither is moved. Without
+`EGRESS_SLOW_QUEUE` (tests, an older stack) there is no slow lane and nothing is written.
+"""
+
+import contextlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
+from broker.functions import settings
+from broker.functions.egress import inflight
+from broker.functions.egress.transport import _Watchdog
+from broker.functions.shared import messages
+
+SLOW_ATTEMPT_MS = 2_000  # an attempt this long, or cut at its timeout, is a slow one
+SLOW_LANE_SECONDS = 300  # how long a consumer stays on the slow lane without a fast answer
+CLEAR_EVERY_SECONDS = 10  # a process takes a consumer off at most this often
+
+logger = Logger(service="broker-egress", child=True)
+_WATCHDOG = _Watchdog()  # its own thread: the attempts' cuts never wait on a flag
+_writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="egress-slow")
+_cleared_lock = threading.Lock()
+_cleared: dict[tuple[str, str], float] = {}
+
+
+def queue_name() -> str:
+    return settings.get().slow_queue_name
+
+
+def on_slow_lane(source_arn: str) -> bool:
+    """Whether the record came from the slow-lane queue."""
+    name = queue_name()
+    return bool(name) and source_arn.rsplit(":", 1)[-1] == name
+
+
+def queue_arn(source_arn: str) -> str:
+    """The slow-lane queue's ARN: the shared queue's account and region, the slow lane's name."""
+    return f"{source_arn.rsplit(':', 1)[0]}:{queue_name()}"
+
+
+def moves(slow: bool, source_arn: str) -> bool:
+    """Whether a record of a consumer (`slow`: flagged, inflight.Slots.slow) received from
+    `source_arn` goes to the slow lane untried: the lane exists and the record is elsewhere."""
+    return slow and bool(queue_name()) and not on_slow_lane(source_arn)
+
+
+def is_slow(outcome) -> bool:
+    return outcome.error_kind == messages.ERROR_TIMEOUT or outcome.latency_ms >= SLOW_ATTEMPT_MS
+
+
+def applies(tenant: dict, consumer: dict | None) -> bool:
+    """Whether the consumer can be moved: a slow lane exists, it is a pool consumer with a
+    `concurrency` (its in-flight item is read at every batch, and with it the flag)."""
+    return (
+        bool(queue_name())
+        and tenant.get("deployment_model") == "pool"
+        and bool((consumer or {}).get("concurrency"))
+    )
+
+
+class Watch:
+    """One attempt watched: once it has run `SLOW_ATTEMPT_MS`, its consumer is flagged slow
+    (by a writer thread, so the watchdog's own thread never waits on DynamoDB)."""
+
+    def __init__(self, delivery):
+        self.delivery = delivery
+        self.flagged = False
+
+    def fire(self) -> None:
+        self.flagged = True
+        _writer.submit(_flag, self.delivery, time.time() + SLOW_LANE_SECONDS)
+
+
+@contextlib.contextmanager
+def watching(delivery, tenant: dict, consumer: dict | None):
+    """Around an attempt: flags its consumer slow while it runs, as soon as it has taken
+    `SLOW_ATTEMPT_MS` (not when it ends: the deliveries that arrive meanwhile are moved too).
+    Yields the `Watch`, or None when the consumer cannot be moved."""
+    if not applies(tenant, consumer):
+        yield None
+        return
+    watch = Watch(delivery)
+    entry = _WATCHDOG.watch(time.monotonic() + SLOW_ATTEMPT_MS / 1000, watch.fire)
+    try:
+        yield watch
+    finally:
+        _WATCHDOG.cancel(entry)
+
+
+def observe(watch: Watch | None, outcome, source_arn: str) -> bool:
+    """After the attempt: True when its consumer is slow and its retry goes to the slow lane;
+    a fast answer on the slow lane takes the consumer off it."""
+    if watch is None:
+        return False
+    delivery = watch.delivery
+    if watch.flagged:
+        return True
+    if is_slow(outcome):  # cut by a timeout shorter than SLOW_ATTEMPT_MS
+        _flag(delivery, time.time() + SLOW_LANE_SECONDS)
+        return True
+    if outcome.ok and on_slow_lane(source_arn):
+        key = (delivery.tenant_id, delivery.consumer_id)
+        now = time.monotonic()
+        with _cleared_lock:
+            if now - _cleared.get(key, -CLEAR_EVERY_SECONDS) < CLEAR_EVERY_SECONDS:
+                return False
+            _cleared[key] = now
+            if len(_cleared) > 4096:
+                _cleared.clear()
+        _flag(delivery, None)
+    return False
+
+
+def _flag(delivery, until: float | None) -> None:
+    # Around the attempt: a failed write must not fail the record (the POST was made). The
+    # flag is advice; without it the consumer stays where it is.
+    try:
+        inflight.set_slow(delivery.tenant_id, delivery.consumer_id, until)
+    except (BotoCoreError, ClientError):
+        logger.warning(
+            "Slow-lane flag not written",
+            extra={"tenant_id": delivery.tenant_id, "consumer_id": delivery.consumer_id},
+        )
