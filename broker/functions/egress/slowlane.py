@@ -1,22 +1,22 @@
-"""The slow lane: pool consumers that time out or answer slowly get a queue of their own, so that
-they never hold the invocations of the shared delivery queues.
+"""The slow lane: pool consumers that do not answer within their timeout get a queue of their
+own, so that they stop holding the invocations of the shared delivery queues.
 
 Why. A shared queue's event source mapping runs at most `MaximumConcurrency` invocations at
 once (`PoolQueueMaxConcurrency`), and an invocation lasts as long as its slowest attempt. A
-consumer that answers in 10 s (cut at its 5-s timeout), or trickles its answer, holds an
-invocation for its whole timeout; a few of them on a queue hold every invocation it has, and a
-healthy tenant's delivery waits in SQS behind them, although its own attempt would take
-milliseconds. Concurrent attempts within a batch do not help: the poller's slot is the
+consumer that answers in 10 s (cut at its 5-s timeout), trickles its answer or never answers
+holds an invocation for its whole timeout; a few of them on a queue hold every invocation it
+has, and a healthy tenant's delivery waits in SQS behind them, although its own attempt would
+take milliseconds. Concurrent attempts within a batch do not help: the poller's slot is the
 invocation, not the attempt. This is the same on AWS (the mapping's MaximumConcurrency is the
 cap there too), so the fix is in where slow deliveries wait, not in the runner.
 
 How.
 
-- An attempt that has run `SLOW_ATTEMPT_MS` (or was cut by a shorter timeout) puts its pool
-  consumer on the slow lane for `SLOW_LANE_SECONDS`: `slow_until` on the consumer's in-flight
-  item (`INFLIGHT#<tenant>#<consumer>`, inflight.py), one UpdateItem per such attempt (an
-  attempt that takes seconds anyway), written while the attempt still runs, so that the
-  deliveries arriving meanwhile are moved already. Its retry is sent to the slow-lane queue.
+- An attempt cut by its consumer's timeout (`timeout_ms`, the wall-clock limit of
+  transport.py) puts its pool consumer on the slow lane for `SLOW_LANE_SECONDS`: `slow_until`
+  on the consumer's in-flight item (`INFLIGHT#<tenant>#<consumer>`, inflight.py), one
+  UpdateItem per such attempt (an attempt that took the whole timeout already). Its retry is
+  sent to the slow-lane queue.
 - A record of a consumer on the slow lane, received from a shared queue, is not tried: it is
   sent to the slow-lane queue as it is (same body, same attempt number; one SendMessage) and
   its record succeeds (outcome `slow_lane`). The flag is read by the UpdateItem that takes the
@@ -28,34 +28,36 @@ How.
   there takes the consumer off the slow lane (REMOVE `slow_until`, at most once per
   `CLEAR_EVERY_SECONDS` per process); otherwise the flag expires after `SLOW_LANE_SECONDS`.
 
-What it does not do: the first slow attempts of a consumer (those started before its flag was
-written, `SLOW_ATTEMPT_MS` into the first) still hold a shared invocation each; after that, only one attempt per `SLOW_LANE_SECONDS` does,
-when the flag expires and the consumer has not answered fast on the slow lane. Slow consumers
-share the slow lane with each other. Silo tenants have a queue of their own already, and a
-pool consumer without a `concurrency` takes no in-flight slots, so neither is moved. Without
-`EGRESS_SLOW_QUEUE` (tests, an older stack) there is no slow lane and nothing is written.
+Why timeouts and not a duration: a first version also moved consumers whose answers took 2 s
+or more. In bench/dataplane.py the healthy consumer then answered in 2 s during a burst of
+1,000 deliveries on a loaded machine, was moved, and its records waited on the slow lane
+behind the 5-s consumers. A timeout is the consumer's own limit: a consumer that answers
+within it, however loaded, is never moved.
+
+What it does not do: the first slow attempts of a consumer (those that start before the first
+one times out) still hold a shared invocation each, up to the consumer's timeout; after that,
+one attempt per `SLOW_LANE_SECONDS` does, when the flag expires and the consumer has not
+answered in time on the slow lane. A consumer that answers slowly but within its timeout stays
+on the shared queues. Slow consumers share the slow lane with each other. Silo tenants have a
+queue of their own already, and a pool consumer without a `concurrency` takes no in-flight
+slots, so neither is moved. Without `EGRESS_SLOW_QUEUE` (tests, an older stack) there is no
+slow lane and nothing is written.
 """
 
-import contextlib
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from broker.functions import settings
 from broker.functions.egress import inflight
-from broker.functions.egress.transport import _Watchdog
 from broker.functions.shared import messages
 
-SLOW_ATTEMPT_MS = 2_000  # an attempt this long, or cut at its timeout, is a slow one
 SLOW_LANE_SECONDS = 300  # how long a consumer stays on the slow lane without a fast answer
 CLEAR_EVERY_SECONDS = 10  # a process takes a consumer off at most this often
 
 logger = Logger(service="broker-egress", child=True)
-_WATCHDOG = _Watchdog()  # its own thread: the attempts' cuts never wait on a flag
-_writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="egress-slow")
 _cleared_lock = threading.Lock()
 _cleared: dict[tuple[str, str], float] = {}
 
@@ -82,7 +84,8 @@ def moves(slow: bool, source_arn: str) -> bool:
 
 
 def is_slow(outcome) -> bool:
-    return outcome.error_kind == messages.ERROR_TIMEOUT or outcome.latency_ms >= SLOW_ATTEMPT_MS
+    """An attempt cut by its consumer's own timeout (the wall-clock limit of transport.py)."""
+    return outcome.error_kind == messages.ERROR_TIMEOUT
 
 
 def applies(tenant: dict, consumer: dict | None) -> bool:
@@ -95,44 +98,12 @@ def applies(tenant: dict, consumer: dict | None) -> bool:
     )
 
 
-class Watch:
-    """One attempt watched: once it has run `SLOW_ATTEMPT_MS`, its consumer is flagged slow
-    (by a writer thread, so the watchdog's own thread never waits on DynamoDB)."""
-
-    def __init__(self, delivery):
-        self.delivery = delivery
-        self.flagged = False
-
-    def fire(self) -> None:
-        self.flagged = True
-        _writer.submit(_flag, self.delivery, time.time() + SLOW_LANE_SECONDS)
-
-
-@contextlib.contextmanager
-def watching(delivery, tenant: dict, consumer: dict | None):
-    """Around an attempt: flags its consumer slow while it runs, as soon as it has taken
-    `SLOW_ATTEMPT_MS` (not when it ends: the deliveries that arrive meanwhile are moved too).
-    Yields the `Watch`, or None when the consumer cannot be moved."""
+def observe(delivery, tenant: dict, consumer: dict | None, outcome, source_arn: str) -> bool:
+    """After an attempt: True when it timed out, its consumer is flagged slow and its retry
+    goes to the slow lane; a fast answer on the slow lane takes the consumer off it."""
     if not applies(tenant, consumer):
-        yield None
-        return
-    watch = Watch(delivery)
-    entry = _WATCHDOG.watch(time.monotonic() + SLOW_ATTEMPT_MS / 1000, watch.fire)
-    try:
-        yield watch
-    finally:
-        _WATCHDOG.cancel(entry)
-
-
-def observe(watch: Watch | None, outcome, source_arn: str) -> bool:
-    """After the attempt: True when its consumer is slow and its retry goes to the slow lane;
-    a fast answer on the slow lane takes the consumer off it."""
-    if watch is None:
         return False
-    delivery = watch.delivery
-    if watch.flagged:
-        return True
-    if is_slow(outcome):  # cut by a timeout shorter than SLOW_ATTEMPT_MS
+    if is_slow(outcome):
         _flag(delivery, time.time() + SLOW_LANE_SECONDS)
         return True
     if outcome.ok and on_slow_lane(source_arn):
@@ -149,7 +120,7 @@ def observe(watch: Watch | None, outcome, source_arn: str) -> bool:
 
 
 def _flag(delivery, until: float | None) -> None:
-    # Around the attempt: a failed write must not fail the record (the POST was made). The
+    # After the attempt: a failed write must not fail the record (the POST was made). The
     # flag is advice; without it the consumer stays where it is.
     try:
         inflight.set_slow(delivery.tenant_id, delivery.consumer_id, until)
