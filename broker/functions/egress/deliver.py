@@ -374,8 +374,9 @@ def attempt(
         final = True  # dead-lettered now, so it can be replayed once the consumer is back
     else:
         body = message_event_json(message)
-        outcome = send(consumer, message, body=body)
-        if slowlane.observe(d, tenant, consumer, outcome, source_arn):
+        with slowlane.watching(d, tenant, consumer) as watch:
+            outcome = send(consumer, message, body=body)
+        if slowlane.observe(watch, outcome, source_arn):
             source_arn = slowlane.queue_arn(source_arn)  # the retry waits on the slow lane
     if outcome.ok:
         RECORDER.attempt(

@@ -44,20 +44,27 @@ slots, so neither is moved. Without `EGRESS_SLOW_QUEUE` (tests, an older stack) 
 slow lane and nothing is written.
 """
 
+import contextlib
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from broker.functions import settings
 from broker.functions.egress import inflight
+from broker.functions.egress.transport import _Watchdog
 from broker.functions.shared import messages
 
+SLOW_ATTEMPT_MS = 2_000  # an attempt still running this long flags its consumer, for now
 SLOW_LANE_SECONDS = 300  # how long a consumer stays on the slow lane without a fast answer
 CLEAR_EVERY_SECONDS = 10  # a process takes a consumer off at most this often
 
 logger = Logger(service="broker-egress", child=True)
+_WATCHDOG = _Watchdog()  # its own thread: the attempts' cuts never wait on a flag
+# One writer thread: the flags of one consumer are written in the order they were decided.
+_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="egress-slow")
 _cleared_lock = threading.Lock()
 _cleared: dict[tuple[str, str], float] = {}
 
@@ -98,14 +105,49 @@ def applies(tenant: dict, consumer: dict | None) -> bool:
     )
 
 
-def observe(delivery, tenant: dict, consumer: dict | None, outcome, source_arn: str) -> bool:
-    """After an attempt: True when it timed out, its consumer is flagged slow and its retry
-    goes to the slow lane; a fast answer on the slow lane takes the consumer off it."""
+class Watch:
+    """One attempt watched: once it has run `SLOW_ATTEMPT_MS`, its consumer is flagged slow for
+    now (by the writer thread, so the watchdog's own thread never waits on DynamoDB)."""
+
+    def __init__(self, delivery):
+        self.delivery = delivery
+        self.fired = False
+
+    def fire(self) -> None:
+        self.fired = True
+        _writer.submit(_flag, self.delivery, time.time() + SLOW_LANE_SECONDS)
+
+
+@contextlib.contextmanager
+def watching(delivery, tenant: dict, consumer: dict | None):
+    """Around an attempt: flags its consumer slow as soon as the attempt has run
+    `SLOW_ATTEMPT_MS`, while it still runs, so that the deliveries arriving meanwhile are moved
+    already. Yields the `Watch`, or None when the consumer cannot be moved."""
     if not applies(tenant, consumer):
+        yield None
+        return
+    watch = Watch(delivery)
+    entry = _WATCHDOG.watch(time.monotonic() + SLOW_ATTEMPT_MS / 1000, watch.fire)
+    try:
+        yield watch
+    finally:
+        _WATCHDOG.cancel(entry)
+
+
+def observe(watch: Watch | None, outcome, source_arn: str) -> bool:
+    """After the attempt: True when it timed out (its consumer stays flagged, its retry goes
+    to the slow lane). An attempt that was flagged while it ran but answered within its
+    timeout takes the flag back; so does a fast answer on the slow lane."""
+    if watch is None:
         return False
+    delivery = watch.delivery
     if is_slow(outcome):
-        _flag(delivery, time.time() + SLOW_LANE_SECONDS)
+        if not watch.fired:  # cut by a timeout shorter than SLOW_ATTEMPT_MS
+            _writer.submit(_flag, delivery, time.time() + SLOW_LANE_SECONDS)
         return True
+    if watch.fired:  # slow, but it answered: not a consumer to move
+        _writer.submit(_flag, delivery, None)
+        return False
     if outcome.ok and on_slow_lane(source_arn):
         key = (delivery.tenant_id, delivery.consumer_id)
         now = time.monotonic()
@@ -115,12 +157,17 @@ def observe(delivery, tenant: dict, consumer: dict | None, outcome, source_arn: 
             _cleared[key] = now
             if len(_cleared) > 4096:
                 _cleared.clear()
-        _flag(delivery, None)
+        _writer.submit(_flag, delivery, None)
     return False
 
 
+def written(timeout: float = 10.0) -> None:
+    """Waits until the flags decided so far are written (tests; a batch does not wait)."""
+    _writer.submit(lambda: None).result(timeout=timeout)
+
+
 def _flag(delivery, until: float | None) -> None:
-    # After the attempt: a failed write must not fail the record (the POST was made). The
+    # Beside the attempt: a failed write must not fail the record (the POST was made). The
     # flag is advice; without it the consumer stays where it is.
     try:
         inflight.set_slow(delivery.tenant_id, delivery.consumer_id, until)
