@@ -12,11 +12,14 @@ cap there too), so the fix is in where slow deliveries wait, not in the runner.
 
 How.
 
-- An attempt cut by its consumer's timeout (`timeout_ms`, the wall-clock limit of
-  transport.py) puts its pool consumer on the slow lane for `SLOW_LANE_SECONDS`: `slow_until`
-  on the consumer's in-flight item (`INFLIGHT#<tenant>#<consumer>`, inflight.py), one
-  UpdateItem per such attempt (an attempt that took the whole timeout already). Its retry is
-  sent to the slow-lane queue.
+- An attempt still running after `SLOW_ATTEMPT_MS` (2 s) flags its pool consumer slow, while
+  it runs, so that the deliveries arriving meanwhile are moved already: `slow_until` (now +
+  `SLOW_LANE_SECONDS`) on the consumer's in-flight item (`INFLIGHT#<tenant>#<consumer>`,
+  inflight.py), one UpdateItem. If the attempt then answers within the consumer's timeout,
+  the flag is taken back (REMOVE, a second UpdateItem): slow, but not a consumer to move. If
+  it is cut by the timeout (`timeout_ms`, the wall-clock limit of transport.py), the flag
+  stays and its retry is sent to the slow-lane queue. Flags are written by one writer thread,
+  in the order they were decided, never by the attempt's own thread.
 - A record of a consumer on the slow lane, received from a shared queue, is not tried: it is
   sent to the slow-lane queue as it is (same body, same attempt number; one SendMessage) and
   its record succeeds (outcome `slow_lane`). The flag is read by the UpdateItem that takes the
@@ -28,17 +31,18 @@ How.
   there takes the consumer off the slow lane (REMOVE `slow_until`, at most once per
   `CLEAR_EVERY_SECONDS` per process); otherwise the flag expires after `SLOW_LANE_SECONDS`.
 
-Why timeouts and not a duration: a first version also moved consumers whose answers took 2 s
-or more. In bench/dataplane.py the healthy consumer then answered in 2 s during a burst of
-1,000 deliveries on a loaded machine, was moved, and its records waited on the slow lane
-behind the 5-s consumers. A timeout is the consumer's own limit: a consumer that answers
-within it, however loaded, is never moved.
+Why the flag is taken back: a first version kept it for any answer of 2 s or more. In
+bench/dataplane.py the healthy consumer answered in 2 s during a burst of 1,000 deliveries on
+the loaded machine, was moved, and its records waited on the slow lane behind the 5-s
+consumers. A second version flagged timeouts only, at their end: the deliveries of the slow
+consumers that arrived during their first 5 s still held the shared invocations. A timeout is
+the consumer's own limit; the early flag only holds until the consumer shows it answers.
 
 What it does not do: the first slow attempts of a consumer (those that start before the first
-one times out) still hold a shared invocation each, up to the consumer's timeout; after that,
+one has run 2 s) still hold a shared invocation each, up to the consumer's timeout; after that,
 one attempt per `SLOW_LANE_SECONDS` does, when the flag expires and the consumer has not
 answered in time on the slow lane. A consumer that answers slowly but within its timeout stays
-on the shared queues. Slow consumers share the slow lane with each other. Silo tenants have a
+on the shared queues (only its deliveries that arrive while such an attempt runs are moved). Slow consumers share the slow lane with each other. Silo tenants have a
 queue of their own already, and a pool consumer without a `concurrency` takes no in-flight
 slots, so neither is moved. Without `EGRESS_SLOW_QUEUE` (tests, an older stack) there is no
 slow lane and nothing is written.
