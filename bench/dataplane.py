@@ -617,10 +617,11 @@ def part1(args) -> None:
             )
             for r in b["Records"]
         ]
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for record in naive_records:
             assert naive_egress_record(record, ddb)
         naive_rate = len(naive_records) / (time.perf_counter() - started)
+        naive_cpu_rate = len(naive_records) / (time.process_time() - cpu_started)
         row(
             "egress, deliveries to a local receiver",
             egress_rate,
@@ -637,8 +638,9 @@ def part1(args) -> None:
             "  egress deliveries per CPU-second of this process",
             egress_cpu_rate,
             "deliv./s",
-            "",
-            "(the receiver's time left out)",
+            "≥ 1,000",
+            f"naive {naive_cpu_rate:,.0f}/CPU-s",
+            f"{egress_cpu_rate / naive_cpu_rate:.2f}×",
         )
         marks = egress_marks_ab(ctx, arn, n_batches)
         row(

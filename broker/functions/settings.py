@@ -8,6 +8,7 @@
 | `DATAPLANE_TABLE` | `broker-dataplane` | counters and delivery records (records.py) |
 | `IDEMPOTENCY_TABLE` | `broker-idempotency` | egress idempotency records |
 | `SQS_QUEUE_PREFIX` | `broker` | names of the platform's queues |
+| `EGRESS_SLOW_QUEUE` | empty (no slow lane) | the shared queue of pool consumers that answer slowly (egress/slowlane.py) |
 | `CONFIG_CACHE_TTL_SECONDS` | `60` | how long a config item read is reused |
 | `CONFIG_MISS_TTL_SECONDS` | `5` | how long an absent item is remembered |
 | `CONSUMER_PRIVATE_TARGETS` | empty | `host:port` or `host:first-last` allowed despite SSRF rules |
@@ -42,6 +43,7 @@ class Settings:
         default_factory=lambda: os.environ.get("IDEMPOTENCY_TABLE", "broker-idempotency")
     )
     queue_prefix: str = field(default_factory=lambda: os.environ.get("SQS_QUEUE_PREFIX", "broker"))
+    slow_queue_name: str = field(default_factory=lambda: os.environ.get("EGRESS_SLOW_QUEUE", ""))
     cache_ttl: float = field(
         default_factory=lambda: float(os.environ.get("CONFIG_CACHE_TTL_SECONDS", "60"))
     )

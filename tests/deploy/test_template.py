@@ -36,7 +36,7 @@ def test_cfn_lint_finds_no_error_in_the_template():
 
 def test_every_event_source_mapping_reports_partial_batch_failures(template):
     mappings = resources(template, "AWS::Lambda::EventSourceMapping")
-    assert len(mappings) == 8 + 8  # eight standard queues, up to eight FIFO ones
+    assert len(mappings) == 8 + 1 + 8  # eight shared queues, the slow lane, up to eight FIFO
     for props in mappings.values():
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert props["BatchSize"] == 10
@@ -77,8 +77,10 @@ def test_the_functions_roles_cover_the_ordered_queues_and_the_fifo_dlq(template)
 def test_queues_keep_messages_14_days_and_delivery_queues_redrive_to_the_central_dlq(template):
     queues = resources(template, "AWS::SQS::Queue")
     assert {q["MessageRetentionPeriod"] for q in queues.values()} == {1209600}
-    delivery = {k: q for k, q in queues.items() if k.startswith("DeliveryQueue")}
-    assert len(delivery) == 8
+    delivery = {
+        k: q for k, q in queues.items() if k.startswith("DeliveryQueue") or k == "SlowDeliveryQueue"
+    }
+    assert len(delivery) == 9  # the 8 shared delivery queues and the slow lane
     for q in delivery.values():
         assert q["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["CentralDlq", "Arn"]}
 
@@ -122,17 +124,17 @@ def test_each_function_runs_a_handler_of_broker_functions(template):
 
 def test_the_stack_deploys_every_resource_and_output_the_portal_and_runner_need():
     """The session's stack (tests/conftest.py deploys deploy/template.yaml with CloudFormation):
-    tables, the central DLQs, eight delivery queues and four FIFO ones with their attributes,
-    three functions with their deployed timeouts and environments, twelve enabled mappings, and
-    the outputs."""
+    tables, the central DLQs, eight delivery queues, the slow lane and four FIFO ones with their
+    attributes, three functions with their deployed timeouts and environments, thirteen enabled
+    mappings, and the outputs."""
     from broker.functions.local.stack import Stack
 
     stack = Stack(region=settings.AWS_REGION)
     kinds = Counter(r.get("ResourceType") for r in stack.resources())
     assert kinds["AWS::DynamoDB::Table"] == 2
-    assert kinds["AWS::SQS::Queue"] == 2 + 8 + 4  # the DLQs, delivery and ordered queues
+    assert kinds["AWS::SQS::Queue"] == 2 + 8 + 1 + 4  # DLQs, delivery, slow lane, ordered
     assert kinds["AWS::Lambda::Function"] == 3
-    assert kinds["AWS::Lambda::EventSourceMapping"] == 8 + 4
+    assert kinds["AWS::Lambda::EventSourceMapping"] == 8 + 1 + 4
     assert kinds["AWS::IAM::Role"] == 3
     assert "AWS::Lambda::Url" not in kinds  # CreateFunctionUrl=false on the emulator
     outputs = stack.outputs()
@@ -145,16 +147,19 @@ def test_the_stack_deploys_every_resource_and_output_the_portal_and_runner_need(
     env = egress["Environment"]["Variables"]
     assert env["SECRETS_FERNET_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
     assert env["SQS_QUEUE_PREFIX"] == settings.SQS_QUEUE_PREFIX
+    slow = f"{settings.SQS_QUEUE_PREFIX}-delivery-slow"
+    assert env["EGRESS_SLOW_QUEUE"] == slow
     mappings = lam.list_event_source_mappings()["EventSourceMappings"]
     shared = [
         m
         for m in mappings
         if "-delivery-" in m["EventSourceArn"] and m["FunctionArn"] == outputs["EgressFunctionArn"]
     ]
-    assert len(shared) == 8
+    assert len(shared) == 9  # the slow lane's too
+    assert any(m["EventSourceArn"].endswith(f":{slow}") for m in shared)
     assert {m["State"] for m in shared} == {"Enabled"}
     assert {m["FunctionArn"] for m in shared} == {outputs["EgressFunctionArn"]}
-    for name in aws.shared_delivery_queue_names():
+    for name in [*aws.shared_delivery_queue_names(), slow]:
         attrs = aws.sqs().get_queue_attributes(QueueUrl=aws.queue_url(name), AttributeNames=["All"])
         attrs = attrs["Attributes"]
         assert int(attrs["VisibilityTimeout"]) >= 6 * egress["Timeout"]

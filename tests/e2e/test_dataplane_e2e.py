@@ -373,3 +373,36 @@ def test_a_rotated_key_stops_working_when_its_grace_ends_and_the_new_one_works(d
     assert wait_for(lambda: dp.send(new)[0] == 202, timeout=5, interval=0.2)
     assert wait_for(lambda: dp.send(old)[0] == 401, timeout=5, interval=0.2)
     assert dp.send(new)[0] == 202
+
+
+def test_a_pool_consumer_that_times_out_goes_through_the_slow_lane_and_comes_back(dp):
+    """Its attempt cut at its 1-s timeout flags it; its next delivery is moved to the stack's
+    slow lane (`<prefix>-delivery-slow`, its own mapping), delivered from there, and that fast
+    answer on the slow lane takes the flag back."""
+    from broker.functions.shared import records
+
+    w = dp.world
+    _, key, consumer, *_ = dp.setup(
+        w.a, w.admin_a, path="slow/3000", timeout_ms=1000, delivery_concurrency=2
+    )
+    pk, sk = records.inflight_key(w.a.pk, consumer.pk)
+
+    def slow_until():
+        item = aws.dynamodb().get_item(
+            TableName=django_settings.DATAPLANE_TABLE, Key={"PK": {"S": pk}, "SK": {"S": sk}}
+        )
+        return item.get("Item", {}).get("slow_until")
+
+    assert dp.send(key)[0] == 202
+    assert wait_for(slow_until, timeout=15)
+    with tenant_context(w.a):
+        services.consumer_update(actor=w.admin_a, consumer=consumer, url=dp.url("quick"))
+    relay.drain()
+    time.sleep(1.2)  # the runner's config cache (1 s here)
+    status, answer, _ = dp.send(key)
+
+    assert status == 202
+    assert wait_for(
+        lambda: [m for m in dp.received("quick") if answer["id"] in m["body"]], timeout=15
+    )
+    assert wait_for(lambda: slow_until() is None, timeout=10)

@@ -37,7 +37,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
 from broker.functions import aws, config, settings
-from broker.functions.egress import idempotency, inflight, policy, signing, transport
+from broker.functions.egress import idempotency, inflight, policy, signing, slowlane, transport
 from broker.functions.egress.recorder import RECORDER
 from broker.functions.shared import arn, jsontext, messages, records, secrets
 
@@ -50,6 +50,7 @@ WAITING = "waiting"  # a retry not due yet (delays beyond 900 s): put back for a
 MALFORMED = "malformed"  # not a delivery message: forwarded as it is to the central DLQ
 HANDED_BACK = "handed_back"  # no time left to try it: reported failed, SQS hands it out again
 REQUEUED = "requeued"  # no time left, received often already: sent back as a new message
+SLOW_LANE = "slow_lane"  # a consumer on the slow lane: moved to its queue untried (slowlane.py)
 OUTCOMES = (
     DELIVERED,
     RETRYING,
@@ -60,6 +61,7 @@ OUTCOMES = (
     MALFORMED,
     HANDED_BACK,
     REQUEUED,
+    SLOW_LANE,
 )
 
 # How long a duplicate is recognised: far longer than SQS keeps a message invisible.
@@ -275,10 +277,9 @@ def _process(
         if tenant.get("deployment_model") == "pool":
             if consumer.get("concurrency"):
                 lane = slots.lane(d.tenant_id, d.consumer_id, int(consumer["concurrency"]))
-                if lane is None:
-                    _send(queue_url(source_arn), message, delay=inflight.defer_delay())
-                    logger.info("Consumer at its in-flight cap, message put back", extra=ids)
-                    return DEFERRED
+                elsewhere = _elsewhere(message, source_arn, slots, lane)
+                if elsewhere:
+                    return elsewhere
         else:
             lane = slots.silo_lane(d.tenant_id, d.consumer_id)
         need_ms = int(consumer.get("timeout_ms") or DEFAULT_TIMEOUT_MS) + DEADLINE_MARGIN_MS
@@ -290,6 +291,22 @@ def _process(
     finally:
         if entered:
             batch.leave(lane, batch.permits)
+
+
+def _elsewhere(message, source_arn: str, slots: inflight.Slots, lane) -> str | None:
+    """Where a pool consumer's record goes instead of an attempt here, if anywhere: to the
+    slow lane (slowlane.py), or back on its queue when the consumer is at its in-flight cap."""
+    d = message.delivery
+    ids = {"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "delivery_id": d.delivery_id}
+    if slowlane.moves(slots.slow(d.tenant_id, d.consumer_id), source_arn):
+        _send(queue_url(slowlane.queue_arn(source_arn)), message)
+        logger.info("Consumer on the slow lane, message moved there", extra=ids)
+        return SLOW_LANE
+    if lane is None:
+        _send(queue_url(source_arn), message, delay=inflight.defer_delay())
+        logger.info("Consumer at its in-flight cap, message put back", extra=ids)
+        return DEFERRED
+    return None
 
 
 def _hand_back(body: str, message: messages.Message, *, source_arn: str, receive_count: int):
@@ -357,7 +374,10 @@ def attempt(
         final = True  # dead-lettered now, so it can be replayed once the consumer is back
     else:
         body = message_event_json(message)
-        outcome = send(consumer, message, body=body)
+        with slowlane.watching(d, tenant, consumer) as watch:
+            outcome = send(consumer, message, body=body)
+        if slowlane.observe(watch, outcome, source_arn):
+            source_arn = slowlane.queue_arn(source_arn)  # the retry waits on the slow lane
     if outcome.ok:
         RECORDER.attempt(
             delivery=d,

@@ -18,6 +18,9 @@ consumer's lane has one permit per invocation (its records run one after another
 of other consumers beside them). Ordered delivery per key needs the same shape: a lane of one
 permit per key.
 
+The same item carries the consumer's slow-lane flag (`slow_until`, egress/slowlane.py), so the
+take that opens a lane also says, at no extra call, whether the consumer is on the slow lane.
+
 A function killed mid-batch (timeout, crash) never gives its slots back. So the counter is
 kept in time slots (attribute `s<epoch // SLOT_SECONDS>`): a taker adds to the current slot
 and reads the current and the previous one; older slots are ignored and removed. A leaked
@@ -62,6 +65,31 @@ def _update(tenant_id, consumer_id, *, slot: int, delta: int, remove_old: bool) 
     return answer.get("Attributes", {})
 
 
+SLOW_ATTRIBUTE = "slow_until"
+
+
+def set_slow(tenant_id, consumer_id, until: float | None) -> None:
+    """Puts the consumer on the slow lane until `until` (epoch seconds), or takes it off. The
+    item's `ttl` only moves later (15 minutes past `until`, as a take sets it past now)."""
+    pk, sk = records.inflight_key(tenant_id, consumer_id)
+    params = {
+        "UpdateExpression": "REMOVE #slow",
+        "ExpressionAttributeNames": {"#slow": SLOW_ATTRIBUTE},
+    }
+    if until is not None:
+        params = {
+            "UpdateExpression": "SET #slow = :until, #ttl = :ttl",
+            "ExpressionAttributeNames": {"#slow": SLOW_ATTRIBUTE, "#ttl": "ttl"},
+            "ExpressionAttributeValues": {
+                ":until": {"N": str(int(until))},
+                ":ttl": {"N": str(int(until) + 3 * SLOT_SECONDS)},
+            },
+        }
+    aws.dynamodb().update_item(
+        TableName=settings.get().dataplane_table, Key={"PK": {"S": pk}, "SK": {"S": sk}}, **params
+    )
+
+
 class Slots:
     """The slots and lanes of one handler invocation; `release_all()` when the batch is done.
     Safe to share between the batch's worker threads."""
@@ -71,6 +99,7 @@ class Slots:
         self._planned: Counter[tuple[str, str]] = Counter()
         self._held: dict[tuple[str, str], tuple[int, int]] = {}  # key → (time slot, kept)
         self._lanes: dict[tuple[str, str], threading.Semaphore | None] = {}
+        self._slow: dict[tuple[str, str], bool] = {}  # read with the take (slowlane.py)
 
     def plan(self, tenant_id: str, consumer_id: str, n: int = 1) -> None:
         """Says that the batch holds `n` (more) records of this consumer, before any lane of
@@ -89,6 +118,7 @@ class Slots:
             slot = int(time.time() // SLOT_SECONDS)
             attrs = _update(tenant_id, consumer_id, slot=slot, delta=want, remove_old=True)
             count = sum(int(attrs.get(f"s{s}", {}).get("N", "0")) for s in (slot, slot - 1))
+            self._slow[key] = float(attrs.get(SLOW_ATTRIBUTE, {}).get("N", "0")) > time.time()
             kept = max(0, min(want, int(cap) - (count - want)))
             if kept < want:
                 _update(tenant_id, consumer_id, slot=slot, delta=kept - want, remove_old=False)
@@ -97,6 +127,10 @@ class Slots:
             lane = threading.Semaphore(kept) if kept else None
             self._lanes[key] = lane
             return lane
+
+    def slow(self, tenant_id: str, consumer_id: str) -> bool:
+        """Whether the consumer was on the slow lane when its lane was taken (False before)."""
+        return self._slow.get((str(tenant_id), str(consumer_id)), False)
 
     def silo_lane(self, tenant_id: str, consumer_id: str) -> threading.Semaphore:
         """A silo consumer's lane: one permit, no slot (see the module docstring)."""
@@ -117,6 +151,7 @@ class Slots:
             held, self._held = self._held, {}
             self._lanes.clear()
             self._planned.clear()
+            self._slow.clear()
         for (tenant_id, consumer_id), (slot, kept) in held.items():
             # A slot older than the previous one is no longer read: nothing to give back.
             if slot >= current - 1:
