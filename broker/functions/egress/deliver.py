@@ -37,7 +37,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
 from broker.functions import aws, config, settings
-from broker.functions.egress import idempotency, inflight, policy, signing, transport
+from broker.functions.egress import idempotency, inflight, policy, ratelimit, signing, transport
 from broker.functions.egress.recorder import RECORDER
 from broker.functions.shared import arn, jsontext, messages, records, secrets
 
@@ -50,6 +50,7 @@ WAITING = "waiting"  # a retry not due yet (delays beyond 900 s): put back for a
 MALFORMED = "malformed"  # not a delivery message: forwarded as it is to the central DLQ
 HANDED_BACK = "handed_back"  # no time left to try it: reported failed, SQS hands it out again
 REQUEUED = "requeued"  # no time left, received often already: sent back as a new message
+THROTTLED = "throttled"  # over the consumer's rate limit: put back, not an attempt
 OUTCOMES = (
     DELIVERED,
     RETRYING,
@@ -60,6 +61,7 @@ OUTCOMES = (
     MALFORMED,
     HANDED_BACK,
     REQUEUED,
+    THROTTLED,
 )
 
 # How long a duplicate is recognised: far longer than SQS keeps a message invisible.
@@ -292,6 +294,21 @@ def _process(
             batch.leave(lane, batch.permits)
 
 
+def _throttle(message: messages.Message, consumer: dict | None, source_arn: str) -> bool:
+    """Over the consumer's rate limit (egress/ratelimit.py): put back with the wait, True."""
+    wait = ratelimit.admit(message, consumer) if consumer else 0.0
+    if not wait:
+        return False
+    later, delay = ratelimit.throttled(message, wait)
+    _send(queue_url(source_arn), later, delay=delay)
+    d = message.delivery
+    logger.info(
+        "Over the consumer's rate limit, put back",
+        extra={"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "wait_s": delay},
+    )
+    return True
+
+
 def _hand_back(body: str, message: messages.Message, *, source_arn: str, receive_count: int):
     d = message.delivery
     ids = {"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "delivery_id": d.delivery_id}
@@ -310,6 +327,8 @@ def _hand_back(body: str, message: messages.Message, *, source_arn: str, receive
 def _attempt_once(message, consumer, tenant, source_arn, batch: Batch) -> str:
     d = message.delivery
     ids = {"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "delivery_id": d.delivery_id}
+    if _throttle(message, consumer, source_arn):
+        return THROTTLED
     lambda_context = batch.lambda_context
     token = uuid.uuid4().hex
     run = _idempotent_attempt(lambda_context)
@@ -379,6 +398,7 @@ def attempt(
             attempt=d.attempt + 1,
             first_attempt_at=first,
             not_before=_iso(due) if delay > policy.MAX_SQS_DELAY else None,
+            throttled_ms=None,  # the throttling of this attempt is in its record
         )
         _send(queue_url(source_arn), messages.delivery_message(nxt, message.event), delay=delay)
         RECORDER.attempt(
@@ -403,7 +423,9 @@ def attempt(
         last_attempt_at=_iso(now),
     )
     letter = messages.dead_letter_message(
-        dataclasses.replace(d, first_attempt_at=first, not_before=None), message.event, failure
+        dataclasses.replace(d, first_attempt_at=first, not_before=None, throttled_ms=None),
+        message.event,
+        failure,
     )
     _send(central_dlq_url(), letter)
     RECORDER.attempt(

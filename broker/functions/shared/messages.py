@@ -16,7 +16,8 @@ queue by hand. The body is JSON:
       "kind": "delivery",
       "delivery": {delivery_id, replay, attempt, tenant_id, producer_id, consumer_id,
                    subscription_id, event_id, event_type, first_attempt_at, test,
-                   not_before?},          # optional: a retry's due time (ISO 8601 UTC)
+                   not_before?,           # optional: a retry's due time (ISO 8601 UTC)
+                   throttled_ms?},        # optional: delays over the consumer's rate (ms)
       "event": {id, type, time, data, source_id},
       "failure": {attempts, last_status, last_error, error_kind,      # dead letters only
                   first_attempt_at, last_attempt_at, dead_lettered_at}
@@ -71,6 +72,10 @@ LAST_ERROR_MAX_CHARS = 1000
 MAX_BODY_BYTES = 256 * 1024
 
 
+# Delivery fields added after v1 shipped: left out of a body when unset.
+OPTIONAL_FIELDS = ("not_before", "throttled_ms")
+
+
 class MessageError(ValueError):
     """A body that is not a message of this format (malformed, unknown version or kind)."""
 
@@ -111,6 +116,9 @@ class Delivery:
     # The egress re-enqueues a retry whose delay exceeds SQS's 900 s DelaySeconds in steps: the
     # message carries the time its attempt is due and is put back until then.
     not_before: str | None = None
+    # The delays a delivery over its consumer's rate limit was put back with so far, in ms
+    # (egress/ratelimit.py); its attempt record shows them. Absent = not throttled.
+    throttled_ms: int | None = None
 
 
 @dataclass
@@ -135,9 +143,10 @@ class Message:
         # Flat dataclasses: a copy of their fields is what asdict() returns, at a fraction of
         # its cost (asdict deep-copies every value; the ingress builds a body per delivery).
         delivery = dict(vars(self.delivery))
-        if delivery["not_before"] is None:
-            # Left out when unset, so a reader that predates the field still reads the body.
-            del delivery["not_before"]
+        for name in OPTIONAL_FIELDS:
+            if delivery[name] is None:
+                # Left out when unset, so a reader that predates the field still reads it.
+                del delivery[name]
         out = {"v": VERSION, "kind": self.kind, "delivery": delivery}
         out["event"] = self.event
         if self.failure is not None:
@@ -189,6 +198,7 @@ def _reserve() -> int:
         first_attempt_at=now_iso(),
         test=False,
         not_before=now_iso(),
+        throttled_ms=10**12,
     )
     failure = Failure(
         attempts=99_999,
@@ -237,4 +247,6 @@ def parse(body: str | bytes) -> Message:
             raise MessageError(f"delivery.{name} must be a non-empty string")
     if not isinstance(delivery.replay, int) or not isinstance(delivery.attempt, int):
         raise MessageError("delivery.replay and delivery.attempt must be integers")
+    if delivery.throttled_ms is not None and not isinstance(delivery.throttled_ms, int):
+        raise MessageError("delivery.throttled_ms must be an integer")
     return Message(kind=kind, delivery=delivery, event=event, failure=failure)
