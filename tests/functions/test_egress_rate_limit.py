@@ -56,6 +56,17 @@ def _limit(tenant_id: str, consumer_id: str, rate: int) -> None:
     config.clear()
 
 
+def _tokens(key: tuple[str, str]) -> int:
+    item = (
+        aws.dynamodb()
+        .get_item(
+            TableName=settings.get().dataplane_table, Key={"PK": {"S": key[0]}, "SK": {"S": key[1]}}
+        )
+        .get("Item", {})
+    )
+    return int(item.get("c", {}).get("N", "0"))
+
+
 def test_instances_sharing_the_table_give_no_more_than_the_rate_in_any_second(dataplane):
     instances = [ratelimit.Limiter() for _ in range(3)]
     granted = Counter()
@@ -212,3 +223,63 @@ def test_the_throttled_time_travels_in_the_delivery_message():
     assert messages.parse(body).delivery.throttled_ms == 4000
     with pytest.raises(messages.MessageError):
         messages.parse(body.replace("4000", '"4000"'))
+
+
+@pytest.fixture
+def slow_claim(dataplane, clock):
+    """The idempotency claim (PutItem) takes `seconds.value` of the limiter's clock."""
+    seconds = SimpleNamespace(value=0.0)
+    table = settings.get().idempotency_table
+
+    def hook(params, **kwargs):
+        if params.get("TableName") == table:
+            clock.value += seconds.value
+
+    events = aws.dynamodb().meta.events
+    events.register("provide-client-params.dynamodb.PutItem", hook)
+    yield seconds
+    events.unregister("provide-client-params.dynamodb.PutItem", hook)
+
+
+def test_a_token_that_ran_out_before_the_request_went_is_replaced_by_one_of_its_second(
+    egress, clock, slow_claim
+):
+    consumer = egress.consumer()
+    tid = egress.tenant.tenant_id
+    _limit(tid, consumer.pk, 1)
+    slow_claim.value = 0.8  # token at T0 + 0.1, request ready at T0 + 0.9: in the guard
+    message = egress.message(consumer)
+
+    egress.run(message)
+
+    assert len(egress.receiver.received) == 1 and egress.requeued() == []
+    taken = {
+        second: _tokens(records.consumer_rate_key(tid, consumer.pk, second))
+        for second in (T0, T0 + 1)
+    }
+    assert taken == {T0: 1, T0 + 1: 1}  # the one that ran out, and the one used
+    (attempt,) = [i for i in egress.history(message.delivery.delivery_id) if i["type"] == "attempt"]
+    assert attempt["throttled_ms"] == 100  # it waited for the next second
+
+
+def test_a_token_that_ran_out_with_none_left_puts_the_delivery_back_unattempted(
+    egress, clock, slow_claim
+):
+    consumer = egress.consumer()
+    tid = egress.tenant.tenant_id
+    _limit(tid, consumer.pk, 1)
+    assert ratelimit.Limiter().acquire(tid, consumer.pk, 1, now=T0 + 1.0) == 0.0  # elsewhere
+    slow_claim.value = 1.0  # the request would go in the next second, whose token is taken
+    message = egress.message(consumer)
+
+    egress.run(message)
+
+    assert egress.receiver.received == []
+    ((later, delay),) = egress.requeued()
+    assert later.delivery.attempt == 1 and egress.history(message.delivery.delivery_id) == []
+    slow_claim.value = 0.0
+    clock.value += delay + 1
+
+    egress.run(later)  # its idempotency claim was dropped: attempted now, not a duplicate
+
+    assert len(egress.receiver.received) == 1

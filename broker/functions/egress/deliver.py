@@ -294,9 +294,10 @@ def _process(
             batch.leave(lane, batch.permits)
 
 
-def _throttle(message: messages.Message, consumer: dict | None, source_arn: str) -> bool:
+def _throttle(message, consumer: dict | None, source_arn: str, *, wait: float = 0.0) -> bool:
     """Over the consumer's rate limit (egress/ratelimit.py): put back with the wait, True."""
-    wait = ratelimit.admit(message, consumer) if consumer else 0.0
+    if not wait and consumer:
+        wait = ratelimit.admit(message, consumer)
     if not wait:
         return False
     later, delay = ratelimit.throttled(message, wait)
@@ -332,19 +333,23 @@ def _attempt_once(message, consumer, tenant, source_arn, batch: Batch) -> str:
     lambda_context = batch.lambda_context
     token = uuid.uuid4().hex
     run = _idempotent_attempt(lambda_context)
-    result = run(
-        key={
-            "tenant_id": d.tenant_id,
-            "delivery_id": d.delivery_id,
-            "replay": d.replay,
-            "attempt": d.attempt,
-        },
-        message=message,
-        consumer=consumer,
-        tenant=tenant,
-        source_arn=source_arn,
-        token=token,
-    )
+    try:
+        result = run(
+            key={
+                "tenant_id": d.tenant_id,
+                "delivery_id": d.delivery_id,
+                "replay": d.replay,
+                "attempt": d.attempt,
+            },
+            message=message,
+            consumer=consumer,
+            tenant=tenant,
+            source_arn=source_arn,
+            token=token,
+        )
+    except ratelimit.Throttled as exc:  # its token ran out before the request could go
+        _throttle(message, consumer, source_arn, wait=exc.wait)
+        return THROTTLED
     if result.get("token") != token:
         logger.info("Duplicate SQS message absorbed", extra=ids)
         return DUPLICATE
@@ -376,6 +381,7 @@ def attempt(
         final = True  # dead-lettered now, so it can be replayed once the consumer is back
     else:
         body = message_event_json(message)
+        ratelimit.recheck(message, consumer)  # Throttled: no attempt, the claim is dropped
         outcome = send(consumer, message, body=body)
     if outcome.ok:
         RECORDER.attempt(

@@ -113,6 +113,30 @@ def acquire(tenant_id: str, consumer_id: str, rate_per_second: int) -> float:
     return LIMITER.acquire(tenant_id, consumer_id, rate_per_second)
 
 
+class Throttled(Exception):
+    """The token of a delivery's second ran out before its request could go (`recheck`)."""
+
+    def __init__(self, wait: float):
+        super().__init__(f"over the consumer's rate limit: wait {wait:.2f} s")
+        self.wait = wait
+
+
+_taken = threading.local()  # the second of the token this thread took last (admit, recheck)
+
+
+def _take(limiter: Limiter, d: messages.Delivery, rate) -> float:
+    """`acquire`, with a wait no longer than `SLEEP_MAX_SECONDS` slept through once (added to
+    the delivery's `throttled_ms`, in place)."""
+    wait = limiter.acquire(d.tenant_id, d.consumer_id, rate)
+    if 0 < wait <= SLEEP_MAX_SECONDS:
+        time.sleep(wait)
+        d.throttled_ms = (d.throttled_ms or 0) + math.ceil(wait * 1000)
+        wait = limiter.acquire(d.tenant_id, d.consumer_id, rate)
+    if not wait:
+        _taken.second = int(time.time())
+    return wait
+
+
 def admit(message: messages.Message, consumer: dict, *, limiter: Limiter | None = None) -> float:
     """`acquire` for a delivery about to be attempted: 0.0 when it may go now (also for a
     consumer without a limit), else the seconds it should be put back for. A wait no longer
@@ -121,14 +145,23 @@ def admit(message: messages.Message, consumer: dict, *, limiter: Limiter | None 
     rate = consumer.get("rate_limit_per_second")
     if not rate:
         return 0.0
-    d = message.delivery
-    limiter = limiter or LIMITER
-    wait = limiter.acquire(d.tenant_id, d.consumer_id, rate)
-    if 0 < wait <= SLEEP_MAX_SECONDS:
-        time.sleep(wait)
-        d.throttled_ms = (d.throttled_ms or 0) + math.ceil(wait * 1000)
-        wait = limiter.acquire(d.tenant_id, d.consumer_id, rate)
-    return wait
+    return _take(limiter or LIMITER, message.delivery, rate)
+
+
+def recheck(message: messages.Message, consumer: dict, *, limiter: Limiter | None = None):
+    """Just before the request goes: its token is of a second with more than the guard left
+    (what came between `admit` and now, the idempotency claim above all, may have taken
+    longer), or a token of the current second is taken instead; raises `Throttled` when none
+    is to be had."""
+    rate = consumer.get("rate_limit_per_second")
+    if not rate:
+        return
+    second = getattr(_taken, "second", None)
+    if second is not None and time.time() < second + 1 - GUARD_SECONDS:
+        return
+    wait = _take(limiter or LIMITER, message.delivery, rate)
+    if wait:
+        raise Throttled(wait)
 
 
 def throttled(message: messages.Message, wait: float) -> tuple[messages.Message, int]:
