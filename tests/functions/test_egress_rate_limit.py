@@ -36,8 +36,9 @@ def rate_writes(dataplane):
     writes = Counter()
 
     def hook(params, **kwargs):
-        pk = params.get("Key", {}).get("PK", {}).get("S", "")
-        writes[pk.split("#", 1)[0]] += 1
+        key = params.get("Key", {})
+        if key.get("PK", {}).get("S", "").startswith("CRATE#"):
+            writes["QUEUE" if key["SK"]["S"] == "QUEUE" else "CRATE"] += 1
 
     events = aws.dynamodb().meta.events
     events.register("provide-client-params.dynamodb.UpdateItem", hook)
@@ -102,17 +103,29 @@ def test_no_token_is_given_at_the_end_of_a_second(dataplane):
     assert limiter.acquire("t1", "c4", 5, now=T0 + 1.0) == 0.0
 
 
-def test_deliveries_refused_in_a_second_are_spread_at_the_rate_this_instance_gets(dataplane):
+def test_deliveries_refused_get_turns_at_the_rate_from_the_next_second(dataplane):
     limiter = ratelimit.Limiter()
     assert [limiter.acquire("t1", "c5", 2, now=T0) for _ in range(2)] == [0.0, 0.0]
 
-    waits = [limiter.acquire("t1", "c5", 2, now=T0 + 0.5) for _ in range(6)]
+    waits = [limiter.acquire("t1", "c5", 2, now=T0 + 0.25) for _ in range(6)]
 
-    # Two tokens a second here: two come back at the next second, two a second later, …
-    assert waits == [0.5, 0.5, 1.5, 1.5, 2.5, 2.5]
+    # Two turns a second from the next second on: they come back two a second.
+    assert waits == [0.75, 1.25, 1.75, 2.25, 2.75, 3.25]
 
 
-def test_a_full_second_is_refused_without_a_write(dataplane, rate_writes):
+def test_instances_share_one_queue_of_turns(dataplane):
+    instances = [ratelimit.Limiter() for _ in range(3)]
+    for _ in range(4):  # the second's tokens
+        assert instances[0].acquire("t1", "c7", 4, now=T0 + 0.1) == 0.0
+
+    turns = [T0 + 0.2 + inst.acquire("t1", "c7", 4, now=T0 + 0.2) for inst in instances * 4]
+
+    # Twelve deliveries refused by three instances: twelve distinct turns, four a second.
+    assert len({round(t, 3) for t in turns}) == 12
+    assert Counter(int(round(t, 3)) for t in turns) == {T0 + 1: 4, T0 + 2: 4, T0 + 3: 4}
+
+
+def test_a_full_second_is_refused_without_another_token_write(dataplane, rate_writes):
     limiter = ratelimit.Limiter()
     for _ in range(3):
         limiter.acquire("t1", "c6", 3, now=T0 + 0.1)
@@ -122,6 +135,7 @@ def test_a_full_second_is_refused_without_a_write(dataplane, rate_writes):
         assert limiter.acquire("t1", "c6", 3, now=T0 + 0.2) > 0
 
     assert rate_writes["CRATE"] == writes + 1  # the one refusal that told it the item is full
+    assert rate_writes["QUEUE"] == 21  # each refused delivery's turn (one at a time below 40/s)
 
 
 # --- through the egress -------------------------------------------------------------------

@@ -11,20 +11,23 @@ partition takes one write per lease and per second and instance, never one per d
 item never counts past r, so no set of instances starts more than r attempts in a second.
 
 Precision. At most r tokens per wall-clock second, and none in the last `GUARD_SECONDS` of a
-second: an attempt's request reaches the consumer a little after its token (the idempotency
-claim, the connection), and that guard keeps it in the token's second, so a consumer limited
-to r receives at most r requests in every second of its own clock (when it agrees with ours
-and the request takes less than the guard to arrive).
+second; `recheck`, just before the request goes (after the idempotency claim), takes a token
+of the current second instead when the first one's second has less than the guard left. So a
+request leaves at least the guard before its token's second ends, and a consumer limited to r
+receives at most r requests in every second of its own clock (when it agrees with ours and the
+request takes less than the guard to arrive).
 
 Waits. `acquire` takes no token it cannot use now: a throttled delivery asks again when it
 comes back (the FIFO path, which waits with ChangeMessageVisibility, calls the same function).
-So the wait it answers spreads the deliveries it refuses: the i-th one this instance refuses in
-a second waits until the next second plus i // t seconds, t being the tokens this instance got
-in the second (at least 1), the rate at which it may expect tokens; without it every refused
-delivery would come back at the next second and all but r be refused again. Once a second's
-item refused this instance, it refuses locally until the next second (no write per refusal).
-A wait no longer than `SLEEP_MAX_SECONDS` (the guard) is slept through by `admit`, so a
-delivery that meets the guard goes a moment later instead of a second later.
+So the wait it answers is the delivery's turn: a place on the consumer's queue cursor
+(`records.consumer_queue_key`, `t` in epoch ms), r turns a second from the next second on,
+shared by every instance and moved in blocks (one turn below 40/s, r/20 above, more when an
+instance refuses many), so deliveries put back come back at about the rate they can go;
+without it every refused delivery would come back at the next second and all but r be refused
+again. A turn is not a reservation: whoever comes first takes the tokens. Once a second's item
+refused this instance, it asks for no more tokens of that second. A wait no longer than
+`SLEEP_MAX_SECONDS` (the guard) is slept through by `admit`, so a delivery that meets the
+guard goes a moment later instead of a second later.
 """
 
 import dataclasses
@@ -32,12 +35,16 @@ import math
 import threading
 import time
 
+from botocore.exceptions import ClientError
+
+from broker.functions import aws, settings
 from broker.functions.egress import policy
 from broker.functions.egress.recorder import RECORDER
 from broker.functions.shared import leases, messages, records
 
-GUARD_SECONDS = 0.25  # no token is given in the last quarter of a second
-SLEEP_MAX_SECONDS = GUARD_SECONDS  # admit() sleeps through waits this short
+GUARD_SECONDS = 0.5  # no token is given in the last half of a second
+SLEEP_MAX_SECONDS = GUARD_SECONDS  # admit() sleeps through waits this short (0.25 s let
+# requests signed in one second arrive in the next on a machine at load 15: docs/data-plane.md)
 TTL_SECONDS = 120  # a second's item is read for a second; kept a little longer
 KEPT = 100_000  # consumers remembered per instance before its memory is cleared
 
@@ -48,8 +55,53 @@ class _Second:
 
     second: int
     full: bool = False  # the item refused a token: refuse locally until the next second
-    taken: int = 0  # tokens this instance took in it
     refused: int = 0  # deliveries this instance refused in it
+    before: int = 0  # deliveries it refused in the second before (sizes its blocks of turns)
+
+
+def _reserve(key: tuple[str, str], *, span_ms: int, floor_ms: int) -> int:
+    """Moves the consumer's queue cursor (`t`, epoch ms) on by `span_ms`, from no earlier
+    than `floor_ms`: the start of the turns reserved (epoch ms)."""
+    client, table = aws.dynamodb(), settings.get().dataplane_table
+    common = {
+        "TableName": table,
+        "Key": {"PK": {"S": key[0]}, "SK": {"S": key[1]}},
+        "ExpressionAttributeNames": {"#ttl": "ttl"},
+        "ReturnValues": "UPDATED_NEW",
+    }
+    ttl = {"N": str(floor_ms // 1000 + policy.MAX_SQS_DELAY + TTL_SECONDS)}
+    for _ in range(3):
+        try:  # the cursor is ahead of the floor: after it
+            out = client.update_item(
+                **common,
+                UpdateExpression="ADD t :span SET #ttl = :ttl",
+                ConditionExpression="t >= :floor",
+                ExpressionAttributeValues={
+                    ":span": {"N": str(span_ms)},
+                    ":floor": {"N": str(floor_ms)},
+                    ":ttl": ttl,
+                },
+            )
+            return int(out["Attributes"]["t"]["N"]) - span_ms
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        try:  # the cursor is behind (or new): from the floor
+            client.update_item(
+                **common,
+                UpdateExpression="SET t = :end, #ttl = :ttl",
+                ConditionExpression="attribute_not_exists(t) OR t < :floor",
+                ExpressionAttributeValues={
+                    ":end": {"N": str(floor_ms + span_ms)},
+                    ":floor": {"N": str(floor_ms)},
+                    ":ttl": ttl,
+                },
+            )
+            return floor_ms
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+    raise RuntimeError("the consumer's rate-limit queue kept moving")  # retried by SQS
 
 
 class Limiter:
@@ -60,6 +112,7 @@ class Limiter:
         self.leases = leases.Leases()
         self._lock = threading.Lock()
         self._seconds: dict[tuple[str, str], _Second] = {}
+        self._turns: dict[tuple[str, str], tuple[int, int]] = {}  # who → (next, end) epoch ms
 
     def acquire(self, tenant_id, consumer_id, rate_per_second, *, now: float | None = None):
         """Seconds to wait before a delivery to this consumer may go; 0.0: a token was taken,
@@ -77,9 +130,11 @@ class Limiter:
                     self.leases.forget(records.consumer_rate_key(*who, state.second))
                 elif len(self._seconds) > KEPT:
                     self._seconds.clear()
-                state = self._seconds[who] = _Second(second)
-            usable = not state.full and now < second + 1 - GUARD_SECONDS
-        if usable:
+                    self._turns.clear()
+                before = state.refused if state is not None and state.second == second - 1 else 0
+                state = self._seconds[who] = _Second(second, before=before)
+            full = state.full
+        if not full and now < second + 1 - GUARD_SECONDS:
             accepted, _ = self.leases.spend(
                 records.consumer_rate_key(*who, second),
                 n=1,
@@ -87,20 +142,40 @@ class Limiter:
                 limit=rate,
                 ttl=second + TTL_SECONDS,
             )
+            if accepted:
+                return 0.0
             with self._lock:
-                if accepted:
-                    state.taken += 1
-                    return 0.0
                 state.full = True
+        elif not full:
+            return second + 1 - now  # the guard: the next second's tokens, in a moment
+        turn = self._turn(who, state, rate, now)
+        return min(float(policy.MAX_SQS_DELAY), max(turn - now, second + 1 - now))
+
+    def _turn(self, who, state: _Second, rate: int, now: float) -> float:
+        """The time (epoch s) from which a delivery refused now should ask again: its turn in
+        the consumer's queue of deliveries put back, r turns a second from the next second on,
+        shared by every instance (module docstring)."""
+        step = 1000 / rate
         with self._lock:
-            position = state.refused
             state.refused += 1
-            share = max(1, state.taken)
-        return min(float(policy.MAX_SQS_DELAY), second + 1 - now + position // share)
+            nxt, end = self._turns.get(who, (0, 0))
+            if nxt + step <= end and nxt >= (state.second + 1) * 1000:
+                self._turns[who] = (nxt + step, end)
+                return nxt / 1000
+            block = max(1, min(leases.MOST, max(rate // leases.SHARE, state.before // 10)))
+        start = _reserve(
+            records.consumer_queue_key(*who),
+            span_ms=math.ceil(block * step),
+            floor_ms=(state.second + 1) * 1000,
+        )
+        with self._lock:
+            self._turns[who] = (start + step, start + math.ceil(block * step))
+        return start / 1000
 
     def reset(self) -> None:
         with self._lock:
             self._seconds.clear()
+            self._turns.clear()
         self.leases.reset()
 
 

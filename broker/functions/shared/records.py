@@ -70,6 +70,11 @@ def consumer_rate_key(tenant_id, consumer_id, second: int) -> tuple[str, str]:
     return f"CRATE#{tenant_id}#{consumer_id}", f"S#{second}"
 
 
+def consumer_queue_key(tenant_id, consumer_id) -> tuple[str, str]:
+    """The cursor of the turns given to deliveries put back over the consumer's rate limit."""
+    return f"CRATE#{tenant_id}#{consumer_id}", "QUEUE"
+
+
 def consumer_log_key(tenant_id, consumer_id, at: str, delivery_id: str, replay: int, attempt: int):
     """One attempt in a consumer's delivery log, newest last when read in SK order."""
     return (
