@@ -255,13 +255,13 @@ def slow_claim(dataplane, clock):
     events.unregister("provide-client-params.dynamodb.PutItem", hook)
 
 
-def test_a_token_that_ran_out_before_the_request_went_is_replaced_by_one_of_its_second(
+def test_the_token_is_taken_after_the_idempotency_claim_in_the_requests_own_second(
     egress, clock, slow_claim
 ):
     consumer = egress.consumer()
     tid = egress.tenant.tenant_id
     _limit(tid, consumer.pk, 1)
-    slow_claim.value = 0.8  # token at T0 + 0.1, request ready at T0 + 0.9: in the guard
+    slow_claim.value = 0.8  # received at T0 + 0.1, request ready at T0 + 0.9: in the guard
     message = egress.message(consumer)
 
     egress.run(message)
@@ -271,12 +271,12 @@ def test_a_token_that_ran_out_before_the_request_went_is_replaced_by_one_of_its_
         second: _tokens(records.consumer_rate_key(tid, consumer.pk, second))
         for second in (T0, T0 + 1)
     }
-    assert taken == {T0: 1, T0 + 1: 1}  # the one that ran out, and the one used
+    assert taken == {T0: 0, T0 + 1: 1}  # none taken before the claim: no token lost
     (attempt,) = [i for i in egress.history(message.delivery.delivery_id) if i["type"] == "attempt"]
     assert attempt["throttled_ms"] == 100  # it waited for the next second
 
 
-def test_a_token_that_ran_out_with_none_left_puts_the_delivery_back_unattempted(
+def test_no_token_left_after_the_claim_puts_the_delivery_back_unattempted(
     egress, clock, slow_claim
 ):
     consumer = egress.consumer()

@@ -347,7 +347,7 @@ def _attempt_once(message, consumer, tenant, source_arn, batch: Batch) -> str:
             source_arn=source_arn,
             token=token,
         )
-    except ratelimit.Throttled as exc:  # its token ran out before the request could go
+    except ratelimit.Throttled as exc:  # no token for it: put back, not an attempt
         _throttle(message, consumer, source_arn, wait=exc.wait)
         return THROTTLED
     if result.get("token") != token:
@@ -381,7 +381,7 @@ def attempt(
         final = True  # dead-lettered now, so it can be replayed once the consumer is back
     else:
         body = message_event_json(message)
-        ratelimit.recheck(message, consumer)  # Throttled: no attempt, the claim is dropped
+        ratelimit.take(message, consumer)  # its token; Throttled: no attempt, claim dropped
         outcome = send(consumer, message, body=body)
     if outcome.ok:
         RECORDER.attempt(

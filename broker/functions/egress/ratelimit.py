@@ -11,22 +11,21 @@ partition takes one write per lease and per second and instance, never one per d
 item never counts past r, so no set of instances starts more than r attempts in a second.
 
 Precision. At most r tokens per wall-clock second, and none in the last `GUARD_SECONDS` of a
-second; `recheck`, just before the request goes (after the idempotency claim), takes a token
-of the current second instead when the first one's second has less than the guard left. So a
-request leaves at least the guard before its token's second ends, and a consumer limited to r
-receives at most r requests in every second of its own clock (when it agrees with ours and the
-request takes less than the guard to arrive).
+second. The egress takes the token (`take`) just before the request goes, after the
+idempotency claim (`admit`, before it, only puts back what this instance already knows will
+be refused). So a request leaves at least the guard before its token's second ends, and a
+consumer limited to r receives at most r requests in every second of its own clock (when it
+agrees with ours and the request takes less than the guard to arrive).
 
 Waits. `acquire` takes no token it cannot use now: a throttled delivery asks again when it
 comes back (the FIFO path, which waits with ChangeMessageVisibility, calls the same function).
 So the wait it answers is the delivery's turn: a place on the consumer's queue cursor
 (`records.consumer_queue_key`, `t` in epoch ms), r turns a second from the next second on,
-shared by every instance and moved in blocks (one turn below 40/s, r/20 above, more when an
-instance refuses many), so deliveries put back come back at about the rate they can go;
+shared by every instance and moved in blocks (one turn below 40/s, r/20 above), so deliveries put back come back at about the rate they can go;
 without it every refused delivery would come back at the next second and all but r be refused
 again. A turn is not a reservation: whoever comes first takes the tokens. Once a second's item
 refused this instance, it asks for no more tokens of that second. A wait no longer than
-`SLEEP_MAX_SECONDS` (the guard) is slept through by `admit`, so a delivery that meets the
+`SLEEP_MAX_SECONDS` (the guard) is slept through by `take`, so a delivery that meets the
 guard goes a moment later instead of a second later.
 """
 
@@ -55,8 +54,6 @@ class _Second:
 
     second: int
     full: bool = False  # the item refused a token: refuse locally until the next second
-    refused: int = 0  # deliveries this instance refused in it
-    before: int = 0  # deliveries it refused in the second before (sizes its blocks of turns)
 
 
 def _reserve(key: tuple[str, str], *, span_ms: int, floor_ms: int) -> int:
@@ -131,10 +128,11 @@ class Limiter:
                 elif len(self._seconds) > KEPT:
                     self._seconds.clear()
                     self._turns.clear()
-                before = state.refused if state is not None and state.second == second - 1 else 0
-                state = self._seconds[who] = _Second(second, before=before)
+                state = self._seconds[who] = _Second(second)
             full = state.full
-        if not full and now < second + 1 - GUARD_SECONDS:
+        if now >= second + 1 - GUARD_SECONDS:
+            return second + 1 - now  # the guard: the next second's tokens, in a moment
+        if not full:
             accepted, _ = self.leases.spend(
                 records.consumer_rate_key(*who, second),
                 n=1,
@@ -146,8 +144,22 @@ class Limiter:
                 return 0.0
             with self._lock:
                 state.full = True
-        elif not full:
-            return second + 1 - now  # the guard: the next second's tokens, in a moment
+        turn = self._turn(who, state, rate, now)
+        return min(float(policy.MAX_SQS_DELAY), max(turn - now, second + 1 - now))
+
+    def known_full(self, tenant_id, consumer_id, rate_per_second, *, now: float | None = None):
+        """0.0, unless this instance knows the current second's tokens are gone (its item
+        refused it): then, as `acquire`, the wait until the delivery's turn. Takes no token."""
+        rate = int(rate_per_second or 0)
+        now = time.time() if now is None else now
+        second = int(now)
+        who = (str(tenant_id), str(consumer_id))
+        with self._lock:
+            state = self._seconds.get(who)
+            if rate < 1 or state is None or state.second != second or not state.full:
+                return 0.0
+        if now >= second + 1 - GUARD_SECONDS:
+            return 0.0  # the next second's tokens are near: `take` waits for them
         turn = self._turn(who, state, rate, now)
         return min(float(policy.MAX_SQS_DELAY), max(turn - now, second + 1 - now))
 
@@ -157,12 +169,11 @@ class Limiter:
         shared by every instance (module docstring)."""
         step = 1000 / rate
         with self._lock:
-            state.refused += 1
             nxt, end = self._turns.get(who, (0, 0))
             if nxt + step <= end and nxt >= (state.second + 1) * 1000:
                 self._turns[who] = (nxt + step, end)
                 return nxt / 1000
-            block = max(1, min(leases.MOST, max(rate // leases.SHARE, state.before // 10)))
+            block = max(1, min(leases.MOST, rate // leases.SHARE))
         start = _reserve(
             records.consumer_queue_key(*who),
             span_ms=math.ceil(block * step),
@@ -189,52 +200,39 @@ def acquire(tenant_id: str, consumer_id: str, rate_per_second: int) -> float:
 
 
 class Throttled(Exception):
-    """The token of a delivery's second ran out before its request could go (`recheck`)."""
+    """No token for the delivery: put it back for `wait` seconds (`take`)."""
 
     def __init__(self, wait: float):
         super().__init__(f"over the consumer's rate limit: wait {wait:.2f} s")
         self.wait = wait
 
 
-_taken = threading.local()  # the second of the token this thread took last (admit, recheck)
+def admit(message: messages.Message, consumer: dict, *, limiter: Limiter | None = None) -> float:
+    """Before the idempotency claim, for nothing: 0.0, unless this instance knows the current
+    second's tokens are gone; then the seconds the delivery should be put back for (its turn).
+    The token itself is taken by `take`, just before the request."""
+    rate = consumer.get("rate_limit_per_second")
+    if not rate:
+        return 0.0
+    d = message.delivery
+    return (limiter or LIMITER).known_full(d.tenant_id, d.consumer_id, rate)
 
 
-def _take(limiter: Limiter, d: messages.Delivery, rate) -> float:
-    """`acquire`, with a wait no longer than `SLEEP_MAX_SECONDS` slept through once (added to
-    the delivery's `throttled_ms`, in place)."""
+def take(message: messages.Message, consumer: dict, *, limiter: Limiter | None = None) -> None:
+    """Just before the request goes (after the idempotency claim, so that its time does not
+    eat into the token's second): takes the delivery's token, a wait no longer than
+    `SLEEP_MAX_SECONDS` slept through once (added to the delivery's `throttled_ms`, in
+    place); raises `Throttled` with the wait when there is none."""
+    rate = consumer.get("rate_limit_per_second")
+    if not rate:
+        return
+    limiter = limiter or LIMITER
+    d = message.delivery
     wait = limiter.acquire(d.tenant_id, d.consumer_id, rate)
     if 0 < wait <= SLEEP_MAX_SECONDS:
         time.sleep(wait)
         d.throttled_ms = (d.throttled_ms or 0) + math.ceil(wait * 1000)
         wait = limiter.acquire(d.tenant_id, d.consumer_id, rate)
-    if not wait:
-        _taken.second = int(time.time())
-    return wait
-
-
-def admit(message: messages.Message, consumer: dict, *, limiter: Limiter | None = None) -> float:
-    """`acquire` for a delivery about to be attempted: 0.0 when it may go now (also for a
-    consumer without a limit), else the seconds it should be put back for. A wait no longer
-    than `SLEEP_MAX_SECONDS` is slept through once; that sleep is added to the delivery's
-    `throttled_ms` (the message is changed in place)."""
-    rate = consumer.get("rate_limit_per_second")
-    if not rate:
-        return 0.0
-    return _take(limiter or LIMITER, message.delivery, rate)
-
-
-def recheck(message: messages.Message, consumer: dict, *, limiter: Limiter | None = None):
-    """Just before the request goes: its token is of a second with more than the guard left
-    (what came between `admit` and now, the idempotency claim above all, may have taken
-    longer), or a token of the current second is taken instead; raises `Throttled` when none
-    is to be had."""
-    rate = consumer.get("rate_limit_per_second")
-    if not rate:
-        return
-    second = getattr(_taken, "second", None)
-    if second is not None and time.time() < second + 1 - GUARD_SECONDS:
-        return
-    wait = _take(limiter or LIMITER, message.delivery, rate)
     if wait:
         raise Throttled(wait)
 
