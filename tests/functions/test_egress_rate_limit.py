@@ -297,3 +297,29 @@ def test_no_token_left_after_the_claim_puts_the_delivery_back_unattempted(
     egress.run(later)  # its idempotency claim was dropped: attempted now, not a duplicate
 
     assert len(egress.receiver.received) == 1
+
+
+def test_a_token_whose_write_outlasted_its_seconds_first_half_is_not_used(egress, clock):
+    consumer = egress.consumer()
+    tid = egress.tenant.tenant_id
+    _limit(tid, consumer.pk, 5)
+    slow = {"left": 1}
+
+    def hook(params, **kwargs):  # the first token write takes 0.6 s (a loaded machine)
+        if params.get("Key", {}).get("SK", {}).get("S", "").startswith("S#") and slow["left"]:
+            slow["left"] -= 1
+            clock.value += 0.6
+
+    events = aws.dynamodb().meta.events
+    events.register("provide-client-params.dynamodb.UpdateItem", hook)
+    try:
+        message = egress.message(consumer)
+        egress.run(message)
+    finally:
+        events.unregister("provide-client-params.dynamodb.UpdateItem", hook)
+
+    assert len(egress.receiver.received) == 1
+    taken = {s: _tokens(records.consumer_rate_key(tid, consumer.pk, s)) for s in (T0, T0 + 1)}
+    assert taken == {T0: 1, T0 + 1: 1}  # the late one lost; the request went on the next
+    (attempt,) = [i for i in egress.history(message.delivery.delivery_id) if i["type"] == "attempt"]
+    assert 300 <= attempt["throttled_ms"] <= 301  # the sleep to the next second
