@@ -8,8 +8,8 @@ as on AWS, the mapping's poller is a separate service: the local runner
 (broker/functions/runner.py), which reads the mappings and invokes the functions itself.
 And one fix: DynamoDB's writes are atomic, a conditional ADD included, and moto's threaded
 server is not: two UpdateItem calls on one item at the same moment can both read the old
-value, both pass the condition, and one ADD be lost (two tokens granted, one counted: the
-egress's rate limit saw it under load). Here every write of moto's DynamoDB backend runs
+value and both pass the condition (six threads taking a rate limit's tokens from one item
+in in-process moto were granted 8 of 7). Here every write of moto's DynamoDB backend runs
 under one lock (`serialize_dynamodb_writes`).
 Everything else is moto's own server, with its arguments (`-H`, `-p`, …).
 """
