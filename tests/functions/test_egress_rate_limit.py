@@ -3,6 +3,7 @@ consumer and second in the data-plane table that holds across egress instances; 
 over it is put back with a delay, is not an attempt, is counted as throttled, and its attempt
 record shows how long it was held."""
 
+import threading
 from collections import Counter
 from types import SimpleNamespace
 
@@ -92,6 +93,24 @@ def test_a_higher_rate_is_taken_in_leases_and_still_never_passed(dataplane, rate
     assert granted <= 200
     assert granted >= 200 - 4 * 9  # at most a lease's rest stranded per instance
     assert rate_writes["CRATE"] <= 200 // 10 + 2 * 4
+
+
+def test_threads_of_several_instances_race_for_the_tokens_of_a_second(dataplane):
+    instances = [ratelimit.Limiter() for _ in range(3)]
+    granted = []
+
+    def ask(limiter):
+        for _ in range(10):
+            if limiter.acquire("t1", "c3", 7, now=T0 + 0.2) == 0.0:
+                granted.append(1)
+
+    threads = [threading.Thread(target=ask, args=(inst,)) for inst in instances for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(granted) == 7 == _tokens(records.consumer_rate_key("t1", "c3", T0))
 
 
 def test_no_token_is_given_at_the_end_of_a_second(dataplane):

@@ -1,6 +1,6 @@
 """The moto server as the local stack runs it: `python -m broker.functions.local.moto_server`.
 
-One change to moto: its own SQS → Lambda path is cut. With an enabled event source mapping,
+Two changes to moto. Its own SQS → Lambda path is cut. With an enabled event source mapping,
 moto receives up to BatchSize messages inside every SendMessage and tries to invoke the
 function in Docker; with no Docker engine the invocation fails and the messages come back with
 their receive counts raised (12 sends left 2 in the DLQ and the rest at 4–10 receives). Here,
