@@ -31,6 +31,12 @@ class AttemptSerializer(serializers.Serializer):
     )
     error = serializers.CharField(allow_null=True, required=False)
     error_kind = serializers.CharField(allow_null=True, required=False)
+    throttled_ms = serializers.IntegerField(
+        allow_null=True,
+        required=False,
+        help_text="milliseconds the delivery was held back over the consumer's rate limit "
+        "before this attempt; absent when it was not",
+    )
     consumer_id = serializers.CharField()
     subscription_id = serializers.CharField(allow_null=True, required=False)
     producer_id = serializers.CharField(allow_null=True, required=False)

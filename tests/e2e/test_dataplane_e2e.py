@@ -64,8 +64,9 @@ class Plane:
     def url(self, path: str) -> str:
         return f"{self.receiver.url}/{path.strip('/')}/{self.tag}"
 
-    def setup(self, tenant, admin, *, path="hooks", event_type="order.*", **consumer):
-        """A producer (its key), an https consumer on the receiver and a subscription."""
+    def setup(self, tenant, admin, *, path="hooks", event_type="order.*", url=None, **consumer):
+        """A producer (its key), an https consumer on the receiver (or at `url`) and a
+        subscription."""
         with tenant_context(tenant):
             producer, key = services.producer_create(
                 actor=admin, name=f"p-{uuid.uuid4().hex[:6]}", kind="https"
@@ -75,7 +76,7 @@ class Plane:
                 actor=admin,
                 name=f"c-{uuid.uuid4().hex[:6]}",
                 kind="https",
-                url=self.url(path),
+                url=url or self.url(path),
                 **consumer,
             )
             sub = services.subscription_create(

@@ -22,6 +22,7 @@ from tests.helpers.functions import TenantPlane, create_config_table
 @pytest.fixture
 def dataplane(monkeypatch):
     """The functions on the in-process moto, with fresh settings, clients and caches."""
+    from broker.functions.egress import ratelimit
     from broker.functions.ingress import envelope, limits, routing
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -33,6 +34,7 @@ def dataplane(monkeypatch):
         aws.reset_clients()
         config.clear()
         limits.reset()
+        ratelimit.LIMITER.reset()
         envelope._validators.clear()
         routing._filters.clear()
 

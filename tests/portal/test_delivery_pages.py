@@ -90,6 +90,12 @@ def test_a_delivery_page_shows_its_payload_as_formatted_json(world, consumer):
     assert page(world.admin_b, world.b).get("/deliveries/msg_p/").status_code == 404
 
 
+def test_a_delivery_page_shows_how_long_an_attempt_was_held_by_the_rate_limit(world, consumer):
+    dp.attempt(world.a, consumer.pk, delivery_id="msg_h", at=ago(1), throttled_ms=3000)
+    body = page(world.viewer_a, world.a).get("/deliveries/msg_h/").content.decode()
+    assert "held 3,000 ms by the rate limit" in body
+
+
 def test_send_test_event_from_the_consumer_page(world, consumer):
     response = page(world.developer_a, world.a).post(
         f"/consumers/{consumer.pk}/test-event/", follow=True

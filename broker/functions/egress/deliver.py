@@ -37,7 +37,15 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
 from broker.functions import aws, config, settings
-from broker.functions.egress import idempotency, inflight, policy, signing, slowlane, transport
+from broker.functions.egress import (
+    idempotency,
+    inflight,
+    policy,
+    ratelimit,
+    signing,
+    slowlane,
+    transport,
+)
 from broker.functions.egress.recorder import RECORDER
 from broker.functions.shared import arn, jsontext, messages, records, secrets
 
@@ -51,6 +59,7 @@ MALFORMED = "malformed"  # not a delivery message: forwarded as it is to the cen
 HANDED_BACK = "handed_back"  # no time left to try it: reported failed, SQS hands it out again
 REQUEUED = "requeued"  # no time left, received often already: sent back as a new message
 SLOW_LANE = "slow_lane"  # a consumer on the slow lane: moved to its queue untried (slowlane.py)
+THROTTLED = "throttled"  # over the consumer's rate limit: put back, not an attempt
 OUTCOMES = (
     DELIVERED,
     RETRYING,
@@ -62,6 +71,7 @@ OUTCOMES = (
     HANDED_BACK,
     REQUEUED,
     SLOW_LANE,
+    THROTTLED,
 )
 
 # How long a duplicate is recognised: far longer than SQS keeps a message invisible.
@@ -309,6 +319,22 @@ def _elsewhere(message, source_arn: str, slots: inflight.Slots, lane) -> str | N
     return None
 
 
+def _throttle(message, consumer: dict | None, source_arn: str, *, wait: float = 0.0) -> bool:
+    """Over the consumer's rate limit (egress/ratelimit.py): put back with the wait, True."""
+    if not wait and consumer:
+        wait = ratelimit.admit(message, consumer)
+    if not wait:
+        return False
+    later, delay = ratelimit.throttled(message, wait)
+    _send(queue_url(source_arn), later, delay=delay)
+    d = message.delivery
+    logger.info(
+        "Over the consumer's rate limit, put back",
+        extra={"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "wait_s": delay},
+    )
+    return True
+
+
 def _hand_back(body: str, message: messages.Message, *, source_arn: str, receive_count: int):
     d = message.delivery
     ids = {"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "delivery_id": d.delivery_id}
@@ -327,22 +353,28 @@ def _hand_back(body: str, message: messages.Message, *, source_arn: str, receive
 def _attempt_once(message, consumer, tenant, source_arn, batch: Batch) -> str:
     d = message.delivery
     ids = {"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "delivery_id": d.delivery_id}
+    if _throttle(message, consumer, source_arn):
+        return THROTTLED
     lambda_context = batch.lambda_context
     token = uuid.uuid4().hex
     run = _idempotent_attempt(lambda_context)
-    result = run(
-        key={
-            "tenant_id": d.tenant_id,
-            "delivery_id": d.delivery_id,
-            "replay": d.replay,
-            "attempt": d.attempt,
-        },
-        message=message,
-        consumer=consumer,
-        tenant=tenant,
-        source_arn=source_arn,
-        token=token,
-    )
+    try:
+        result = run(
+            key={
+                "tenant_id": d.tenant_id,
+                "delivery_id": d.delivery_id,
+                "replay": d.replay,
+                "attempt": d.attempt,
+            },
+            message=message,
+            consumer=consumer,
+            tenant=tenant,
+            source_arn=source_arn,
+            token=token,
+        )
+    except ratelimit.Throttled as exc:  # no token for it: put back, not an attempt
+        _throttle(message, consumer, source_arn, wait=exc.wait)
+        return THROTTLED
     if result.get("token") != token:
         logger.info("Duplicate SQS message absorbed", extra=ids)
         return DUPLICATE
@@ -374,6 +406,7 @@ def attempt(
         final = True  # dead-lettered now, so it can be replayed once the consumer is back
     else:
         body = message_event_json(message)
+        ratelimit.take(message, consumer)  # its token; Throttled: no attempt, claim dropped
         with slowlane.watching(d, tenant, consumer) as watch:
             outcome = send(consumer, message, body=body)
         if slowlane.observe(watch, outcome, source_arn):
@@ -399,6 +432,7 @@ def attempt(
             attempt=d.attempt + 1,
             first_attempt_at=first,
             not_before=_iso(due) if delay > policy.MAX_SQS_DELAY else None,
+            throttled_ms=None,  # the throttling of this attempt is in its record
         )
         _send(queue_url(source_arn), messages.delivery_message(nxt, message.event), delay=delay)
         RECORDER.attempt(
@@ -423,7 +457,9 @@ def attempt(
         last_attempt_at=_iso(now),
     )
     letter = messages.dead_letter_message(
-        dataclasses.replace(d, first_attempt_at=first, not_before=None), message.event, failure
+        dataclasses.replace(d, first_attempt_at=first, not_before=None, throttled_ms=None),
+        message.event,
+        failure,
     )
     _send(central_dlq_url(), letter)
     RECORDER.attempt(

@@ -96,6 +96,8 @@ class Recorder:
             attrs["error"] = _s(outcome.error[:ERROR_MAX_CHARS])
         if outcome.error_kind:
             attrs["error_kind"] = _s(outcome.error_kind)
+        if d.throttled_ms:
+            attrs["throttled_ms"] = _n(d.throttled_ms)
         for name in ("subscription_id", "producer_id"):
             if getattr(d, name):
                 attrs[name] = _s(getattr(d, name))
@@ -142,6 +144,17 @@ class Recorder:
             tenant_stats["delivered" if ok else "failed"] += 1
             if status == records.DEAD:
                 tenant_stats["dead"] += 1
+
+    def throttled(self, delivery: messages.Delivery, at: datetime | None = None) -> None:
+        """A delivery put back over its consumer's rate limit (not an attempt): counted in the
+        consumer's `throttled` per minute."""
+        key = records.consumer_stats_key(
+            delivery.tenant_id, delivery.consumer_id, records.minute(at or datetime.now(UTC))
+        )
+        with self._lock:
+            if self._stats_since is None:
+                self._stats_since = time.monotonic()
+            self._stats[key]["throttled"] += 1
 
     def _put(self, key: tuple[str, str], attrs: dict, *, fit: str | None = None) -> None:
         item = {"PK": _s(key[0]), "SK": _s(key[1]), **attrs}

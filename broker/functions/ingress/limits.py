@@ -4,20 +4,12 @@ The counters are items with a TTL, updated with conditional ADDs, so the limits 
 any number of function instances. docs/data-plane.md ("Rate and quota") explains the
 algorithm; the keys are in `broker.functions.shared.records`.
 
-Leases. One tenant's quota is one item and one producer's rate window is one item, and
-DynamoDB gives one partition about 1,000 writes/s: a write per request would cap a tenant
-near 1,000 requests/s whatever its quota says. So an instance takes its allowance in leases:
-one conditional ADD grants it up to `LEASE_SHARE`-th of the limit (at most `LEASE_MAX`
-events) at once, and it spends that in memory, request after request, until it needs more.
-The item still never counts more than the limit (the condition holds for the whole lease), so
-no instance can let more through than the limit; the price is the other way round: events
-leased by an instance and not spent (it went idle, was reclaimed, or the rate window ended)
-count as used, so a producer or tenant may be refused up to that much early. Near the limit a
-refused lease is asked again for exactly what the request needs, and the instance asks exactly
-from then on for that item (no lease is granted where it would strand the last events).
-Sharding the items with a budget per shard was the other way: it spreads the writes as well,
-but refuses while other shards still have room, and every reader (the portal's "events
-today") would have to sum the shards; a lease keeps the one item the portal reads.
+Leases (`broker.functions.shared.leases`, the hot-key rule). One tenant's quota is one item and
+one producer's rate window is one item, and DynamoDB gives one partition about 1,000
+writes/s: a write per request would cap a tenant near 1,000 requests/s whatever its quota
+says. So an instance takes its allowance in leases of up to a twentieth of the limit (at most
+1,000 events) and spends them in memory; the items still never count past the limit, and
+events leased and not spent count as used (that module says what that costs).
 
 Rate: a sliding window. A producer with `rate_per_second` r and `burst` b gets windows of
 W = max(1, ceil(b / r)) seconds and may send b events per sliding window: at most b at once
@@ -44,7 +36,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from broker.functions import aws, settings
-from broker.functions.shared import records
+from broker.functions.shared import leases, records
 
 from .errors import IngressError
 
@@ -53,82 +45,23 @@ logger = Logger(service="broker-ingress", child=True)
 DEDUP_SECONDS = 24 * 3600
 QUOTA_TTL_SECONDS = 3 * 86_400
 STATS_TTL_SECONDS = 30 * 86_400  # as the egress's counters
-ROOM = "attribute_not_exists(c) OR c <= :room"
-ADD = "ADD c :n SET #ttl = if_not_exists(#ttl, :ttl)"
 
 _lock = threading.Lock()
 # (tenant_id, producer_id) → {window start: highest count DynamoDB returned for it}
 _windows: dict[tuple, dict[int, int]] = {}
 
-LEASE_SHARE = 20  # a lease is at most this fraction of the limit: 1/20 (5 %)
-LEASE_MAX = 1000  # and at most this many events
+LEASE_MAX = leases.MOST  # a lease holds at most this many events
 LEASES = True  # bench/dataplane.py turns leases off for its same-run baseline
-_leases: dict[tuple[str, str], int] = {}  # counter item → events leased here, not spent yet
-_exact: set[tuple[str, str]] = set()  # counter items near their limit: no more leases
+_leases = leases.Leases()
 
 
 def _table() -> str:
     return settings.get().dataplane_table
 
 
-def _conditional_add(key: tuple[str, str], *, n: int, room: int, ttl: int) -> tuple[bool, int]:
-    """ADD n to the counter if it holds at most `room`: (accepted, the count seen)."""
-    client = aws.dynamodb()
-    try:
-        out = client.update_item(
-            TableName=_table(),
-            Key={"PK": {"S": key[0]}, "SK": {"S": key[1]}},
-            UpdateExpression=ADD,
-            ConditionExpression=ROOM,
-            ExpressionAttributeNames={"#ttl": "ttl"},
-            ExpressionAttributeValues={
-                ":n": {"N": str(n)},
-                ":room": {"N": str(room)},
-                ":ttl": {"N": str(ttl)},
-            },
-            ReturnValues="UPDATED_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise
-        old = exc.response.get("Item") or {}
-        return False, int(old.get("c", {}).get("N", room + 1))
-    return True, int(out["Attributes"]["c"]["N"])
-
-
-def _spend(
-    key: tuple[str, str], *, n: int, most: int, limit: int, ttl: int
-) -> tuple[bool, int | None]:
-    """Spends n events of the counter `key`, which may hold at most `most`, from this
-    instance's lease, taking a new lease of the limit `limit` when that is short (module
-    docstring): (accepted, the count DynamoDB returned, None when spent from memory)."""
-    with _lock:
-        have = _leases.get(key, 0)
-        if have >= n:
-            _leases[key] = have - n
-            return True, None
-        exact = not LEASES or key in _exact
-    need = n - have
-    lease = need if exact else max(need, min(LEASE_MAX, limit // LEASE_SHARE))
-    if most - lease < 0:
-        lease = need
-    if most - need < 0:
-        return False, None
-    accepted, count = _conditional_add(key, n=lease, room=most - lease, ttl=ttl)
-    if not accepted and lease > need:
-        with _lock:
-            if len(_exact) > 100_000:
-                _exact.clear()
-            _exact.add(key)
-        lease = need
-        accepted, count = _conditional_add(key, n=lease, room=most - lease, ttl=ttl)
-    if accepted:
-        with _lock:
-            if len(_leases) > 100_000:
-                _leases.clear()
-            _leases[key] = have + lease - n
-    return accepted, count
+def _spend(key: tuple[str, str], **kwargs) -> tuple[bool, int | None]:
+    """Spends from this instance's lease of the counter `key` (shared/leases.py)."""
+    return _leases.spend(key, leases=LEASES, **kwargs)
 
 
 def window(producer: dict) -> tuple[int, int]:
@@ -402,8 +335,7 @@ def reset() -> None:
     """Forgets this process's in-memory state (tests): rate windows and unwritten counts."""
     with _lock:
         _windows.clear()
-        _leases.clear()
-        _exact.clear()
+    _leases.reset()
     with _stats_lock:
         _stats.clear()
         _stats_written[0] = 0.0

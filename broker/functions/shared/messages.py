@@ -18,7 +18,8 @@ queue by hand. The body is JSON:
                    subscription_id, event_id, event_type, first_attempt_at, test,
                    not_before?,           # optional: a retry's due time (ISO 8601 UTC)
                    ordering_key?, group_id?,   # optional: an ordered delivery (FIFO queue)
-                   unordered_reason?},    # optional: why an ordered subscription's was not
+                   unordered_reason?,     # optional: why an ordered subscription's was not
+                   throttled_ms?},        # optional: delays over the consumer's rate (ms)
       "event": {id, type, time, data, source_id},
       "failure": {attempts, last_status, last_error, error_kind,      # dead letters only
                   first_attempt_at, last_attempt_at, dead_lettered_at}
@@ -97,7 +98,13 @@ def delivery_id_for(tenant_id: str, event_id: str, subscription_id: str) -> str:
 
 
 # Delivery fields left out of a body when unset (added after v1 shipped).
-OPTIONAL_FIELDS = ("not_before", "ordering_key", "group_id", "unordered_reason")
+OPTIONAL_FIELDS = (
+    "not_before",
+    "ordering_key",
+    "group_id",
+    "unordered_reason",
+    "throttled_ms",
+)
 
 
 @dataclass
@@ -124,6 +131,9 @@ class Delivery:
     ordering_key: str | None = None
     group_id: str | None = None
     unordered_reason: str | None = None
+    # The delays a delivery over its consumer's rate limit was put back with so far, in ms
+    # (egress/ratelimit.py); its attempt record shows them. Absent = not throttled.
+    throttled_ms: int | None = None
 
 
 @dataclass
@@ -206,6 +216,7 @@ def _reserve() -> int:
         ordering_key="\uffff" * 128,  # the envelope's ordering_key: at most 128 characters
         group_id="x" * 64,
         unordered_reason="x" * 32,
+        throttled_ms=10**12,
     )
     failure = Failure(
         attempts=99_999,
@@ -254,4 +265,6 @@ def parse(body: str | bytes) -> Message:
             raise MessageError(f"delivery.{name} must be a non-empty string")
     if not isinstance(delivery.replay, int) or not isinstance(delivery.attempt, int):
         raise MessageError("delivery.replay and delivery.attempt must be integers")
+    if delivery.throttled_ms is not None and not isinstance(delivery.throttled_ms, int):
+        raise MessageError("delivery.throttled_ms must be an integer")
     return Message(kind=kind, delivery=delivery, event=event, failure=failure)

@@ -65,6 +65,17 @@ def inflight_key(tenant_id, consumer_id) -> tuple[str, str]:
     return f"INFLIGHT#{tenant_id}#{consumer_id}", "INFLIGHT"
 
 
+def consumer_rate_key(tenant_id, consumer_id, second: int) -> tuple[str, str]:
+    """Tokens taken for deliveries to one consumer in one epoch second (conditional ADD, in
+    leases), for its `rate_limit_per_second` (egress/ratelimit.py)."""
+    return f"CRATE#{tenant_id}#{consumer_id}", f"S#{second}"
+
+
+def consumer_queue_key(tenant_id, consumer_id) -> tuple[str, str]:
+    """The cursor of the turns given to deliveries put back over the consumer's rate limit."""
+    return f"CRATE#{tenant_id}#{consumer_id}", "QUEUE"
+
+
 def consumer_log_key(tenant_id, consumer_id, at: str, delivery_id: str, replay: int, attempt: int):
     """One attempt in a consumer's delivery log, newest last when read in SK order."""
     return (
@@ -84,7 +95,7 @@ def delivery_event_key(tenant_id, delivery_id: str):
 
 
 def consumer_stats_key(tenant_id, consumer_id, minute_: str):
-    """Per consumer per minute: `ok`, `failed`, and the latency buckets (ADD)."""
+    """Per consumer per minute: `ok`, `failed`, `throttled`, and the latency buckets (ADD)."""
     return f"STATS#{tenant_id}#CONSUMER#{consumer_id}", f"MIN#{minute_}"
 
 

@@ -93,6 +93,21 @@ def test_a_delivery_shows_its_event_and_attempts_to_its_own_tenant_only(world, a
     assert api(world.admin_b, world.b).get("/api/v1/deliveries/msg_h/").status_code == 404
 
 
+def test_an_attempt_held_back_by_the_rate_limit_shows_how_long(world, api, consumer):
+    dp.attempt(world.a, consumer.pk, delivery_id="msg_t", at=at(1), throttled_ms=4000)
+    dp.attempt(world.a, consumer.pk, delivery_id="msg_u", at=at(1))
+    client = api(world.viewer_a, world.a)
+
+    (held,) = client.get("/api/v1/deliveries/msg_t/").json()["attempts"]
+    (plain,) = client.get("/api/v1/deliveries/msg_u/").json()["attempts"]
+    listed = {a["delivery_id"]: a for a in client.get("/api/v1/deliveries/").json()["results"]}
+
+    assert held["throttled_ms"] == 4000 and listed["msg_t"]["throttled_ms"] == 4000
+    assert "throttled_ms" not in plain
+    schema = client.get("/api/schema/?format=json").json()
+    assert "throttled_ms" in schema["components"]["schemas"]["Attempt"]["properties"]
+
+
 def test_resend_queues_the_same_delivery_id_with_the_next_replay_number(world, api, consumer):
     queued(world.a)
     dp.attempt(
