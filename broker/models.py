@@ -137,12 +137,22 @@ class Consumer(VersionedModel):
     # enabled again. Shown on its page.
     disabled_reason = models.CharField(max_length=300, blank=True)
     auto_disabled_at = models.DateTimeField(null=True, blank=True)
+    # Deliveries per second the egress sends it at most, across all its instances; null means
+    # no limit. Never above the tier's `max_consumer_rate_per_second`.
+    rate_limit_per_second = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self):
         return self.name
+
+
+class OnHeadFailure(models.TextChoices):
+    """What an ordered subscription does when the head event of a key fails for good."""
+
+    SKIP = "skip"  # dead-letter it; the key's next event flows
+    HOLD = "hold"  # hold the key: its later events wait until the tenant retries or skips
 
 
 class Subscription(VersionedModel):
@@ -157,6 +167,15 @@ class Subscription(VersionedModel):
     filter = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
     description = models.CharField(max_length=500, blank=True)
+    # Ordered delivery per key (docs/data-plane.md, "Ordered delivery"): the events of one
+    # key reach the consumer one at a time, in the order the ingress accepted them.
+    ordered = models.BooleanField(default=False)
+    # A dotted path into the event as the consumer receives it (`data.order_id`); blank: the
+    # envelope's `ordering_key`. Kept, with `on_head_failure`, when `ordered` is off.
+    ordering_key_path = models.CharField(max_length=200, blank=True)
+    on_head_failure = models.CharField(
+        max_length=8, choices=OnHeadFailure.choices, default=OnHeadFailure.SKIP
+    )
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -23,6 +23,7 @@ QUOTA_FIELDS = (
     "replay_rate_per_second",
     "dlq_alert_backlog",
     "dlq_alert_age_minutes",
+    "max_consumer_rate_per_second",
 )
 # The range of every quota, for tiers and overrides alike (docs/tenants.md lists them). The
 # bounds keep each value meaningful for what enforces it (SQS sizes and receive counts,
@@ -42,6 +43,7 @@ QUOTA_RANGES = {
     "replay_rate_per_second": (1, 500),
     "dlq_alert_backlog": (1, 1_000_000),
     "dlq_alert_age_minutes": (1, 43_200),
+    "max_consumer_rate_per_second": (1, 100_000),
 }
 assert set(QUOTA_RANGES) == set(QUOTA_FIELDS)
 # Quotas with an upper bound (a tier or an override above it is refused).
@@ -83,6 +85,8 @@ class Tier(models.Model):
     # DLQ alert defaults: pending letters, and age of the oldest one (tenants may change them).
     dlq_alert_backlog = _quota(default=100)
     dlq_alert_age_minutes = _quota(default=60)
+    # The highest `rate_limit_per_second` a consumer may have (deliveries per second).
+    max_consumer_rate_per_second = _quota(default=100)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -126,6 +130,9 @@ class Tenant(TenantMixin):
     # Delivery queue URLs: one dedicated queue (silo) or the shuffle-shard (pool).
     delivery_queues = models.JSONField(default=list, blank=True)
     silo_queue_url = models.CharField(max_length=500, blank=True)
+    # FIFO delivery queue URLs for ordered subscriptions: the shared `<prefix>-ordered-NN.fifo`
+    # pool, or the silo's own `<prefix>-silo-<tenant_id>.fifo`. Empty until provisioned.
+    ordered_queues = models.JSONField(default=list, blank=True)
     # Monotonic version of the TENANT item in DynamoDB; bumped on every change it reflects.
     version = models.PositiveBigIntegerField(default=0)
     synced_version = models.PositiveBigIntegerField(default=0)

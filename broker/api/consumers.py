@@ -43,6 +43,7 @@ class ConsumerSerializer(serializers.ModelSerializer):
             "timeout_ms",
             "delivery_concurrency",
             "retry_policy",
+            "rate_limit_per_second",
             "version",
             "created_at",
             "updated_at",
@@ -93,6 +94,13 @@ class ConsumerWriteSerializer(StrictSerializer):
     timeout_ms = serializers.IntegerField(required=False)
     delivery_concurrency = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     retry_policy = serializers.JSONField(required=False)
+    rate_limit_per_second = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        allow_null=True,
+        help_text="Deliveries per second at most (null: no limit); up to the tier's "
+        "`max_consumer_rate_per_second`.",
+    )
 
 
 class ConsumerFilter(django_filters.FilterSet):

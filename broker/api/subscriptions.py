@@ -13,6 +13,7 @@ from tenants.permissions import IsAnyMember
 from .. import services
 from ..models import (
     Consumer,
+    OnHeadFailure,
     Producer,
     Subscription,
 )
@@ -31,6 +32,9 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "filter",
             "enabled",
             "description",
+            "ordered",
+            "ordering_key_path",
+            "on_head_failure",
             "version",
             "created_at",
             "updated_at",
@@ -54,6 +58,22 @@ class SubscriptionWriteSerializer(StrictSerializer):
     enabled = serializers.BooleanField(required=False)
     description = serializers.CharField(
         max_length=length_of(Subscription, "description"), required=False, allow_blank=True
+    )
+    ordered = serializers.BooleanField(
+        required=False,
+        help_text="Deliver the events of one key one at a time, in the order accepted.",
+    )
+    ordering_key_path = serializers.CharField(
+        max_length=length_of(Subscription, "ordering_key_path"),
+        required=False,
+        allow_blank=True,
+        help_text="Dotted path into the event (`data.order_id`); empty: the envelope's "
+        "`ordering_key`.",
+    )
+    on_head_failure = serializers.ChoiceField(
+        choices=OnHeadFailure.choices,
+        required=False,
+        help_text="When a key's head fails for good: `skip` (dead-letter it) or `hold` the key.",
     )
 
 

@@ -41,6 +41,7 @@ CONSUMER_FIELDS = (
     "timeout_ms",
     "delivery_concurrency",
     "retry_policy",
+    "rate_limit_per_second",
 )
 SUBSCRIPTION_FIELDS = (
     "name",
@@ -50,6 +51,9 @@ SUBSCRIPTION_FIELDS = (
     "filter",
     "enabled",
     "description",
+    "ordered",
+    "ordering_key_path",
+    "on_head_failure",
 )
 EVENT_TYPE_FIELDS = ("name", "description", "schema")
 FIELDS = {
@@ -60,6 +64,16 @@ FIELDS = {
 }
 # Fields no document sets: they say whether a secret exists.
 SECRET_FIELDS = {CONSUMER: ("auth_secret", "signing_secret")}
+# Fields added after revisions began: a revision stored before them (and the historical models
+# of earlier migrations) lacks them; they read as these defaults.
+LATER_FIELDS = {
+    CONSUMER: {"rate_limit_per_second": None},
+    SUBSCRIPTION: {"ordered": False, "ordering_key_path": "", "on_head_failure": "skip"},
+}
+
+
+def _later(object_type: str, obj, name: str):
+    return getattr(obj, name, LATER_FIELDS[object_type][name])
 
 
 def body(object_type: str, obj) -> dict:
@@ -76,6 +90,8 @@ def body(object_type: str, obj) -> dict:
                 out[name] = STORED if obj.signing_secret_encrypted else None
             elif name == "retry_policy":
                 out[name] = obj.retry_policy or {}
+            elif name in LATER_FIELDS[CONSUMER]:
+                out[name] = _later(CONSUMER, obj, name)
             else:
                 out[name] = getattr(obj, name)
         return out
@@ -88,6 +104,7 @@ def body(object_type: str, obj) -> dict:
             "filter": obj.filter if obj.filter is not None else {},
             "enabled": obj.enabled,
             "description": obj.description,
+            **{name: _later(SUBSCRIPTION, obj, name) for name in LATER_FIELDS[SUBSCRIPTION]},
         }
     return {name: getattr(obj, name) for name in EVENT_TYPE_FIELDS}
 
@@ -101,13 +118,16 @@ def assemble(entries: dict[tuple[str, str], dict]) -> dict:
     }
     doc: dict[str, list] = {section: [] for section in SECTIONS}
     for (object_type, _), b in entries.items():
+        b = {**LATER_FIELDS.get(object_type, {}), **b}
         if object_type == SUBSCRIPTION:
             b = {
                 "name": b["name"],
                 "consumer": names.get((CONSUMER, b["consumer_id"])),
                 "producer": names.get((PRODUCER, b["producer_id"])) if b["producer_id"] else None,
-                **{k: b[k] for k in ("event_type", "filter", "enabled", "description")},
+                **{k: b[k] for k in SUBSCRIPTION_FIELDS[3:]},
             }
+        elif object_type == CONSUMER:
+            b = {k: b[k] for k in CONSUMER_FIELDS}
         doc[SECTION_OF[object_type]].append(b)
     for section in doc.values():
         section.sort(key=lambda o: o["name"])

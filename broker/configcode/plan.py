@@ -44,8 +44,17 @@ DEFAULTS = {
         "timeout_ms": 10_000,
         "delivery_concurrency": None,
         "retry_policy": {},
+        "rate_limit_per_second": None,
     },
-    SUBSCRIPTION: {"producer": None, "filter": {}, "enabled": True, "description": ""},
+    SUBSCRIPTION: {
+        "producer": None,
+        "filter": {},
+        "enabled": True,
+        "description": "",
+        "ordered": False,
+        "ordering_key_path": "",
+        "on_head_failure": "skip",
+    },
     EVENT_TYPE: {"description": "", "schema": None},
 }
 MODELS = {PRODUCER: Producer, CONSUMER: Consumer, SUBSCRIPTION: Subscription, EVENT_TYPE: EventType}

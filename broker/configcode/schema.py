@@ -3,7 +3,15 @@ the API's OpenAPI document (the plan and apply request bodies)."""
 
 from jsonschema import Draft202012Validator
 
-from broker.models import Consumer, ConsumerAuth, EventType, Kind, Producer, Subscription
+from broker.models import (
+    Consumer,
+    ConsumerAuth,
+    EventType,
+    Kind,
+    OnHeadFailure,
+    Producer,
+    Subscription,
+)
 
 
 def _max(model, field: str) -> int:
@@ -64,6 +72,7 @@ CONSUMER = {
         "timeout_ms": {"type": "integer", "minimum": 1},
         "delivery_concurrency": _nullable(_COUNT),
         "retry_policy": {"type": "object"},
+        "rate_limit_per_second": _nullable(_COUNT),
     },
 }
 SUBSCRIPTION = {
@@ -79,6 +88,9 @@ SUBSCRIPTION = {
         "filter": {"type": "object"},
         "enabled": {"type": "boolean"},
         "description": _string(Subscription, "description"),
+        "ordered": {"type": "boolean"},
+        "ordering_key_path": _string(Subscription, "ordering_key_path"),
+        "on_head_failure": {"type": "string", "enum": list(OnHeadFailure.values)},
     },
 }
 EVENT_TYPE = {

@@ -23,7 +23,6 @@ from django.utils import timezone
 from broker import secrets
 from broker.functions.shared import messages, ordering
 from broker.models import Consumer
-from broker.sync.contract import ordered_queue_urls
 from core import aws, locks
 from tenants.models import Tenant
 
@@ -243,7 +242,7 @@ def _run(*, tenant: Tenant, job_id, sleep, clock) -> str:
         return JobStatus.FAILED
     tenant = Tenant.objects.select_related("tier").get(pk=tenant.pk)
     tenant_id = str(tenant.pk)
-    ordered = ordered_queue_urls(tenant)
+    ordered = list(tenant.ordered_queues or [])
     limiter = RateLimiter(job.rate_per_second, clock=clock, sleep=sleep)
     while True:
         with transaction.atomic():

@@ -300,6 +300,15 @@ def consumer_series(tenant_id, consumer_ids, window: Window) -> dict:
     }
 
 
+def consumer_throttled(tenant_id, consumer_id, *, minutes: int = 60, now=None) -> int:
+    """Deliveries the egress held back for the consumer's rate limit in the last `minutes`:
+    the `throttled` counter of its STATS minute items (0 where a minute has none)."""
+    until = _now(now).replace(second=0, microsecond=0)
+    window = Window(since=until - timedelta(minutes=minutes - 1), until=until, step_minutes=1)
+    pk, _ = records.consumer_stats_key(str(tenant_id), str(consumer_id), "")
+    return sum(int(item.get("throttled", 0)) for item in _minute_items(pk, window))
+
+
 def daily_events(tenant_id, *, days: int = 14, now: datetime | None = None) -> dict:
     """Events accepted per UTC day (the ingress's quota counters), oldest first."""
     now = _now(now)

@@ -47,6 +47,7 @@ FIELDS = (
     "timeout_ms",
     "delivery_concurrency",
     "retry_policy",
+    "rate_limit_per_second",
 )
 # Write-only inputs, stored encrypted.
 SECRET_FIELDS = ("auth_secret",)
@@ -182,6 +183,24 @@ def _auth_rules(c: Consumer, auth_secret: str | None) -> list[tuple[str, bool, s
     ]
 
 
+def _rate_rules(c: Consumer, before: dict) -> list:
+    """A whole number of deliveries per second, at most the tier's bound; null: no limit."""
+    rate = c.rate_limit_per_second
+    return [
+        (
+            "rate_limit_per_second",
+            rate is not None and not (_is_int(rate) and rate >= 1),
+            "A whole number of deliveries per second, at least 1 (null: no limit).",
+        ),
+        at_most(
+            field="rate_limit_per_second",
+            value=rate,
+            quota="max_consumer_rate_per_second",
+            previous=before.get("rate_limit_per_second"),
+        ),
+    ]
+
+
 def _timeout_rules(c: Consumer) -> list[tuple[str, bool, str | None]]:
     in_range = _is_int(c.timeout_ms) and MIN_TIMEOUT_MS <= c.timeout_ms <= MAX_TIMEOUT_MS
     return [
@@ -217,6 +236,7 @@ def _validate(
                 quota="delivery_concurrency",
                 previous=before.get("delivery_concurrency"),
             ),
+            *_rate_rules(consumer, before),
         ],
         errors,
     )
@@ -254,6 +274,7 @@ def consumer_create(
     timeout_ms: int = 10_000,
     delivery_concurrency: int | None = None,
     retry_policy: dict | None = None,
+    rate_limit_per_second: int | None = None,
 ) -> tuple[Consumer, str | None]:
     """Creates a consumer; an https consumer gets a signing secret, returned once."""
     signing_secret = secrets.generate_signing_secret() if kind == Kind.HTTPS else None
@@ -280,6 +301,7 @@ def consumer_create(
             timeout_ms=timeout_ms,
             delivery_concurrency=delivery_concurrency,
             retry_policy=retry_policy,
+            rate_limit_per_second=rate_limit_per_second,
         ),
         validate=lambda consumer, errors: _validate(consumer, errors, auth_secret=auth_secret),
         before_save=store_secrets,

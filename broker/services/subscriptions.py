@@ -1,7 +1,9 @@
+import re
+
 from django.db import transaction
 
 from broker.functions.shared import patterns
-from broker.models import Consumer, Producer, Subscription
+from broker.models import Consumer, OnHeadFailure, Producer, Subscription
 from broker.sync.contract import SUBSCRIPTION
 from core.errors import ApplicationError
 
@@ -19,8 +21,30 @@ from ._common import (
     update,
 )
 
-FIELDS = ("name", "consumer_id", "event_type", "producer_id", "filter", "enabled", "description")
-UPDATABLE = ("name", "consumer", "event_type", "producer", "filter", "enabled", "description")
+ORDERING_FIELDS = ("ordered", "ordering_key_path", "on_head_failure")
+FIELDS = (
+    "name",
+    "consumer_id",
+    "event_type",
+    "producer_id",
+    "filter",
+    "enabled",
+    "description",
+    *ORDERING_FIELDS,
+)
+UPDATABLE = (
+    "name",
+    "consumer",
+    "event_type",
+    "producer",
+    "filter",
+    "enabled",
+    "description",
+    *ORDERING_FIELDS,
+)
+# A dotted path into the event as the consumer receives it: `data.order_id`, `subject`.
+# Segments of letters, digits, `_` and `-` (no array indexes: a key is one scalar).
+ORDERING_KEY_PATH_RE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 # The filter rides in the route's DynamoDB item (400 KB at most): far below that.
 MAX_FILTER_BYTES = 16 * 1024
 
@@ -58,9 +82,37 @@ def _validate(sub: Subscription, errors: dict, before: dict | None = None) -> No
             ),
             ("filter", True, lambda: _filter_problem(value)),
             ("consumer", sub.consumer_id is None, "This field is required."),
+            *_ordering_rules(sub),
         ],
         errors,
     )
+
+
+def _ordering_rules(sub: Subscription) -> list:
+    """`ordering_key_path` and `on_head_failure` are kept when `ordered` is off (they take
+    effect when it is turned on), so they are checked whatever `ordered` says."""
+    path = sub.ordering_key_path
+    max_path = Subscription._meta.get_field("ordering_key_path").max_length
+    return [
+        ("ordered", not isinstance(sub.ordered, bool), "Expected true or false."),
+        ("ordering_key_path", not isinstance(path, str), "Expected a string."),
+        (
+            "ordering_key_path",
+            isinstance(path, str) and len(path) > max_path,
+            f"At most {max_path} characters.",
+        ),
+        (
+            "ordering_key_path",
+            isinstance(path, str) and bool(path) and not ORDERING_KEY_PATH_RE.fullmatch(path),
+            "A dotted path of letters, digits, '_' and '-' (data.order_id); "
+            "empty: the event's ordering_key.",
+        ),
+        (
+            "on_head_failure",
+            sub.on_head_failure not in OnHeadFailure.values,
+            f"One of: {', '.join(OnHeadFailure.values)}.",
+        ),
+    ]
 
 
 def _filter_problem(value) -> str | None:
@@ -104,6 +156,9 @@ def subscription_create(
     enabled: bool = True,
     description: str = "",
     name: str = "",
+    ordered: bool = False,
+    ordering_key_path: str = "",
+    on_head_failure: str = OnHeadFailure.SKIP,
 ) -> Subscription:
     """`name` (unique in the tenant) defaults to `<consumer>.<event type>`, numbered when
     taken."""
@@ -118,9 +173,18 @@ def subscription_create(
             filter=filter if filter is not None else {},
             enabled=enabled,
             description=description or "",
+            ordered=ordered,
+            ordering_key_path=_strip(ordering_key_path),
+            on_head_failure=on_head_failure,
         )
 
     return create(SUBSCRIPTIONS, actor=actor, build=build, validate=_validate)
+
+
+def _strip(value):
+    if value is None:
+        return ""
+    return value.strip() if isinstance(value, str) else value
 
 
 def _default_name(consumer: Consumer, event_type: str) -> str:
@@ -142,7 +206,7 @@ def subscription_update(*, actor, subscription: Subscription, **changes) -> Subs
         actor=actor,
         changes=changes,
         clean=lambda name, value: (
-            (value or "").strip() if name in ("event_type", "name") else value
+            _strip(value) if name in ("event_type", "name", "ordering_key_path") else value
         ),
         validate=_validate,
     )

@@ -9,12 +9,13 @@ import json
 
 from django import forms
 from django.contrib import messages
+from django.db import connection
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from broker import services
-from broker.models import Consumer, ConsumerAuth, Kind, Producer, Subscription
+from broker.models import Consumer, ConsumerAuth, Kind, OnHeadFailure, Producer, Subscription
 from core.errors import ApplicationError
 from portal.pages import one_time as one_time_secret
 from portal.pages.forms import apply_application_error
@@ -38,6 +39,21 @@ class ProducerForm(forms.Form):
         return data
 
 
+def _rate_limit_field() -> forms.IntegerField:
+    return forms.IntegerField(
+        required=False, min_value=1, label="Rate limit (deliveries per second)"
+    )
+
+
+def _with_plan_rate(form: forms.Form) -> None:
+    """The rate limit's help says the plan's bound (the service refuses above it)."""
+    tenant = getattr(connection, "tenant", None)
+    quotas = tenant.effective_quotas() if getattr(tenant, "tier_id", None) else {}
+    most = quotas.get("max_consumer_rate_per_second")
+    bound = f" At most {most} on your plan." if most else ""
+    form.fields["rate_limit_per_second"].help_text = f"Empty: no limit.{bound}"
+
+
 class ConsumerForm(forms.Form):
     name = forms.CharField(max_length=100)
     kind = forms.ChoiceField(choices=Kind.choices)
@@ -48,6 +64,11 @@ class ConsumerForm(forms.Form):
     auth_secret = forms.CharField(
         required=False, widget=forms.PasswordInput, label="Header value / password / token"
     )
+    rate_limit_per_second = _rate_limit_field()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _with_plan_rate(self)
 
     def service_kwargs(self) -> dict:
         data = dict(self.cleaned_data)
@@ -64,6 +85,26 @@ class SubscriptionForm(forms.Form):
     filter = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="JSON; empty: all"
     )
+    ordered = forms.BooleanField(
+        required=False,
+        label="Ordered per key",
+        help_text="The events of one key reach the consumer one at a time, in order.",
+    )
+    ordering_key_path = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Ordering key path",
+        help_text="A dotted path into the event (data.order_id); empty: its ordering_key.",
+    )
+    on_head_failure = forms.ChoiceField(
+        choices=[
+            (OnHeadFailure.SKIP, "skip: dead-letter the failed event, the key flows on"),
+            (OnHeadFailure.HOLD, "hold: hold the key until you retry or skip"),
+        ],
+        initial=OnHeadFailure.SKIP,
+        required=False,
+        label="When a key's head fails for good",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -79,6 +120,14 @@ class SubscriptionForm(forms.Form):
             return json.loads(text)
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}") from None
+
+    def clean_on_head_failure(self):
+        # Not sent (a client that predates the field): the stored value, or the default.
+        return (
+            self.cleaned_data["on_head_failure"]
+            or self.initial.get("on_head_failure")
+            or OnHeadFailure.SKIP
+        )
 
     def service_kwargs(self) -> dict:
         return dict(self.cleaned_data)
@@ -223,6 +272,11 @@ class ConsumerEditForm(forms.Form):
     delivery_concurrency = forms.IntegerField(
         required=False, min_value=1, help_text="Empty: the tier's."
     )
+    rate_limit_per_second = _rate_limit_field()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _with_plan_rate(self)
 
 
 class ProducerEditForm(forms.Form):
@@ -248,8 +302,12 @@ class ProducerEditForm(forms.Form):
 class SubscriptionEditForm(forms.Form):
     event_type = forms.CharField(max_length=200)
     filter = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    ordered = SubscriptionForm.base_fields["ordered"]
+    ordering_key_path = SubscriptionForm.base_fields["ordering_key_path"]
+    on_head_failure = SubscriptionForm.base_fields["on_head_failure"]
 
     clean_filter = SubscriptionForm.clean_filter
+    clean_on_head_failure = SubscriptionForm.clean_on_head_failure
 
 
 def _edit(request, *, obj, form_class, initial, update, fields):
@@ -290,6 +348,7 @@ def consumer_edit(request, object_id):
             "auth_username": consumer.auth_username,
             "timeout_ms": consumer.timeout_ms,
             "delivery_concurrency": consumer.delivery_concurrency,
+            "rate_limit_per_second": consumer.rate_limit_per_second,
         },
         update=update,
         fields=[
@@ -300,6 +359,7 @@ def consumer_edit(request, object_id):
             "auth_secret",
             "timeout_ms",
             "delivery_concurrency",
+            "rate_limit_per_second",
         ],
     )
 
@@ -333,9 +393,15 @@ def subscription_edit(request, object_id):
         request,
         obj=sub,
         form_class=SubscriptionEditForm,
-        initial={"event_type": sub.event_type, "filter": json.dumps(sub.filter, indent=2)},
+        initial={
+            "event_type": sub.event_type,
+            "filter": json.dumps(sub.filter, indent=2),
+            "ordered": sub.ordered,
+            "ordering_key_path": sub.ordering_key_path,
+            "on_head_failure": sub.on_head_failure,
+        },
         update=lambda data: services.subscription_update(
             actor=request.user, subscription=sub, **data
         ),
-        fields=["event_type", "filter"],
+        fields=["event_type", "filter", "ordered", "ordering_key_path", "on_head_failure"],
     )

@@ -54,11 +54,13 @@ def consumer_page(request, consumer_id):
         status = ""
     before = request.GET.get("before") or None
     unavailable = ""
+    throttled = None
     try:
         health = deliveries.consumer_health(request.tenant.pk, consumer.pk)
         log = deliveries.consumer_log(
             request.tenant.pk, consumer.pk, status=status or None, before=before, limit=50
         )
+        throttled = deliveries.consumer_throttled(request.tenant.pk, consumer.pk)
     except Exception as exc:  # the page stays up when the data plane's table is not
         handled(
             logger,
@@ -74,6 +76,8 @@ def consumer_page(request, consumer_id):
         "portal/consumer.html",
         {
             "consumer": consumer,
+            "subscriptions": consumer.subscriptions.order_by("name"),
+            "throttled": throttled,
             "health": health,
             "log": log,
             "status": status,

@@ -183,6 +183,7 @@ class Egress:
             timeout_ms=timeout_ms,
             delivery_concurrency=concurrency,
             retry_policy=retry or {"strategy": "schedule", "schedule": [10, 60], "max_attempts": 3},
+            rate_limit_per_second=None,
             version=tenant._next(),
             signing_secret=signing_secret,
         )

@@ -10,7 +10,6 @@ from django_tenants.utils import tenant_context
 from broker.deadletters import ingest, runner, services
 from broker.deadletters.models import DeadLetter
 from broker.functions.shared import ordering
-from broker.sync.contract import ordered_queue_urls
 from core import aws
 from tests.helpers.deadletters import dead_letter, ingest_all, purge
 from tests.helpers.functions import receive_fifo, valid_sqs_id
@@ -28,7 +27,7 @@ def fifo_dlq(world, db):
 
 @pytest.fixture
 def ordered_queues(world):
-    urls = ordered_queue_urls(world.a)
+    urls = list(world.a.ordered_queues)
     for url in urls:
         purge(url)
     yield urls
