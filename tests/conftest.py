@@ -43,10 +43,10 @@ def aws_moto():
     """moto in-process for the session: the data plane's stack deployed from the template, as
     everywhere, and the config table `bootstrap_aws` creates. moto's own SQS → Lambda
     invocation is cut, as in the moto server the scripts start."""
-    from broker.functions.local.moto_server import unwire_sqs_lambda
+    from broker.functions.local.moto_server import patch_moto
     from core import aws
 
-    unwire_sqs_lambda()
+    patch_moto()
     saved = settings.AWS_ENDPOINT_URL
     settings.AWS_ENDPOINT_URL = None
     # Most tests name tenants' queues freely (`sink`, `warehouse`); the prefix rule has tests of

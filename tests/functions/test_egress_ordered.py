@@ -262,3 +262,17 @@ def test_ordered_messages_never_carry_a_delay(egress, receiver):
 def _fifo_dlq(dataplane):
     fifo_dlq_url()
     assert settings.get().central_fifo_dlq_name.endswith(".fifo")
+
+
+def test_a_head_failing_every_attempt_is_held_after_its_last(egress, receiver):
+    o = Ordered(egress, on_head_failure="hold", schedule=(1, 1), max_attempts=3)
+    for seq in range(3):
+        o.send("a", seq)
+    _fail_key(receiver, "a")
+    for _ in range(3):
+        o.drain()
+        time.sleep(1.2)
+    o.drain()
+    [key] = held.list_keys(o.tenant_id, o.sub.pk)
+    assert key["held"] == 3
+    assert [i["status"] for i in o.history(o.sent[("a", 0)])] == ["retrying", "retrying", "held"]

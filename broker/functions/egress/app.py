@@ -76,13 +76,18 @@ def handler(event: dict, context=None) -> dict:
     counts: Counter[str] = Counter()
     counts_lock = threading.Lock()
     records = event.get("Records") or []
-    parsed = {}
+    fifo = bool(records) and ordering.is_fifo(records[0].get("eventSourceARN") or "")
+    parsed, planned = {}, set()
     for raw in records:
         message = deliver.parse(raw.get("body") or "")
         if message is not None:
             parsed[raw.get("messageId")] = message
-            slots.plan(message.delivery.tenant_id, message.delivery.consumer_id)
-    fifo = bool(records) and ordering.is_fifo(records[0].get("eventSourceARN") or "")
+            d = message.delivery
+            # A FIFO batch runs one record of a group at a time: a slot per group is enough.
+            group = (raw.get("attributes") or {}).get("MessageGroupId") if fifo else None
+            if group is None or (d.consumer_id, group) not in planned:
+                planned.add((d.consumer_id, group))
+                slots.plan(d.tenant_id, d.consumer_id)
 
     def work(record: SQSRecord) -> str:
         outcome = "platform_error"  # unless process_body says otherwise
@@ -171,6 +176,8 @@ def _run_group(group_records: list[dict], work, slots: dict[str, Future]) -> Non
         try:
             future.set_result(work(record))
         except BaseException as exc:
+            if not isinstance(exc, (deliver.PutBack, deliver.HandedBack)):
+                logger.exception("A FIFO record failed; its group waits for SQS to hand it back")
             future.set_exception(exc)
             _hold_place(record, exc, later=group_records[i + 1 :])
             for rest in group_records[i + 1 :]:
