@@ -223,9 +223,9 @@ def fill(url: str, n: int, *, keys: int | None) -> None:
 
 def drain(url: str, n: int, receiver: Receiver, *, pollers: int) -> float:
     """Seconds until the receiver has `n` more deliveries, `pollers` threads polling."""
-    arn = aws.sqs().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    arn = aws.sqs().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     target = receiver.count + n
     done = threading.Event()
 
