@@ -72,6 +72,7 @@ def attempt(
     subscription_id: str | None = None,
     producer_id: str | None = None,
     event: dict | None = None,
+    ordering_key: str | None = None,
 ) -> dict:
     """One attempt under the consumer's log and under its delivery (+ the EVENT item)."""
     at_iso = at.astimezone(UTC).isoformat(timespec="milliseconds")
@@ -90,6 +91,7 @@ def attempt(
         "replay": replay,
         "attempt": attempt_no,
         "at": at_iso,
+        "ordering_key": ordering_key,
     }
     tid = str(tenant.pk)
     put(

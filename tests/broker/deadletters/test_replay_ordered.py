@@ -9,7 +9,7 @@ from django_tenants.utils import tenant_context
 
 from broker.deadletters import ingest, runner, services
 from broker.deadletters.models import DeadLetter
-from broker.functions.shared import ordering
+from broker.functions.shared import messages, ordering
 from core import aws
 from tests.helpers.deadletters import dead_letter, ingest_all, purge
 from tests.helpers.functions import receive_fifo, valid_sqs_id
@@ -143,3 +143,37 @@ def test_a_refused_letter_holds_back_its_keys_later_letters_only(
             m["message"].event["data"]["seq"]
         )
     assert seqs == {"a": [0], "b": [0, 1, 2]}
+
+
+def test_a_resent_ordered_delivery_goes_to_its_keys_fifo_queue_and_group(
+    world, consumer_a, ordered_queues
+):
+    from datetime import UTC, datetime
+
+    from broker.deliveries.services import delivery_resend
+    from tests import dataplane_items as dp
+
+    sub, delivery_id = str(uuid.uuid4()), messages.new_delivery_id()
+    dp.attempt(
+        world.a,
+        consumer_a.pk,
+        delivery_id=delivery_id,
+        at=datetime.now(UTC),
+        status="dead",
+        http_status=503,
+        subscription_id=sub,
+        ordering_key="order-9",
+    )
+    with tenant_context(world.a):
+        out = delivery_resend(tenant=world.a, actor=world.admin_a, delivery_id=delivery_id)
+    [got] = [{**m, "queue": url} for url in ordered_queues for m in receive_fifo(url)]
+    d = got["message"].delivery
+    group = ordering.group_id(str(world.a.pk), sub, "order-9")
+    assert (d.delivery_id, d.ordering_key, d.group_id, got["group"]) == (
+        delivery_id,
+        "order-9",
+        group,
+        group,
+    )
+    assert got["dedup"] == f"{delivery_id}-{out['replay']}" and valid_sqs_id(got["dedup"])
+    assert got["queue"] == ordering.queue_for({"ordered_queues": ordered_queues}, group)
