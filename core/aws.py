@@ -89,12 +89,6 @@ def silo_ordered_queue_name(tenant_id) -> str:
     return f"{silo_queue_name(tenant_id)}.fifo"
 
 
-def sibling_queue_url(url: str, name: str) -> str:
-    """The URL of queue `name` in the same account and endpoint as the queue at `url`
-    (`<endpoint>/<account>/<name>`), without a call."""
-    return f"{url.rsplit('/', 1)[0]}/{name}"
-
-
 # --- SQS -------------------------------------------------------------------------------
 
 # Every queue we create says its message limit, as the template's do: 256 KiB, which the

@@ -17,7 +17,7 @@ start_moto
 export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-bench-only-key}"
 
 export EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend
-benches=(onboarding sync load dataplane ratelimit replay console configcode)
+benches=(onboarding sync load dataplane ratelimit ordered replay console configcode)
 if [[ $# -gt 0 && -f "bench/$1.py" ]]; then
     benches=("$1")
     shift

@@ -130,6 +130,9 @@ class Tenant(TenantMixin):
     # Delivery queue URLs: one dedicated queue (silo) or the shuffle-shard (pool).
     delivery_queues = models.JSONField(default=list, blank=True)
     silo_queue_url = models.CharField(max_length=500, blank=True)
+    # FIFO delivery queue URLs for ordered subscriptions: the shared `<prefix>-ordered-NN.fifo`
+    # pool, or the silo's own `<prefix>-silo-<tenant_id>.fifo`. Empty until provisioned.
+    ordered_queues = models.JSONField(default=list, blank=True)
     # Monotonic version of the TENANT item in DynamoDB; bumped on every change it reflects.
     version = models.PositiveBigIntegerField(default=0)
     synced_version = models.PositiveBigIntegerField(default=0)

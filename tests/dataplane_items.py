@@ -73,6 +73,7 @@ def attempt(
     producer_id: str | None = None,
     event: dict | None = None,
     throttled_ms: int | None = None,
+    ordering_key: str | None = None,
 ) -> dict:
     """One attempt under the consumer's log and under its delivery (+ the EVENT item)."""
     at_iso = at.astimezone(UTC).isoformat(timespec="milliseconds")
@@ -92,6 +93,7 @@ def attempt(
         "attempt": attempt_no,
         "at": at_iso,
         "throttled_ms": throttled_ms,
+        "ordering_key": ordering_key,
     }
     tid = str(tenant.pk)
     put(

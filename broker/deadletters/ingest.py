@@ -1,4 +1,8 @@
-"""DLQ ingest (docs/design.md, flow 6): central DLQ → DeadLetter rows in the tenants' schemas.
+"""DLQ ingest (docs/design.md, flow 6): central DLQs → DeadLetter rows in the tenants' schemas.
+
+Both central DLQs are read: the standard one and the FIFO one of ordered subscriptions
+(`<prefix>-dlq.fifo`: a FIFO queue redrives only to a FIFO queue), whose letters carry their
+ordering key and group in `metadata` (`ordering_key`, `group_id`), for replay in key order.
 
 At-least-once in, exactly-once rows: a batch of up to 10 messages is received (long poll),
 each tenant's letters are upserted by delivery id in one transaction, and only then are the
@@ -61,21 +65,38 @@ def dlq_url() -> str:
     return aws.queue_url(aws.central_dlq_name())
 
 
+def dlq_urls() -> list[str]:
+    """The central DLQ, and the FIFO one when the data plane's stack has it."""
+    urls = [dlq_url()]
+    try:
+        urls.append(aws.queue_url(aws.central_fifo_dlq_name()))
+    except aws.sqs().exceptions.QueueDoesNotExist:
+        logger.warning(
+            "no FIFO DLQ (%s): a stack from before ordered delivery", aws.central_fifo_dlq_name()
+        )
+    return urls
+
+
 def run(*, max_batches: int = 1, wait_seconds: int | None = None) -> IngestResult:
-    """Receives and places up to `max_batches` batches (stops at the first one not full)."""
+    """Receives and places up to `max_batches` batches of each DLQ (stops at the first one not
+    full); `more` when the last batch of either was full."""
     connection.set_schema_to_public()
     result = IngestResult()
     wait = settings.DLQ_RECEIVE_WAIT_SECONDS if wait_seconds is None else wait_seconds
     with _single_ingest() as mine:
         if not mine:
             return result
-        url = dlq_url()
-        for _ in range(max_batches):
-            full = ingest_batch(queue_url=url, wait_seconds=wait, result=result)
-            if not full:
-                result.more = False
-                break
-            result.more = True
+        more = False
+        for url in dlq_urls():
+            for _ in range(max_batches):
+                full = ingest_batch(queue_url=url, wait_seconds=wait, result=result)
+                if not full:
+                    break
+            else:
+                more = True
+            # One long poll per run: the FIFO DLQ gets a short one (the job runs again soon).
+            wait = 0
+        result.more = more
     return result
 
 
@@ -286,6 +307,12 @@ def upsert_letters(*, tenant_id: str, items: list[tuple[dict, messages.Message]]
                         "test": bool(d.test),
                         "kind": message.kind,
                         "sqs_message_id": raw.get("MessageId"),
+                        # Ordered subscriptions: the key and its message group (replay order).
+                        **(
+                            {"ordering_key": d.ordering_key, "group_id": d.group_id}
+                            if d.group_id
+                            else {}
+                        ),
                     },
                     life_replay=d.replay,
                     replay_count=d.replay,

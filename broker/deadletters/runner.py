@@ -1,10 +1,19 @@
 """The replay job runner (docs/design.md, flow 7): frozen selection → SendMessageBatch to the
-consumer's current delivery queue, 10 a call, at the job's rate; progress saved per batch."""
+consumer's current delivery queue, 10 a call, at the job's rate; progress saved per batch.
+
+Letters go in the order they were dead-lettered. A letter of an ordered subscription (its
+`metadata` holds `ordering_key` and `group_id`) goes back to its key's FIFO queue
+(`ordering.queue_for` over the tenant's FIFO queues) in the key's message group, with the
+deduplication id delivery id + replay number; one letter of a key per SendMessageBatch call,
+so a key's letters arrive in their original order, and when one is refused the key's later
+letters of the batch are not sent (they stay pending, for the next replay).
+"""
 
 import json
 import logging
 import random
 import time
+from collections import deque
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -12,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from broker import secrets
-from broker.functions.shared import messages
+from broker.functions.shared import messages, ordering
 from broker.models import Consumer
 from core import aws, locks
 from tenants.models import Tenant
@@ -61,8 +70,11 @@ def _queue_for(tenant: Tenant) -> str | None:
     return random.choice(queues)  # noqa: S311 (load spreading, as the ingress does)
 
 
-def _entry(tenant_id: str, letter: DeadLetter) -> dict:
+def _entry(tenant_id: str, letter: DeadLetter, *, ordered_queues: list[str]) -> dict:
+    """The letter's SendMessageBatch entry; an ordered one also carries its queue (`QueueUrl`,
+    taken out before sending), MessageGroupId and MessageDeduplicationId."""
     event = json.loads(secrets.decrypt(tenant_id=tenant_id, token=letter.payload_encrypted))
+    meta = letter.metadata or {}
     delivery = messages.Delivery(
         delivery_id=letter.delivery_id,
         tenant_id=tenant_id,
@@ -73,15 +85,25 @@ def _entry(tenant_id: str, letter: DeadLetter) -> dict:
         event_type=letter.event_type,
         replay=letter.replay_number,
         attempt=1,
-        test=bool((letter.metadata or {}).get("test")),
+        test=bool(meta.get("test")),
     )
+    ordered = bool(meta.get("group_id") and ordered_queues)
+    if ordered:
+        delivery.ordering_key, delivery.group_id = meta.get("ordering_key"), meta["group_id"]
     message = messages.delivery_message(delivery, event)
     # A deterministic entry id: the same letter resent after a crash is the same entry.
-    return {
+    entry = {
         "Id": letter.pk.hex,
         "MessageBody": message.body(),
         "MessageAttributes": message.attributes(),
     }
+    if ordered:
+        entry.update(
+            QueueUrl=ordering.queue_for({"ordered_queues": ordered_queues}, delivery.group_id),
+            MessageGroupId=delivery.group_id,
+            MessageDeduplicationId=ordering.dedup_id(delivery.delivery_id, delivery.replay),
+        )
+    return entry
 
 
 def _chunks(entries: list[dict]):
@@ -149,6 +171,36 @@ def _send(queue_url: str, entries: list[dict], *, job_id, sleep=time.sleep) -> t
     return sent, refused
 
 
+def _send_ordered(entries: list[dict], *, job_id, sleep=time.sleep) -> tuple[set, dict]:
+    """Sends ordered entries (in the order given) in rounds of one entry per message group,
+    so that a refused entry has nothing of its key sent after it; the key's later entries are
+    then refused too. Returns (ids sent, {id: error})."""
+    queues: dict[str, deque] = {}
+    for entry in entries:
+        queues.setdefault(entry["MessageGroupId"], deque()).append(entry)
+    sent: set = set()
+    refused: dict = {}
+    while any(queues.values()):
+        heads = [q[0] for q in queues.values() if q]
+        by_queue: dict[str, list[dict]] = {}
+        for entry in heads:
+            body = {k: v for k, v in entry.items() if k != "QueueUrl"}
+            by_queue.setdefault(entry["QueueUrl"], []).append(body)
+        for url, round_entries in by_queue.items():
+            ok, bad = _send(url, round_entries, job_id=job_id, sleep=sleep)
+            sent |= ok
+            refused.update(bad)
+        for q in queues.values():
+            if not q:
+                continue
+            head = q.popleft()
+            if head["Id"] in refused:
+                for later in q:
+                    refused[later["Id"]] = "an earlier letter of its key was refused"
+                q.clear()
+    return sent, refused
+
+
 def _one_runner(job_id):
     """One runner per job (a resume kick may find it still running). A session advisory
     lock dies with its connection, so a killed worker's job can be resumed at once."""
@@ -190,6 +242,7 @@ def _run(*, tenant: Tenant, job_id, sleep, clock) -> str:
         return JobStatus.FAILED
     tenant = Tenant.objects.select_related("tier").get(pk=tenant.pk)
     tenant_id = str(tenant.pk)
+    ordered = list(tenant.ordered_queues or [])
     limiter = RateLimiter(job.rate_per_second, clock=clock, sleep=sleep)
     while True:
         with transaction.atomic():
@@ -199,7 +252,8 @@ def _run(*, tenant: Tenant, job_id, sleep, clock) -> str:
             batch = list(
                 DeadLetter.objects.select_for_update()
                 .filter(last_job=job, status=LetterStatus.REPLAYING)
-                .order_by("id")[:SQS_BATCH]
+                # In the order they were dead-lettered: an ordered key's letters in key order.
+                .order_by("dead_lettered_at", "id")[:SQS_BATCH]
             )
             if not batch:
                 job.status = JobStatus.COMPLETED
@@ -216,10 +270,18 @@ def _run(*, tenant: Tenant, job_id, sleep, clock) -> str:
         entries, unreadable = [], {}
         for letter in batch:
             try:
-                entries.append(_entry(tenant_id, letter))
+                entries.append(_entry(tenant_id, letter, ordered_queues=ordered))
             except (secrets.SecretError, ValueError) as exc:
                 unreadable[letter.pk.hex] = f"payload unreadable: {type(exc).__name__}"
-        sent, refused = _send(queue_url, entries, job_id=job.pk, sleep=sleep)
+        plain = [e for e in entries if "MessageGroupId" not in e]
+        sent, refused = (
+            _send(queue_url, plain, job_id=job.pk, sleep=sleep) if plain else (set(), {})
+        )
+        more_sent, more_refused = _send_ordered(
+            [e for e in entries if "MessageGroupId" in e], job_id=job.pk, sleep=sleep
+        )
+        sent |= more_sent
+        refused.update(more_refused)
         refused.update(unreadable)
         _save_batch(job, batch, sent=sent, refused=refused)
 

@@ -20,7 +20,7 @@ from broker.audit import audit_record
 from broker.deadletters.models import DeadLetter
 from broker.deadletters.numbers import replay_number_allocate
 from broker.functions.ingress import routing
-from broker.functions.shared import messages
+from broker.functions.shared import messages, ordering
 from broker.models import Consumer, Subscription
 from core import aws
 from core.audit_actions import AuditAction
@@ -54,6 +54,17 @@ def _queue(tenant) -> str:
 
 
 def _send(tenant, message: messages.Message) -> str:
+    d = message.delivery
+    if d.group_id and tenant.ordered_queues:
+        # An ordered delivery: behind its key's events, in its key's group of its FIFO queue.
+        answer = aws.sqs().send_message(
+            QueueUrl=ordering.queue_for({"ordered_queues": tenant.ordered_queues}, d.group_id),
+            MessageBody=message.body(),
+            MessageAttributes=message.attributes(),
+            MessageGroupId=d.group_id,
+            MessageDeduplicationId=ordering.dedup_id(d.delivery_id, d.replay),
+        )
+        return answer["MessageId"]
     answer = aws.sqs().send_message(
         QueueUrl=_queue(tenant),
         MessageBody=message.body(),
@@ -92,7 +103,8 @@ def _next_replay(delivery_id: str, attempts: list[dict]) -> int:
 
 def delivery_resend(*, tenant, actor, delivery_id: str) -> dict:
     """Sends one delivery again, as a replay: the same delivery id (the consumer's
-    `webhook-id`), the next replay number, attempt 1, the recorded event."""
+    `webhook-id`), the next replay number, attempt 1, the recorded event. An ordered delivery
+    (its records carry its key) goes to its key's FIFO queue, in its key's group."""
     history = selectors.delivery_history(tenant.pk, delivery_id, for_display=False)
     if history is None or not history["attempts"]:
         raise ApplicationError("No such delivery.", code="not_found", status_code=404)
@@ -127,6 +139,10 @@ def delivery_resend(*, tenant, actor, delivery_id: str) -> dict:
         ),
         event,
     )
+    key = last.get("ordering_key")
+    if key and last.get("subscription_id"):
+        message.delivery.ordering_key = key
+        message.delivery.group_id = ordering.group_id(tenant.pk, last["subscription_id"], key)
     with transaction.atomic():
         audit_record(
             actor=actor,

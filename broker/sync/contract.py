@@ -23,24 +23,10 @@ from broker.functions.shared.contract import (
     source_queue_pk,
     tenant_pk,
 )
-from core import aws
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def ordered_queue_urls(tenant) -> list[str]:
-    """The tenant's FIFO delivery queues (ordered subscriptions): its own (silo) or the pool's
-    shared ones, in the account and endpoint of its delivery queues; none until provisioned."""
-    if tenant.silo_queue_url:
-        return [
-            aws.sibling_queue_url(tenant.silo_queue_url, aws.silo_ordered_queue_name(tenant.pk))
-        ]
-    if tenant.tier.deployment_model == "pool" and tenant.delivery_queues:
-        base = tenant.delivery_queues[0]
-        return [aws.sibling_queue_url(base, name) for name in aws.shared_ordered_queue_names()]
-    return []
 
 
 def tenant_item(tenant) -> dict:
@@ -56,12 +42,12 @@ def tenant_item(tenant) -> dict:
         "deployment_model": tenant.tier.deployment_model,
         "quotas": tenant.effective_quotas(),
         "delivery_queues": list(tenant.delivery_queues),
+        # FIFO queues of ordered subscriptions; absent until provisioned (the data plane then
+        # delivers ordered routes unordered and says so).
+        "ordered_queues": list(tenant.ordered_queues) or None,
         "version": tenant.version,
         "updated_at": now_iso(),
     }
-    # Absent until provisioned: the ingress then delivers ordered routes unordered.
-    if ordered := ordered_queue_urls(tenant):
-        item["ordered_queues"] = ordered
     return item
 
 

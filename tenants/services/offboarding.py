@@ -79,13 +79,11 @@ def _offboard(tenant_id, *, final: bool) -> Tenant | None:
         if tenant.silo_queue_url and tenant.silo_queue_url not in deleted_queues:
             aws.queue_delete(url=tenant.silo_queue_url)
             deleted_queues.append(tenant.silo_queue_url)
-        if tenant.silo_queue_url:
-            ordered = aws.sibling_queue_url(
-                tenant.silo_queue_url, aws.silo_ordered_queue_name(tenant.pk)
-            )
-            if ordered not in deleted_queues:
-                aws.queue_delete(url=ordered)
-                deleted_queues.append(ordered)
+        if tenant.silo_queue_url:  # its own FIFO queue too (the pool's are shared)
+            for ordered in tenant.ordered_queues:
+                if ordered not in deleted_queues:
+                    aws.queue_delete(url=ordered)
+                    deleted_queues.append(ordered)
         report["deleted_queues"] = deleted_queues
         step_done()
         report["tombstoned_items"] = report.get("tombstoned_items", 0) + hooks.tenant_tear_down(

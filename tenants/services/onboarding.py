@@ -130,17 +130,19 @@ def tenant_onboard(
     return tenant
 
 
-def _provision_queues(tenant: Tenant) -> tuple[list[str], str]:
+def _provision_queues(tenant: Tenant) -> tuple[list[str], str, list[str]]:
+    """(delivery queues, silo queue, FIFO queues of ordered subscriptions)."""
     if tenant.tier.deployment_model == "silo":
-        # Its event source mapping is made when the TENANT item is published (broker's
+        # Its event source mappings are made when the TENANT item is published (broker's
         # relay, broker/sync/mappings.py): with the tenant's status, which says enabled or not.
         url = aws.delivery_queue_create(name=aws.silo_queue_name(tenant.pk))
-        # And its FIFO queue for ordered subscriptions (the TENANT item's `ordered_queues`).
-        aws.ordered_queue_create(name=aws.silo_ordered_queue_name(tenant.pk))
-        return [url], url
+        ordered = aws.ordered_queue_create(name=aws.silo_ordered_queue_name(tenant.pk))
+        return [url], url, [ordered]
     names = aws.shared_delivery_queue_names()
     shard = shard_for(tenant.pk, n=len(names), k=min(settings.SHUFFLE_SHARD_SIZE, len(names)))
-    return [aws.queue_url(names[i]) for i in shard], ""
+    # Every shared FIFO queue: a key picks one by a hash of its group (ordering.queue_for).
+    ordered = [aws.queue_url(name) for name in aws.shared_ordered_queue_names()]
+    return [aws.queue_url(names[i]) for i in shard], "", ordered
 
 
 def tenant_provision(*, tenant_id, final: bool = True) -> Tenant | None:
@@ -162,13 +164,14 @@ def _provision(tenant_id, *, final: bool) -> Tenant | None:
         return tenant
     try:
         create_tenant_schema(tenant)
-        queues, silo_url = _provision_queues(tenant)
+        queues, silo_url, ordered = _provision_queues(tenant)
         with transaction.atomic():
             tenant = _locked(tenant_id)
             if tenant.status != S.PROVISIONING:
                 return tenant
             tenant.delivery_queues = queues
             tenant.silo_queue_url = silo_url
+            tenant.ordered_queues = ordered
             tenant.provisioning_error = ""
             _invite_first_admin(tenant)
             _transition(tenant, S.ACTIVE, action=AuditAction.PROVISIONED)

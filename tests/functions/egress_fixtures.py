@@ -44,6 +44,8 @@ class Receiver:
     def __init__(self):
         self.received: list[Received] = []
         self.answers: dict[str, Answer] = {}
+        # decide(path, body) -> Answer | None: an answer chosen by the request's body.
+        self.decide = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,7 +53,8 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 receiver.received.append(Received(self.path, dict(self.headers), body))
-                answer = receiver.answers.get(self.path, Answer())
+                answer = receiver.decide(self.path, body) if receiver.decide else None
+                answer = answer or receiver.answers.get(self.path, Answer())
                 if answer.delay:
                     time.sleep(answer.delay)
                 try:
@@ -180,6 +183,7 @@ class Egress:
             timeout_ms=timeout_ms,
             delivery_concurrency=concurrency,
             retry_policy=retry or {"strategy": "schedule", "schedule": [10, 60], "max_attempts": 3},
+            rate_limit_per_second=None,
             version=tenant._next(),
             signing_secret=signing_secret,
         )

@@ -74,3 +74,44 @@ def test_a_repeated_deduplication_id_is_dropped():
     _send(url, "a", "same")
     _send(url, "a", "same")
     assert len(_receive(url)) == 1
+
+
+def test_pollers_receiving_at_once_never_hold_two_messages_of_one_group():
+    """moto alone would let a second receive take a group's next message while the first holds
+    its head; broker/functions/local/moto_server.py makes FIFO receives one at a time."""
+    import threading
+
+    url = new_fifo_queue()
+    for seq in range(6):
+        for group in range(10):
+            _send(url, f"g{group}", f"g{group}-{seq}")
+    in_flight, seen, lock, errors = set(), [], threading.Lock(), []
+
+    def poller():
+        client = aws.sqs()
+        idle = 0
+        while idle < 3:
+            got = client.receive_message(QueueUrl=url, MaxNumberOfMessages=1).get("Messages", [])
+            if not got:
+                idle += 1
+                continue
+            idle = 0
+            group, seq = got[0]["Body"].split("-")
+            with lock:
+                if group in in_flight:
+                    errors.append(got[0]["Body"])
+                in_flight.add(group)
+                seen.append((group, int(seq)))
+            time.sleep(0.002)
+            with lock:
+                in_flight.discard(group)
+            client.delete_message(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"])
+
+    threads = [threading.Thread(target=poller) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for group in range(10):
+        assert [s for g, s in seen if g == f"g{group}"] == list(range(6))

@@ -179,3 +179,62 @@ def free_receiver_port() -> int:
                 continue
             return port
     raise RuntimeError("no free port in 8250-8299")
+
+
+class KeyedReceiver:
+    """An HTTP consumer in the test's process, for ordered delivery: it records every request's
+    (time, key, seq, status) from the event's `data`, fails a share of first attempts at random
+    (503; a delivery's first attempt is its first `webhook-id` seen), and every attempt of the
+    events of the keys in `failing`."""
+
+    def __init__(self, *, fail_first: float = 0.0, seed: int = 18):
+        import random
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.fail_first, self.rng = fail_first, random.Random(seed)
+        self.failing: set[str] = set()
+        self.log: list[tuple[float, str, int, int]] = []
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                data = json.loads(body).get("data") or {}
+                status = receiver._answer(self.headers.get("webhook-id", ""), data)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_receiver_port()), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ordered"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _answer(self, webhook_id: str, data: dict) -> int:
+        with self._lock:
+            first = webhook_id not in self._seen
+            self._seen.add(webhook_id)
+            key, seq = str(data.get("key")), int(data.get("seq", -1))
+            failed = key in self.failing or (first and self.rng.random() < self.fail_first)
+            status = 503 if failed else 200
+            self.log.append((time.time(), key, seq, status))
+            return status
+
+    def delivered(self) -> dict[str, list[tuple[int, float]]]:
+        """key → [(seq, time)] of the requests answered 200, in arrival order."""
+        out: dict[str, list[tuple[int, float]]] = {}
+        with self._lock:
+            for at, key, seq, status in self.log:
+                if status == 200:
+                    out.setdefault(key, []).append((seq, at))
+        return out
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -107,17 +107,14 @@ class TenantPlane:
             effective_quotas=lambda: dict(self.quotas),
             delivery_queues=self.queue_urls,
             silo_queue_url="",
+            ordered_queues=list(self.ordered_queues or []),
             version=self._next(),
         )
 
     def write_tenant(self, **changes) -> None:
         for name, value in changes.items():
             setattr(self, name, value)
-        item = contract.tenant_item(self._ns())
-        item.pop("ordered_queues", None)
-        if self.ordered_queues is not None:
-            item["ordered_queues"] = list(self.ordered_queues)
-        put_item(item)
+        put_item(contract.tenant_item(self._ns()))
 
     def producer(
         self,
@@ -180,6 +177,7 @@ class TenantPlane:
             timeout_ms=5000,
             delivery_concurrency=None,
             retry_policy={"strategy": "exponential", "max_attempts": 3},
+            rate_limit_per_second=None,
             version=self._next(),
         )
         put_item(contract.consumer_item(consumer, tenant=self._ns()))
@@ -197,8 +195,7 @@ class TenantPlane:
         ordering_key_path=None,
         on_head_failure=None,
     ):
-        """`ordered`, `ordering_key_path`, `on_head_failure`: the ROUTE item's attributes of
-        ordered delivery (CONTRACT-18), written as given (absent when None)."""
+        """`ordered`, `ordering_key_path`, `on_head_failure`: the subscription's ordering."""
         sub = SimpleNamespace(
             pk=str(uuid.uuid4()),
             event_type=event_type,
@@ -206,20 +203,12 @@ class TenantPlane:
             producer_id=producer.pk if producer else None,
             filter=filter or {},
             enabled=enabled,
-            # The model's fields (wip/fields), for a route_item that reads them.
             ordered=bool(ordered),
             ordering_key_path=ordering_key_path or "",
             on_head_failure=on_head_failure or "skip",
             version=self._next(),
         )
         item = contract.route_item(sub, tenant=self._ns())
-        for name, value in (
-            ("ordered", ordered),
-            ("ordering_key_path", ordering_key_path),
-            ("on_head_failure", on_head_failure),
-        ):
-            if value is not None:
-                item[name] = value
         put_item(item)
         return sub
 

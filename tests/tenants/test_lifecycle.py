@@ -185,7 +185,7 @@ def test_offboarding_removes_queues_items_schema_and_keeps_a_report(
     item = tenant_item(tenant)
     assert item["deleted"] is True and "ttl" in item
     report = tenant.offboarding_report
-    ordered = aws.sibling_queue_url(tenant.silo_queue_url, aws.silo_ordered_queue_name(tenant.pk))
+    [ordered] = tenant.ordered_queues
     assert report["deleted_queues"] == [tenant.silo_queue_url, ordered]
     assert report["tombstoned_items"] == 1
     assert report["removed_members"] == 1

@@ -68,7 +68,9 @@ def test_an_offboarding_whose_worker_is_killed_mid_way_is_resumed_and_completes(
         worker.stop()
         proxy.close()
     report = _tenant(tenant.pk).offboarding_report
-    assert report["deleted_queues"] == [tenant.silo_queue_url] and "error" not in report
+    # Its silo queue and its FIFO queue (ordered subscriptions), each deleted once.
+    assert report["deleted_queues"] == [tenant.silo_queue_url, *tenant.ordered_queues]
+    assert "error" not in report
     assert report["failed_attempts"] >= 1
     assert dynamo.get_item(contract.tenant_pk(tenant.pk), "TENANT")["deleted"] is True
     prefix = aws.silo_queue_name(tenant.pk)
@@ -101,5 +103,8 @@ def test_a_provisioning_whose_worker_is_killed_mid_way_is_resumed_and_ends_activ
     item = dynamo.get_item(contract.tenant_pk(tenant.pk), "TENANT")
     assert item["status"] == "active" and item["version"] == tenant.version
     prefix = aws.silo_queue_name(tenant.pk)
-    [url] = aws.sqs().list_queues(QueueNamePrefix=prefix)["QueueUrls"]
-    assert url.rsplit("/", 1)[1] == tenant.silo_queue_url.rsplit("/", 1)[1] == prefix  # one
+    # One silo queue and one FIFO queue (ordered subscriptions), whatever the retries.
+    url, fifo = sorted(aws.sqs().list_queues(QueueNamePrefix=prefix)["QueueUrls"])
+    assert url.rsplit("/", 1)[1] == tenant.silo_queue_url.rsplit("/", 1)[1] == prefix
+    assert [u.rsplit("/", 1)[1] for u in tenant.ordered_queues] == [f"{prefix}.fifo"]
+    assert fifo.rsplit("/", 1)[1] == f"{prefix}.fifo"

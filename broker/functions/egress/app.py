@@ -15,25 +15,41 @@ unavailable) or when it was handed back untried: SQS hands that one out again an
 successful neighbours. A consumer's failure is handled here (retry re-enqueued, or dead
 letter) and its record succeeds. After the batch: the idempotency marks are written (one
 BatchWriteItem), the in-flight slots given back and the delivery records flushed.
+
+A batch from a FIFO queue (ordered deliveries, docs/data-plane.md, "Ordering") runs its
+records one at a time within a message group (a key) and its groups concurrently: one worker
+per group takes its records in order. A record that fails (a retry that waits in place, a
+deferral, a hand-back, a platform error) stops its group: it and every later record of its
+group in the batch are reported in `batchItemFailures`, the rest of the batch goes on. That is
+Powertools' `SqsFifoPartialProcessor` with `skip_group_on_error`, which builds the answer. The
+other way, stopping at the first failure and reporting every record not processed (AWS's
+Lambda documentation for FIFO), would make one key's failure delay every other key of the
+batch by a receive and a visibility timeout, which per-key ordering is meant to avoid. The
+failed record's visibility is set to its wait (`deliver.PutBack`), and the later records' to
+0: they stay behind it (SQS hands out nothing of a group while one of it is in flight), and
+their group comes back as soon as its head does.
 """
 
 import contextvars
 import os
 import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
+    SqsFifoPartialProcessor,
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from broker.functions import aws
 from broker.functions.egress import deliver, idempotency, inflight
 from broker.functions.egress.recorder import flush_records
+from broker.functions.shared import held, ordering
 
 logger = Logger(service="broker-egress")
 FULL_BATCH = 10  # the event source mapping's batch size (deploy/)
@@ -59,12 +75,19 @@ def handler(event: dict, context=None) -> dict:
     batch = deliver.Batch(lambda_context=context, slots=slots)
     counts: Counter[str] = Counter()
     counts_lock = threading.Lock()
-    parsed = {}
-    for raw in event.get("Records") or []:
+    records = event.get("Records") or []
+    fifo = bool(records) and ordering.is_fifo(records[0].get("eventSourceARN") or "")
+    parsed, planned = {}, set()
+    for raw in records:
         message = deliver.parse(raw.get("body") or "")
         if message is not None:
             parsed[raw.get("messageId")] = message
-            slots.plan(message.delivery.tenant_id, message.delivery.consumer_id)
+            d = message.delivery
+            # A FIFO batch runs one record of a group at a time: a slot per group is enough.
+            group = (raw.get("attributes") or {}).get("MessageGroupId") if fifo else None
+            if group is None or (d.consumer_id, group) not in planned:
+                planned.add((d.consumer_id, group))
+                slots.plan(d.tenant_id, d.consumer_id)
 
     def work(record: SQSRecord) -> str:
         outcome = "platform_error"  # unless process_body says otherwise
@@ -75,10 +98,14 @@ def handler(event: dict, context=None) -> dict:
                 batch=batch,
                 receive_count=int(record.attributes.approximate_receive_count or 1),
                 message=parsed.get(record.message_id),
+                fifo=_fifo_record(record) if fifo else None,
             )
             return outcome
         except deliver.HandedBack:
             outcome = deliver.HANDED_BACK
+            raise
+        except deliver.PutBack as exc:
+            outcome = exc.outcome
             raise
         finally:
             with counts_lock:
@@ -87,18 +114,25 @@ def handler(event: dict, context=None) -> dict:
     def record_handler(record: SQSRecord) -> str:
         return running[record.message_id].result()  # raises what the attempt raised
 
-    # All records failing is reported like any partial failure, not raised.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    if fifo:
+        processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+        processor.raise_on_entire_batch_failure = False
+    else:
+        # All records failing is reported like any partial failure, not raised.
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     pending = None
     try:
         # The idempotency COMPLETED marks are written together when the batch is done.
         with idempotency.completions_batched() as pending:
-            running = {
-                raw.get("messageId"): _workers.submit(
-                    contextvars.copy_context().run, work, SQSRecord(raw)
-                )
-                for raw in event.get("Records") or []
-            }
+            if fifo:
+                running = _run_groups(records, work)
+            else:
+                running = {
+                    raw.get("messageId"): _workers.submit(
+                        contextvars.copy_context().run, work, SQSRecord(raw)
+                    )
+                    for raw in records
+                }
             return process_partial_response(
                 event=event, record_handler=record_handler, processor=processor, context=context
             )
@@ -108,9 +142,70 @@ def handler(event: dict, context=None) -> dict:
         except Exception:
             logger.exception("Giving back in-flight slots failed (they expire on their own)")
         # A full batch means more are coming: write whole chunks only (recorder.py says why).
-        flush_records(full_only=len(event.get("Records") or []) >= FULL_BATCH)
+        flush_records(full_only=len(records) >= FULL_BATCH)
         failed_marks = pending.failed_marks if pending is not None else 0
         _emit(counts, failed=len(processor.fail_messages), failed_marks=failed_marks)
+
+
+def _fifo_record(record: SQSRecord) -> deliver.FifoRecord:
+    attribute = (record.raw_event.get("messageAttributes") or {}).get(held.MARKER_ATTRIBUTE)
+    marker = (attribute or {}).get("stringValue")
+    return deliver.FifoRecord(queue_url=deliver.queue_url(record.event_source_arn), marker=marker)
+
+
+def _run_groups(records: list[dict], work) -> dict[str, Future]:
+    """One worker per message group, taking its records in order and stopping at the first
+    that fails; {message id: its result}, for the records tried (the processor fails the rest
+    of a failed group without asking)."""
+    groups: dict[str, list[dict]] = {}
+    for raw in records:
+        group = (raw.get("attributes") or {}).get("MessageGroupId") or raw.get("messageId")
+        groups.setdefault(group, []).append(raw)
+    futures: dict[str, Future] = {}
+    for group_records in groups.values():
+        slots = {raw.get("messageId"): Future() for raw in group_records}
+        futures.update(slots)
+        _workers.submit(contextvars.copy_context().run, _run_group, group_records, work, slots)
+    return futures
+
+
+def _run_group(group_records: list[dict], work, slots: dict[str, Future]) -> None:
+    for i, raw in enumerate(group_records):
+        record = SQSRecord(raw)
+        future = slots[record.message_id]
+        try:
+            future.set_result(work(record))
+        except BaseException as exc:
+            if not isinstance(exc, (deliver.PutBack, deliver.HandedBack)):
+                logger.exception("A FIFO record failed; its group waits for SQS to hand it back")
+            future.set_exception(exc)
+            _hold_place(record, exc, later=group_records[i + 1 :])
+            for rest in group_records[i + 1 :]:
+                # Never tried: the processor fails them for their group (skip_group_on_error).
+                slots[rest.get("messageId")].set_exception(exc)
+            return
+
+
+def _hold_place(record: SQSRecord, exc: BaseException, *, later: list[dict]) -> None:
+    """A failed FIFO record keeps its key's head: its visibility is its wait (a retry's delay,
+    a deferral), the later records' of its group 0, so the group returns with its head."""
+    entries = []
+    if isinstance(exc, deliver.PutBack):
+        entries.append((record.receipt_handle, exc.delay))
+    entries += [(raw.get("receiptHandle"), 0) for raw in later]
+    if not entries:
+        return
+    try:
+        aws.sqs().change_message_visibility_batch(
+            QueueUrl=deliver.queue_url(record.event_source_arn),
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+                for i, (handle, seconds) in enumerate(entries)
+            ],
+        )
+    except Exception:
+        # They come back after the queue's visibility timeout instead, still in order.
+        logger.exception("Setting the visibility of a failed FIFO record failed")
 
 
 def _emit(counts: Counter, *, failed: int, failed_marks: int = 0) -> None:

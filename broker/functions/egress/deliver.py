@@ -25,11 +25,28 @@ visibility timeout). A hand-back adds a receive toward the queue's redrive maxRe
 (10), which is not an attempt count: from its `HANDBACK_REQUEUE_AT`-th receive a record is
 instead sent back to its queue as a new message (the same body, a fresh receive count) and
 succeeds, so hand-backs alone never take a delivery to the DLQ.
+
+Ordered deliveries (a record of a FIFO queue, `FifoRecord`; docs/data-plane.md, "Ordering")
+keep their key's order, so nothing is sent back to the queue behind the key's later events:
+- a retry waits in place: the attempt is counted in the data-plane table
+  (`records.ordered_attempt_key`: a FIFO message's body cannot change), and `PutBack` makes
+  the handler set the record's visibility to the retry policy's delay (at most 12 h) and report
+  it failed, so SQS hands it out again, still its key's head; the same for a deferral (in-flight
+  cap), a not-yet-due message and the rate limiter's delay, which are not attempts;
+- a record handed back is never sent back as a new message (its key's later events would
+  pass it): the FIFO queues' redrive count is high instead (deploy/template.yaml);
+- after the last attempt, the route's `on_head_failure` decides: `skip` dead-letters it to the
+  central FIFO DLQ (in its key's message group) and the key's next event flows; `hold` holds
+  the key (shared/held.py): the head and every later event of the key are kept in the
+  data-plane table, their SQS messages deleted, until someone retries or skips the key;
+- a record of a held key is appended behind it (`HELD_BEHIND`) and deleted from SQS; a message
+  the hold released is delivered, then the next one released (`held.advance`).
 """
 
 import dataclasses
 import functools
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -47,7 +64,7 @@ from broker.functions.egress import (
     transport,
 )
 from broker.functions.egress.recorder import RECORDER
-from broker.functions.shared import arn, jsontext, messages, records, secrets
+from broker.functions.shared import arn, held, jsontext, messages, ordering, records, secrets
 
 logger = Logger(service="broker-egress", child=True)
 
@@ -60,6 +77,9 @@ HANDED_BACK = "handed_back"  # no time left to try it: reported failed, SQS hand
 REQUEUED = "requeued"  # no time left, received often already: sent back as a new message
 SLOW_LANE = "slow_lane"  # a consumer on the slow lane: moved to its queue untried (slowlane.py)
 THROTTLED = "throttled"  # over the consumer's rate limit: put back, not an attempt
+HELD = "held"  # an ordered key's head failed for good under `hold`: the key is held
+HELD_BEHIND = "held_behind"  # a later event of a held key: kept behind its head, off SQS
+STALE = "stale_release"  # a message a held key's release sent earlier, superseded: dropped
 OUTCOMES = (
     DELIVERED,
     RETRYING,
@@ -72,6 +92,9 @@ OUTCOMES = (
     REQUEUED,
     SLOW_LANE,
     THROTTLED,
+    HELD,
+    HELD_BEHIND,
+    STALE,
 )
 
 # How long a duplicate is recognised: far longer than SQS keeps a message invisible.
@@ -91,8 +114,33 @@ BATCH_CONCURRENCY = 10
 HANDBACK_REQUEUE_AT = 5
 
 
+# The longest a FIFO record may wait in place (ChangeMessageVisibility's 12 h, less a margin).
+MAX_VISIBILITY_SECONDS = 12 * 3600 - 60
+# How long an ordered delivery's attempt count is kept: the queues' retention.
+ORDERED_ATTEMPT_TTL_SECONDS = 15 * 86400
+
+
 class HandedBack(Exception):
     """The record was not tried (no time left): report it failed, SQS hands it out again."""
+
+
+class PutBack(Exception):
+    """A FIFO record waits in place: the handler sets its visibility to `delay` seconds and
+    reports it failed, so it stays its key's head. `outcome`: why (RETRYING after a failed
+    attempt; DEFERRED, WAITING: not an attempt)."""
+
+    def __init__(self, delay: float, outcome: str):
+        super().__init__(f"{outcome}: {delay:.0f} s")
+        self.delay = max(0, min(MAX_VISIBILITY_SECONDS, int(-(-delay // 1))))
+        self.outcome = outcome
+
+
+@dataclasses.dataclass(frozen=True)
+class FifoRecord:
+    """What the egress needs of a FIFO queue's record besides its body."""
+
+    queue_url: str
+    marker: str | None = None  # the `held_release` attribute: a message a held key released
 
 
 class Batch:
@@ -234,17 +282,20 @@ def process_body(
     receive_count: int = 1,
     batch: Batch | None = None,
     message: messages.Message | None = None,
+    fifo: FifoRecord | None = None,
 ) -> str:
     """The egress for one SQS record body from the queue `source_arn`; returns an outcome, or
-    raises `HandedBack` (no time left to try it) or a platform error. `receive_count`: the
-    record's ApproximateReceiveCount. `batch`: what the records of one invocation share (one
-    of its own when absent, its in-flight slots given back before returning, unless `slots`
-    says whose they are); `message`: the body already parsed."""
+    raises `HandedBack` (no time left to try it), `PutBack` (a FIFO record to wait in place)
+    or a platform error. `receive_count`: the record's ApproximateReceiveCount. `batch`: what
+    the records of one invocation share (one of its own when absent, its in-flight slots given
+    back before returning, unless `slots` says whose they are); `message`: the body already
+    parsed; `fifo`: the record comes from a FIFO queue (an ordered delivery)."""
+    kwargs = {"receive_count": receive_count, "message": message, "fifo": fifo}
     if batch is not None:
-        return _process(body, source_arn, batch, receive_count=receive_count, message=message)
+        return _process(body, source_arn, batch, **kwargs)
     own = Batch(lambda_context=lambda_context, slots=slots, concurrency=1)
     try:
-        return _process(body, source_arn, own, receive_count=receive_count, message=message)
+        return _process(body, source_arn, own, **kwargs)
     finally:
         if slots is None:
             own.slots.release_all()
@@ -257,8 +308,51 @@ def _process(
     *,
     receive_count: int,
     message: messages.Message | None,
+    fifo: FifoRecord | None = None,
 ) -> str:
-    slots = batch.slots
+    message = _delivery_or_forward(body, message)
+    if message is None:
+        return MALFORMED
+    if fifo is not None:
+        verdict = _admit(message, fifo)
+        if verdict is not None:
+            return verdict
+        message = _ordered_attempt(message, receive_count)
+    d = message.delivery
+    wait = _not_due_for(d)
+    if wait > 1:
+        return _put_back(message, source_arn, wait, WAITING, fifo)
+    consumer = config.consumer(d.tenant_id, d.consumer_id)
+    tenant = config.tenant(d.tenant_id) or {}
+    usable = bool(consumer) and consumer.get("enabled", True)
+    lane, entered = None, False
+    if usable:
+        lane = _lane(batch.slots, d, consumer, tenant)
+        if fifo is None and _to_slow_lane(message, source_arn, batch.slots, tenant):
+            return SLOW_LANE
+        if lane is _AT_CAP:
+            return _put_back(message, source_arn, inflight.defer_delay(), DEFERRED, fifo)
+        need_ms = int(consumer.get("timeout_ms") or DEFAULT_TIMEOUT_MS) + DEADLINE_MARGIN_MS
+        if not batch.enter(lane, need_ms):
+            if fifo is not None:
+                # Never sent back as a new message: the key's later events would pass it.
+                raise HandedBack(d.delivery_id)
+            return _hand_back(body, message, source_arn=source_arn, receive_count=receive_count)
+        entered = True
+    try:
+        result = _attempt_once(
+            message, consumer if usable else None, tenant, source_arn, batch, ordered=fifo
+        )
+    finally:
+        if entered:
+            batch.leave(lane, batch.permits)
+    if fifo is None:
+        return result[0]
+    return _after_ordered(message, fifo, *result)
+
+
+def _delivery_or_forward(body: str, message: messages.Message | None) -> messages.Message | None:
+    """The delivery message of the body; None when it is none (forwarded to the DLQ as is)."""
     try:
         message = message or messages.parse(body)
         if message.kind != messages.DELIVERY:
@@ -267,65 +361,88 @@ def _process(
         # Nothing to deliver or retry: the DLQ ingest quarantines it for an operator.
         logger.warning("Malformed delivery message forwarded to the DLQ", extra={"error": str(exc)})
         aws.sqs().send_message(QueueUrl=central_dlq_url(), MessageBody=body)
-        return MALFORMED
-    d = message.delivery
-    ids = {"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "delivery_id": d.delivery_id}
-    if d.not_before:
-        try:
-            wait = (datetime.fromisoformat(d.not_before) - _now()).total_seconds()
-        except (TypeError, ValueError):
-            wait = 0  # unreadable: due now rather than stuck
-        if wait > 1:
-            _send(queue_url(source_arn), message, delay=wait)
-            logger.debug("Retry not due yet, put back", extra={**ids, "wait_s": round(wait)})
-            return WAITING
-    consumer = config.consumer(d.tenant_id, d.consumer_id)
-    tenant = config.tenant(d.tenant_id) or {}
-    usable = bool(consumer) and consumer.get("enabled", True)
-    lane, entered = None, False
-    if usable:
-        if tenant.get("deployment_model") == "pool":
-            if consumer.get("concurrency"):
-                lane = slots.lane(d.tenant_id, d.consumer_id, int(consumer["concurrency"]))
-                elsewhere = _elsewhere(message, source_arn, slots, lane)
-                if elsewhere:
-                    return elsewhere
-        else:
-            lane = slots.silo_lane(d.tenant_id, d.consumer_id)
-        need_ms = int(consumer.get("timeout_ms") or DEFAULT_TIMEOUT_MS) + DEADLINE_MARGIN_MS
-        if not batch.enter(lane, need_ms):
-            return _hand_back(body, message, source_arn=source_arn, receive_count=receive_count)
-        entered = True
+        return None
+    return message
+
+
+def _not_due_for(d: messages.Delivery) -> float:
+    """Seconds until a retry carrying `not_before` is due (0 when it is, or has none)."""
+    if not d.not_before:
+        return 0
     try:
-        return _attempt_once(message, consumer if usable else None, tenant, source_arn, batch)
-    finally:
-        if entered:
-            batch.leave(lane, batch.permits)
+        return (datetime.fromisoformat(d.not_before) - _now()).total_seconds()
+    except (TypeError, ValueError):
+        return 0  # unreadable: due now rather than stuck
 
 
-def _elsewhere(message, source_arn: str, slots: inflight.Slots, lane) -> str | None:
-    """Where a pool consumer's record goes instead of an attempt here, if anywhere: to the
-    slow lane (slowlane.py), or back on its queue when the consumer is at its in-flight cap."""
+_AT_CAP = object()  # `_lane`: the pool consumer is at its in-flight cap
+
+
+def _lane(slots: inflight.Slots, d: messages.Delivery, consumer: dict, tenant: dict):
+    """The consumer's lane in this invocation (None: no bound), or _AT_CAP."""
+    if tenant.get("deployment_model") != "pool":
+        return slots.silo_lane(d.tenant_id, d.consumer_id)
+    if not consumer.get("concurrency"):
+        return None
+    lane = slots.lane(d.tenant_id, d.consumer_id, int(consumer["concurrency"]))
+    return _AT_CAP if lane is None else lane
+
+
+def _put_back(message, source_arn: str, wait: float, outcome: str, fifo) -> str:
+    """Not tried now, not an attempt: back on its queue with a delay, or, a FIFO record, kept
+    in place for `wait` (PutBack: FIFO queues take no per-message delay, and a new message
+    would go behind its key's later events)."""
+    if fifo is not None:
+        raise PutBack(wait, outcome)
+    _send(queue_url(source_arn), message, delay=wait)
     d = message.delivery
-    ids = {"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "delivery_id": d.delivery_id}
-    if slowlane.moves(slots.slow(d.tenant_id, d.consumer_id), source_arn):
-        _send(queue_url(slowlane.queue_arn(source_arn)), message)
-        logger.info("Consumer on the slow lane, message moved there", extra=ids)
-        return SLOW_LANE
-    if lane is None:
-        _send(queue_url(source_arn), message, delay=inflight.defer_delay())
-        logger.info("Consumer at its in-flight cap, message put back", extra=ids)
-        return DEFERRED
-    return None
+    logger.info(
+        "Put back" if outcome != WAITING else "Retry not due yet, put back",
+        extra={
+            "tenant_id": d.tenant_id,
+            "consumer_id": d.consumer_id,
+            "delivery_id": d.delivery_id,
+            "outcome": outcome,
+            "wait_s": round(wait),
+        },
+    )
+    return outcome
 
 
-def _throttle(message, consumer: dict | None, source_arn: str, *, wait: float = 0.0) -> bool:
-    """Over the consumer's rate limit (egress/ratelimit.py): put back with the wait, True."""
+def _to_slow_lane(message, source_arn: str, slots: inflight.Slots, tenant: dict) -> bool:
+    """A pool consumer flagged slow (slowlane.py): its record, received from a shared queue, is
+    moved to the slow lane untried (True). Never an ordered record: its key's order is its
+    FIFO queue's."""
+    if tenant.get("deployment_model") != "pool":
+        return False
+    d = message.delivery
+    if not slowlane.moves(slots.slow(d.tenant_id, d.consumer_id), source_arn):
+        return False
+    _send(queue_url(slowlane.queue_arn(source_arn)), message)
+    logger.info(
+        "Consumer on the slow lane, message moved there",
+        extra={
+            "tenant_id": d.tenant_id,
+            "consumer_id": d.consumer_id,
+            "delivery_id": d.delivery_id,
+        },
+    )
+    return True
+
+
+def _throttle(
+    message, consumer: dict | None, source_arn: str, fifo=None, *, wait: float = 0.0
+) -> bool:
+    """Over the consumer's rate limit (egress/ratelimit.py): put back with the wait, True. A
+    FIFO record waits in place (PutBack: visibility, never DelaySeconds; its body cannot grow
+    `throttled_ms`, so only the consumer's `throttled` counter shows it)."""
     if not wait and consumer:
         wait = ratelimit.admit(message, consumer)
     if not wait:
         return False
     later, delay = ratelimit.throttled(message, wait)
+    if fifo is not None:
+        raise PutBack(delay, THROTTLED)
     _send(queue_url(source_arn), later, delay=delay)
     d = message.delivery
     logger.info(
@@ -333,6 +450,69 @@ def _throttle(message, consumer: dict | None, source_arn: str, *, wait: float = 
         extra={"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "wait_s": delay},
     )
     return True
+
+
+def _admit(message: messages.Message, fifo: FifoRecord) -> str | None:
+    """None: deliver it. Otherwise the outcome of a record of a held key (held.admit)."""
+    d = message.delivery
+    if not d.group_id or not d.subscription_id:
+        return None
+    verdict = held.admit(message, group=d.group_id, marker_=fifo.marker)
+    if verdict == "held":
+        logger.info("Key held: the event is kept behind its head", extra={"group_id": d.group_id})
+        return HELD_BEHIND
+    if verdict == "stale":
+        return STALE
+    return None
+
+
+def _ordered_attempt(message: messages.Message, receive_count: int) -> messages.Message:
+    """The message with its attempt number and first attempt time as the data-plane table
+    counts them (a FIFO message is never re-sent for a retry); read only when the message was
+    received before: a first receive is its first attempt."""
+    d = message.delivery
+    if receive_count <= 1:
+        return message
+    pk, sk = records.ordered_attempt_key(d.tenant_id, d.delivery_id, d.replay)
+    raw = aws.dynamodb().get_item(
+        TableName=settings.get().dataplane_table,
+        Key={"PK": {"S": pk}, "SK": {"S": sk}},
+        ConsistentRead=True,
+    )
+    item = raw.get("Item")
+    if not item:
+        return message
+    done = int(item["attempt"]["N"])
+    first = item.get("first_attempt_at", {}).get("S") or d.first_attempt_at
+    nxt = dataclasses.replace(d, attempt=max(d.attempt, done + 1), first_attempt_at=first)
+    return messages.delivery_message(nxt, message.event)
+
+
+def _count_ordered_attempt(d: messages.Delivery, first: str) -> None:
+    pk, sk = records.ordered_attempt_key(d.tenant_id, d.delivery_id, d.replay)
+    aws.dynamodb().put_item(
+        TableName=settings.get().dataplane_table,
+        Item={
+            "PK": {"S": pk},
+            "SK": {"S": sk},
+            "attempt": {"N": str(d.attempt)},
+            "first_attempt_at": {"S": first},
+            "ttl": {"N": str(int(time.time()) + ORDERED_ATTEMPT_TTL_SECONDS)},
+        },
+    )
+
+
+def _after_ordered(message, fifo: FifoRecord, outcome: str, result: dict) -> str:
+    """What an ordered record's attempt leaves: a retry waits in place; a message a held key
+    released, once done, releases the next."""
+    d = message.delivery
+    stored = result.get("outcome")
+    if stored == RETRYING:
+        # Also for a duplicate of a failed attempt: the message itself is the retry.
+        raise PutBack(float(result.get("delay") or 0), RETRYING)
+    if fifo.marker and stored in (DELIVERED, DEAD):
+        held.advance(d.tenant_id, d.subscription_id, d.group_id, fifo.marker)
+    return outcome
 
 
 def _hand_back(body: str, message: messages.Message, *, source_arn: str, receive_count: int):
@@ -350,11 +530,15 @@ def _hand_back(body: str, message: messages.Message, *, source_arn: str, receive
     raise HandedBack(d.delivery_id)
 
 
-def _attempt_once(message, consumer, tenant, source_arn, batch: Batch) -> str:
+def _attempt_once(
+    message, consumer, tenant, source_arn, batch: Batch, *, ordered: FifoRecord | None = None
+) -> tuple[str, dict]:
+    """(outcome, the attempt's stored result): DUPLICATE with the first copy's result when
+    idempotency absorbed this one."""
     d = message.delivery
     ids = {"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "delivery_id": d.delivery_id}
-    if _throttle(message, consumer, source_arn):
-        return THROTTLED
+    if _throttle(message, consumer, source_arn, ordered):
+        return THROTTLED, {}
     lambda_context = batch.lambda_context
     token = uuid.uuid4().hex
     run = _idempotent_attempt(lambda_context)
@@ -371,14 +555,15 @@ def _attempt_once(message, consumer, tenant, source_arn, batch: Batch) -> str:
             tenant=tenant,
             source_arn=source_arn,
             token=token,
+            ordered_queue=ordered.queue_url if ordered is not None else None,
         )
     except ratelimit.Throttled as exc:  # no token for it: put back, not an attempt
-        _throttle(message, consumer, source_arn, wait=exc.wait)
-        return THROTTLED
+        _throttle(message, consumer, source_arn, ordered, wait=exc.wait)
+        return THROTTLED, {}
     if result.get("token") != token:
         logger.info("Duplicate SQS message absorbed", extra=ids)
-        return DUPLICATE
-    return result["outcome"]
+        return DUPLICATE, result
+    return result["outcome"], result
 
 
 def attempt(
@@ -389,8 +574,11 @@ def attempt(
     tenant: dict,
     source_arn: str,
     token: str,
+    ordered_queue: str | None = None,
 ) -> dict:
-    """One attempt and its consequence (retry re-enqueued, or dead letter), recorded."""
+    """One attempt and its consequence (retry re-enqueued, or dead letter), recorded.
+    `ordered_queue`: the FIFO queue of an ordered delivery (module docstring: its retry waits
+    in place, its last failure is skipped or held)."""
     d = message.delivery
     now = _now()
     first = d.first_attempt_at or _iso(now)
@@ -409,7 +597,7 @@ def attempt(
         ratelimit.take(message, consumer)  # its token; Throttled: no attempt, claim dropped
         with slowlane.watching(d, tenant, consumer) as watch:
             outcome = send(consumer, message, body=body)
-        if slowlane.observe(watch, outcome, source_arn):
+        if ordered_queue is None and slowlane.observe(watch, outcome, source_arn):
             source_arn = slowlane.queue_arn(source_arn)  # the retry waits on the slow lane
     if outcome.ok:
         RECORDER.attempt(
@@ -426,6 +614,21 @@ def attempt(
     cap = (tenant.get("quotas") or {}).get("max_delivery_attempts")
     if not final and d.attempt < policy.max_attempts(retry, tenant_cap=cap):
         delay = policy.delay_after(retry, d.attempt)
+        if ordered_queue is not None:
+            _count_ordered_attempt(d, first)
+            RECORDER.attempt(
+                delivery=d,
+                event=message.event,
+                event_json=body,
+                status=records.RETRYING,
+                outcome=outcome,
+                at=now,
+            )
+            logger.info(
+                "Ordered attempt failed, retry waits in place",
+                extra={**ids, "attempt": d.attempt, "delay_s": delay},
+            )
+            return {"outcome": RETRYING, "token": token, "delay": delay}
         due = now + timedelta(seconds=delay)
         nxt = dataclasses.replace(
             d,
@@ -461,7 +664,32 @@ def attempt(
         message.event,
         failure,
     )
-    _send(central_dlq_url(), letter)
+    if ordered_queue is not None and d.group_id:
+        if _head_failure_mode(d) == ordering.HOLD:
+            held.hold(
+                messages.delivery_message(letter.delivery, message.event),
+                key=d.ordering_key or "",
+                group=d.group_id,
+                queue_url=ordered_queue,
+                failure=failure,
+            )
+            RECORDER.attempt(
+                delivery=d,
+                event=message.event,
+                event_json=body,
+                status=records.HELD,
+                outcome=outcome,
+                at=now,
+            )
+            logger.warning(
+                "Ordered key held: its head failed for good",
+                extra={**ids, "attempt": d.attempt, "group_id": d.group_id},
+            )
+            return {"outcome": HELD, "token": token}
+        # skip: dead-lettered in its key's group of the FIFO DLQ; the key's next event flows.
+        held.send_dead_letter(letter, group=d.group_id)
+    else:
+        _send(central_dlq_url(), letter)
     RECORDER.attempt(
         delivery=d,
         event=message.event,
@@ -475,6 +703,14 @@ def attempt(
         extra={**ids, "attempt": d.attempt, "error_kind": outcome.error_kind},
     )
     return {"outcome": DEAD, "token": token}
+
+
+def _head_failure_mode(d: messages.Delivery) -> str:
+    """The subscription's `on_head_failure` (its ROUTE item; `skip` when it is gone)."""
+    for route in config.routes(d.tenant_id):
+        if route.get("subscription_id") == d.subscription_id:
+            return ordering.on_head_failure(route)
+    return ordering.SKIP
 
 
 def send(

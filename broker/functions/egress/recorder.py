@@ -68,7 +68,7 @@ class Recorder:
         at: datetime | None = None,
         event_json: str | None = None,
     ) -> None:
-        """One attempt: `status` is records.OK / RETRYING / DEAD; `outcome` a
+        """One attempt: `status` is records.OK / RETRYING / DEAD / HELD; `outcome` a
         transport.Outcome (status, error, error_kind, latency_ms). `event_json`: the event as
         the consumer received it, when the caller has it (not serialised a second time)."""
         at = at or datetime.now(UTC)
@@ -98,7 +98,7 @@ class Recorder:
             attrs["error_kind"] = _s(outcome.error_kind)
         if d.throttled_ms:
             attrs["throttled_ms"] = _n(d.throttled_ms)
-        for name in ("subscription_id", "producer_id"):
+        for name in ("subscription_id", "producer_id", "ordering_key", "unordered_reason"):
             if getattr(d, name):
                 attrs[name] = _s(getattr(d, name))
         log_key = records.consumer_log_key(

@@ -6,17 +6,26 @@ function in Docker; with no Docker engine the invocation fails and the messages 
 their receive counts raised (12 sends left 2 in the DLQ and the rest at 4–10 receives). Here,
 as on AWS, the mapping's poller is a separate service: the local runner
 (broker/functions/runner.py), which reads the mappings and invokes the functions itself.
-And one fix: DynamoDB's writes are atomic, a conditional ADD included, and moto's threaded
-server is not: two UpdateItem calls on one item at the same moment can both read the old
-value and both pass the condition (six threads taking a rate limit's tokens from one item
-in in-process moto were granted 8 of 7). Here every write of moto's DynamoDB backend runs
-under one lock (`serialize_dynamodb_writes`).
+
+A second change: receives from one FIFO queue are made one at a time. moto takes a snapshot of
+the message groups in flight when a ReceiveMessage starts, so two pollers receiving at once
+could each take a message of the same group (the second one the group's next message while
+the first holds its head), which SQS never does. The receive itself is moto's; a long poll
+waits outside the lock, in steps of `FIFO_POLL_STEP` seconds.
+A third: DynamoDB writes under one lock. DynamoDB applies a write (its condition and its
+update) as one step, and moto's threaded server does not: two UpdateItem calls on one item at
+the same moment can both read the old value and both pass the condition (six threads taking a
+rate limit's tokens from one item were granted 8 of 7); and its TransactWriteItems deep-copies
+each table it writes to (its rollback) while other threads write the same table, which fails
+("dictionary changed size during iteration", a 500) under concurrent writes.
 Everything else is moto's own server, with its arguments (`-H`, `-p`, …).
 """
 
-import functools
 import sys
 import threading
+import time
+
+FIFO_POLL_STEP = 0.05
 
 
 class _Unwired(dict):
@@ -36,32 +45,75 @@ def unwire_sqs_lambda() -> None:
     Queue.lambda_event_source_mappings = property(lambda self: _Unwired(), lambda self, value: None)
 
 
-_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items")
+def serialize_fifo_receives() -> None:
+    """ReceiveMessage on a FIFO queue under a lock per queue (the module docstring says why)."""
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend.receive_message, "_fifo_serialized", False):
+        return
+    original = SQSBackend.receive_message
+    locks: dict[str, threading.Lock] = {}
+    guard = threading.Lock()
+
+    def receive_message(
+        self, queue_name, count, wait_seconds_timeout, visibility_timeout, *a, **kw
+    ):
+        if not self.get_queue(queue_name).fifo_queue:
+            return original(
+                self, queue_name, count, wait_seconds_timeout, visibility_timeout, *a, **kw
+            )
+        with guard:
+            lock = locks.setdefault(queue_name, threading.Lock())
+        deadline = time.monotonic() + float(wait_seconds_timeout or 0)
+        while True:
+            with lock:
+                got = original(self, queue_name, count, 0, visibility_timeout, *a, **kw)
+            if got or time.monotonic() >= deadline:
+                return got
+            time.sleep(FIFO_POLL_STEP)
+
+    receive_message._fifo_serialized = True
+    SQSBackend.receive_message = receive_message
+
+
+DYNAMODB_WRITES = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "batch_write_item",
+    "transact_write_items",
+)
 
 
 def serialize_dynamodb_writes() -> None:
-    """Each write of moto's DynamoDB backend under one lock, as DynamoDB applies a write (its
-    condition and its update) as one step."""
+    """moto's DynamoDB writes one at a time (the module docstring says why)."""
     from moto.dynamodb.models import DynamoDBBackend
 
+    if getattr(DynamoDBBackend, "_writes_serialized", False):
+        return
     lock = threading.RLock()
-    for name in _WRITES:
-        original = getattr(DynamoDBBackend, name)
-        if getattr(original, "serialized", False):
-            continue
 
-        @functools.wraps(original)
-        def write(self, *args, _original=original, **kwargs):
+    def locked(method):
+        def write(self, *args, **kwargs):
             with lock:
-                return _original(self, *args, **kwargs)
+                return method(self, *args, **kwargs)
 
-        write.serialized = True
-        setattr(DynamoDBBackend, name, write)
+        return write
+
+    for name in DYNAMODB_WRITES:
+        setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
+    DynamoDBBackend._writes_serialized = True
+
+
+def patch_moto() -> None:
+    """The changes of the module docstring (the moto server here, in-process moto in tests)."""
+    unwire_sqs_lambda()
+    serialize_fifo_receives()
+    serialize_dynamodb_writes()
 
 
 def main(argv: list[str] | None = None) -> None:
-    unwire_sqs_lambda()
-    serialize_dynamodb_writes()
+    patch_moto()
     from moto.server import main as moto_main
 
     moto_main(argv if argv is not None else sys.argv[1:])

@@ -20,7 +20,8 @@ MAX_ITEM_BYTES = 400_000
 OK = "ok"  # 2xx (or the SQS send succeeded)
 RETRYING = "retrying"  # failed, another attempt is scheduled
 DEAD = "dead"  # failed, the last attempt: sent to the central DLQ
-STATUSES = (OK, RETRYING, DEAD)
+HELD = "held"  # failed, the last attempt of an ordered key's head under `hold`: the key is held
+STATUSES = (OK, RETRYING, DEAD, HELD)
 
 
 def minute(ts: datetime | None = None) -> str:
@@ -92,6 +93,12 @@ def delivery_attempt_key(tenant_id, delivery_id: str, replay: int, attempt: int)
 def delivery_event_key(tenant_id, delivery_id: str):
     """The event of a delivery (JSON), written with its first attempt."""
     return f"DELIVERY#{tenant_id}#{delivery_id}", "EVENT"
+
+
+def ordered_attempt_key(tenant_id, delivery_id: str, replay: int):
+    """The last attempt made of an ordered delivery in one life: a FIFO message cannot be
+    changed, so its retries wait in place (visibility) and the attempt count lives here."""
+    return f"ORDATT#{tenant_id}#{delivery_id}", f"R#{replay:04d}"
 
 
 def consumer_stats_key(tenant_id, consumer_id, minute_: str):

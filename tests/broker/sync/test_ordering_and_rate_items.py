@@ -61,4 +61,13 @@ def test_the_tenant_item_carries_the_rate_quota(world):
         == tenant.tier.max_consumer_rate_per_second
     )
     tenant.quota_overrides = {"max_consumer_rate_per_second": 42}
-    assert contract.tenant_item(tenant)["quotas"]["max_consumer_rate_per_second"] == 42
+    # Provisioning gave it the shared FIFO queues (a pool tenant).
+    assert contract.tenant_item(tenant)["ordered_queues"] == tenant.ordered_queues != []
+    tenant.ordered_queues = []  # as before provisioning
+    item = contract.tenant_item(tenant)
+    assert item["quotas"]["max_consumer_rate_per_second"] == 42
+    assert item["ordered_queues"] is None  # not provisioned: absent once serialized
+    assert "ordered_queues" not in dynamo.serialize(item)
+
+    tenant.ordered_queues = ["https://sqs.example/1/p-ordered-00.fifo"]
+    assert contract.tenant_item(tenant)["ordered_queues"] == tenant.ordered_queues
