@@ -306,6 +306,9 @@ def ensure_tenants(count: int) -> dict:
     # them.
     aws.sqs().create_queue(QueueName=aws.central_dlq_name())
     urls = [aws.delivery_queue_create(name=q) for q in aws.shared_delivery_queue_names()]
+    # And the pool's FIFO queues of ordered subscriptions, which provisioning gives every tenant
+    # (a tenant without them is given them by the reconciler's pass: not what is measured).
+    ordered = [aws.ordered_queue_create(name=q) for q in aws.shared_ordered_queue_names()]
     k = min(settings.SHUFFLE_SHARD_SIZE, len(urls))
     placeholder = "scale_copy_target"
     with connection.cursor() as cursor:
@@ -326,6 +329,7 @@ def ensure_tenants(count: int) -> dict:
                     status=TenantStatus.ACTIVE,
                     admin_email=f"admin@scale-{i}.test",
                     delivery_queues=[urls[j] for j in shard_for(pk, n=len(urls), k=k)],
+                    ordered_queues=ordered,
                     version=1,
                     synced_version=1,
                 )

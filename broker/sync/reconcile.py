@@ -38,6 +38,7 @@ from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from tenants.models import Tenant
+from tenants.services import onboarding
 
 from . import contract, dynamo, locks, mappings, registry
 from .models import OutboxEntry, SyncJob, SyncState
@@ -389,6 +390,9 @@ def run_job(job_id) -> SyncJob | None:
                     snapshot=snapshot.get(tenant.pk, {}) if snapshot is not None else None,
                 )
             )
+            # A tenant provisioned before ordered delivery gets its FIFO queues.
+            if onboarding.ordered_queues_backfill(tenant):
+                counts["ordered_queues_backfilled"] += 1
             # Lambda's event source mappings of the tenant's own queues: a missing or changed
             # one repaired, a refused one recorded (the tenant's sync status shows it).
             mapped = mappings.reconcile_tenant(tenant)

@@ -145,6 +145,27 @@ def _provision_queues(tenant: Tenant) -> tuple[list[str], str, list[str]]:
     return [aws.queue_url(names[i]) for i in shard], "", ordered
 
 
+def ordered_queues_backfill(tenant: Tenant) -> bool:
+    """A tenant provisioned before ordered delivery has no FIFO queues (`ordered_queues` empty:
+    its ordered subscriptions go unordered, their records say `no_ordered_queue`). This gives it
+    what provisioning gives a tenant now, its own FIFO queue (silo, created) or the pool's, and
+    publishes its TENANT item; True when it did. The reconciler's pass runs it for every tenant
+    (nothing to do costs no call); safe to run again."""
+    if tenant.ordered_queues or tenant.status not in (S.ACTIVE, S.SUSPENDED):
+        return False
+    _, _, ordered = _provision_queues(tenant)
+    with transaction.atomic():
+        locked = _locked(tenant.pk)
+        if locked.ordered_queues or locked.status not in (S.ACTIVE, S.SUSPENDED):
+            return False
+        locked.ordered_queues = ordered
+        locked.version += 1
+        locked.save(update_fields=["ordered_queues", "version"])
+        hooks.tenant_publish(locked)
+    tenant.ordered_queues, tenant.version = locked.ordered_queues, locked.version
+    return True
+
+
 def tenant_provision(*, tenant_id, final: bool = True) -> Tenant | None:
     """Runs every provisioning step; each one is safe to run again after a failure.
 

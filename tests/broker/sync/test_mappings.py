@@ -154,3 +154,41 @@ def test_a_tenant_queue_outside_the_tenant_prefix_is_refused(world, settings):
             queue_arn="arn:aws:sqs:eu-west-1:123456789012:tenant-payments",
         )
     assert consumer.pk
+
+
+@pytest.mark.parametrize("tier", ["dedicated", "standard"])
+def test_a_tenant_provisioned_before_ordered_delivery_is_given_its_fifo_queues_by_the_reconciler(
+    world, tier, settings
+):
+    """Tenants provisioned before ordered delivery have no FIFO queues (their ordered
+    subscriptions would go unordered): the reconciler's pass gives them what provisioning gives
+    a tenant now, and publishes the TENANT item; once only."""
+    from broker.sync import contract, dynamo
+    from tenants.models import Tenant
+
+    tenant = onboard(f"before-ordered-{tier}", tier=tier)
+    wanted = list(tenant.ordered_queues)
+    assert wanted
+    silo = tier == "dedicated"
+    if silo:  # as before: no FIFO queue, no mapping of it
+        fifo_arn = aws.queue_arn(wanted[0])
+        aws.mapping_delete(queue_arn=fifo_arn)
+        aws.sqs().delete_queue(QueueUrl=wanted[0])
+    Tenant.objects.filter(pk=tenant.pk).update(ordered_queues=[])
+    tenant.refresh_from_db()
+    aws.dynamodb().put_item(  # the TENANT item as it was: no FIFO queues
+        TableName=settings.DYNAMODB_CONFIG_TABLE,
+        Item=dynamo.serialize(contract.tenant_item(tenant)),
+    )
+    assert "ordered_queues" not in dynamo.get_item(f"TENANT#{tenant.pk}", "TENANT")
+
+    job = reconcile.run_job(reconcile.job_create(kind="reconcile", tenant=tenant).pk)
+
+    assert job.counts["ordered_queues_backfilled"] == 1
+    tenant.refresh_from_db()
+    assert tenant.ordered_queues == wanted
+    assert dynamo.get_item(f"TENANT#{tenant.pk}", "TENANT")["ordered_queues"] == wanted
+    if silo:  # its FIFO queue made again, and mapped to the egress
+        assert _only_mapping(aws.queue_arn(wanted[0]))["State"] == "Enabled"
+    again = reconcile.run_job(reconcile.job_create(kind="reconcile", tenant=tenant).pk)
+    assert "ordered_queues_backfilled" not in again.counts
