@@ -115,3 +115,89 @@ def test_pollers_receiving_at_once_never_hold_two_messages_of_one_group():
     assert errors == []
     for group in range(10):
         assert [s for g, s in seen if g == f"g{group}"] == list(range(6))
+
+
+def _backend_queue(url):
+    """moto's own queue object behind `url` (in-process moto)."""
+    from moto.sqs.models import sqs_backends
+
+    account, name = url.rstrip("/").split("/")[-2:]
+    return sqs_backends[account][aws.sqs().meta.region_name].get_queue(name)
+
+
+def test_a_groups_head_comes_back_first_when_its_messages_time_out_together():
+    """A batch of a group whose visibility runs out (no answer from its invocation): the head
+    comes back first. moto kept both in its "pending" set, skipped the head for the later one
+    still there, then handed out that later one alone: the key's events out of order."""
+    url = new_fifo_queue()
+    for body in ("a0", "a1"):
+        _send(url, "a", body)
+    got = aws.sqs().receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)
+    assert [m["Body"] for m in got["Messages"]] == ["a0", "a1"]
+    time.sleep(1.2)
+    assert [m["Body"] for m in _receive(url)] == ["a0", "a1"]
+
+
+def test_a_delete_during_a_receive_never_lets_a_groups_later_message_pass_its_head():
+    """The e2e order violation (a key's seq 5 delivered before its 4): a batch held a0
+    (delivered, deleted by the poller when the whole batch is done) and a1 (failed: its retry
+    waits 1 s, a2 behind it at 0). a1's wait ran out before the batch was done: a receive saw
+    a1 visible, its group still in flight (a0), and skipped it. Then a receive walked the queue
+    while the poller deleted a0: moto skipped a1 (its group in flight when the receive began),
+    recomputed the groups in flight at another group's timed-out message, after the delete, and
+    handed out a2 before a1. DeleteMessage now waits for the receive (moto_server.py)."""
+    import threading
+
+    url = new_fifo_queue()
+    client = aws.sqs()
+    _send(url, "a", "a0")
+    _send(url, "a", "a1")
+    _send(url, "b", "b0")  # another group's message between a1 and a2, timed out (below)
+    _send(url, "a", "a2")
+    batch = {m["Body"]: m for m in _receive(url)}
+    assert sorted(batch) == ["a0", "a1", "a2", "b0"]
+    client.change_message_visibility_batch(
+        QueueUrl=url,
+        Entries=[
+            {"Id": "1", "ReceiptHandle": batch["a1"]["ReceiptHandle"], "VisibilityTimeout": 1},
+            {"Id": "2", "ReceiptHandle": batch["a2"]["ReceiptHandle"], "VisibilityTimeout": 0},
+            {"Id": "3", "ReceiptHandle": batch["b0"]["ReceiptHandle"], "VisibilityTimeout": 1},
+        ],
+    )
+    time.sleep(1.2)
+    # A receive while a0 is still in flight: a1 is its group's head, the group waits.
+    [b] = _receive(url, 1)
+    assert b["Body"] == "b0"
+    client.change_message_visibility(
+        QueueUrl=url, ReceiptHandle=b["ReceiptHandle"], VisibilityTimeout=1
+    )
+    # b0 again in flight and then timed out, a1's group still in flight: the next receive
+    # meets b0 visible in moto's pending set (where it recomputes the groups in flight) after
+    # a1. Meanwhile, another thread deletes a0, as the poller does at the batch's end.
+    time.sleep(1.2)
+    queue = _backend_queue(url)
+    [b0] = [m for m in queue._messages if m.body == "b0"]
+    deleted = threading.Event()
+
+    def delete_a0():
+        aws.sqs().delete_message(QueueUrl=url, ReceiptHandle=batch["a0"]["ReceiptHandle"])
+        deleted.set()
+
+    class DeletesOnFirstLook(type(b0)):
+        fired = False
+
+        @property
+        def visible(self):
+            if not DeletesOnFirstLook.fired:
+                DeletesOnFirstLook.fired = True
+                worker = threading.Thread(target=delete_a0)
+                worker.start()
+                worker.join(0.5)  # done at once unless the delete waits for this receive
+            return super().visible
+
+    b0.__class__ = DeletesOnFirstLook
+    first = [m["Body"] for m in _receive(url)]
+    assert deleted.wait(5)
+    got = first + [m["Body"] for m in _receive(url)]
+    a = [body for body in got if body.startswith("a")]
+    assert a == ["a1", "a2"], got

@@ -195,6 +195,7 @@ class KeyedReceiver:
         self.fail_first, self.rng = fail_first, random.Random(seed)
         self.failing: set[str] = set()
         self.log: list[tuple[float, str, int, int]] = []
+        self.ids: dict[tuple[str, int], str] = {}  # (key, seq) → its webhook-id (delivery id)
         self._seen: set[str] = set()
         self._lock = threading.Lock()
         receiver = self
@@ -221,6 +222,7 @@ class KeyedReceiver:
             first = webhook_id not in self._seen
             self._seen.add(webhook_id)
             key, seq = str(data.get("key")), int(data.get("seq", -1))
+            self.ids[(key, seq)] = webhook_id
             failed = key in self.failing or (first and self.rng.random() < self.fail_first)
             status = 503 if failed else 200
             self.log.append((time.time(), key, seq, status))

@@ -15,8 +15,10 @@ Its receives and deletes are made with the function's role on AWS; here they are
 under the function's name for the IAM check.
 
 FIFO queues (ordered subscriptions) need nothing of their own here: the emulator, like SQS,
-hands out no message of a group while one of it is in flight, to this poller or any other
-(tests/functions/test_fifo_emulation.py), and returns a group's messages in order.
+hands out no message of a group while one of it is in flight, to this poller or any other, and
+returns a group's messages in order (with moto_server.py's changes to moto's FIFO receive;
+tests/functions/test_fifo_emulation.py). The delete after an invocation may run while another
+poller receives from the same queue: the emulator makes it wait for that receive.
 """
 
 import logging
