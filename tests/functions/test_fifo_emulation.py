@@ -139,7 +139,8 @@ def test_a_groups_head_comes_back_first_when_its_messages_time_out_together():
 
 
 def test_a_delete_during_a_receive_never_lets_a_groups_later_message_pass_its_head():
-    """The e2e order violation (a key's seq 5 delivered before its 4): a batch held a0
+    """The likely path of the e2e's order violation (a key's seq 5 before its 4; an egress-like
+    workload on moto alone breaks groups' order this way): a batch held a0
     (delivered, deleted by the poller when the whole batch is done) and a1 (failed: its retry
     waits 1 s, a2 behind it at 0). a1's wait ran out before the batch was done: a receive saw
     a1 visible, its group still in flight (a0), and skipped it. Then a receive walked the queue
