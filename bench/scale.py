@@ -308,7 +308,10 @@ def ensure_tenants(count: int) -> dict:
     urls = [aws.delivery_queue_create(name=q) for q in aws.shared_delivery_queue_names()]
     # And the pool's FIFO queues of ordered subscriptions, which provisioning gives every tenant
     # (a tenant without them is given them by the reconciler's pass: not what is measured).
+    aws.sqs().create_queue(QueueName=aws.central_fifo_dlq_name(), Attributes={"FifoQueue": "true"})
     ordered = [aws.ordered_queue_create(name=q) for q in aws.shared_ordered_queue_names()]
+    # Tenants kept from a run before ordered delivery: given them too (one UPDATE).
+    Tenant.objects.filter(slug__startswith=PREFIX, ordered_queues=[]).update(ordered_queues=ordered)
     k = min(settings.SHUFFLE_SHARD_SIZE, len(urls))
     placeholder = "scale_copy_target"
     with connection.cursor() as cursor:
