@@ -113,3 +113,23 @@ def pct(values, q):
 
 def row(name, value, unit, budget="", baseline="", ratio=""):
     print(f"{name:<48} {value:>12} {unit:<8} {budget:<16} {baseline:<22} {ratio}")
+
+
+def ensure_dataplane_table(ddb, table: str) -> None:
+    """The benchmark's own data-plane table, keys only, as deploy/template.yaml declares the
+    stack's (the benchmarks write their items to a table of their own, not the stack's)."""
+    try:
+        ddb.create_table(
+            TableName=table,
+            KeySchema=[
+                {"AttributeName": "PK", "KeyType": "HASH"},
+                {"AttributeName": "SK", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "PK", "AttributeType": "S"},
+                {"AttributeName": "SK", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ddb.exceptions.ResourceInUseException:
+        pass

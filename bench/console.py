@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import drop_database, pct, row, setup_django  # noqa: E402
+from common import drop_database, ensure_dataplane_table, pct, row, setup_django  # noqa: E402
 
 
 class DynamoCounter:
@@ -111,6 +111,7 @@ def setup(count: int):
     )
     # Counters as the data plane writes them: 40 of the last 60 minutes and today's quota.
     ser, ddb, table = TypeSerializer(), aws.dynamodb(), os.environ["DATAPLANE_TABLE"]
+    ensure_dataplane_table(ddb, table)
     now = datetime.now(UTC)
     items = []
     for n, tenant in enumerate(tenants):

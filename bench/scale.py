@@ -44,7 +44,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, drop_database, log_file, pct, setup_django  # noqa: E402
+from common import (  # noqa: E402
+    ROOT,
+    drop_database,
+    ensure_dataplane_table,
+    log_file,
+    pct,
+    setup_django,
+)
 
 PREFIX = "scale-"
 BATCH = 10  # schemas a transaction: each copy takes ~150 relation locks until its commit
@@ -394,21 +401,7 @@ def seed_dataplane() -> dict:
         from django.conf import settings
 
         table = settings.DATAPLANE_TABLE
-    try:  # the data plane's table (the stack's): keys only, as the template declares them
-        ddb.create_table(
-            TableName=table,
-            KeySchema=[
-                {"AttributeName": "PK", "KeyType": "HASH"},
-                {"AttributeName": "SK", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "PK", "AttributeType": "S"},
-                {"AttributeName": "SK", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    except ddb.exceptions.ResourceInUseException:
-        pass
+    ensure_dataplane_table(ddb, table)
     now = datetime.now(UTC)
     items = []
     for n, tenant in enumerate(tenants):
