@@ -148,3 +148,55 @@ def test_process_body_on_its_own_gives_its_slot_back(egress, dataplane):
     ]
 
     assert outcomes == [deliver.DELIVERED, deliver.DELIVERED]  # the first slot was given back
+
+
+def test_a_batch_runs_on_the_handlers_thread_while_its_records_are_quick(
+    egress, dataplane, monkeypatch
+):
+    """A thread handoff per record cost more CPU than a quick attempt's own code (app.py):
+    records run on the handler's thread until one has run `SPILL_AFTER_S`."""
+    from broker.functions.egress import app, deliver
+
+    monkeypatch.setattr(app, "SPILL_AFTER_S", 30.0)  # nothing here runs that long
+    threads = []
+    real = deliver.process_body
+
+    def noting(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(deliver, "process_body", noting)
+    pool = dataplane.tenant(model="pool")
+    consumer = egress.consumer(tenant=pool, concurrency=10)
+
+    answer = _run(egress, [egress.message(consumer, tenant=pool) for _ in range(10)])
+
+    assert answer == {"batchItemFailures": []}
+    assert len(egress.receiver.received) == 10
+    assert threads == [threading.get_ident()] * 10
+
+
+def test_a_quick_record_behind_a_slow_one_is_not_held_back_by_it(egress, dataplane, counting):
+    from broker.functions.egress import deliver
+
+    pool = dataplane.tenant(model="pool")
+    slow = egress.consumer(tenant=pool, url=counting.url("/slow"), concurrency=5)
+    quick = egress.consumer(tenant=pool, concurrency=5)
+    done = {}
+    real = deliver.process_body
+
+    def noting(body, **kwargs):
+        outcome = real(body, **kwargs)
+        done[deliver.parse(body).delivery.consumer_id] = time.monotonic()
+        return outcome
+
+    started = time.monotonic()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(deliver, "process_body", noting)
+        answer = _run(
+            egress, [egress.message(slow, tenant=pool), egress.message(quick, tenant=pool)]
+        )
+
+    assert answer == {"batchItemFailures": []}
+    assert done[slow.pk] - started >= counting.delay  # the slow consumer's answer took 0.8 s
+    assert done[quick.pk] - started < counting.delay / 2  # the quick one did not wait for it

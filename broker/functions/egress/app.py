@@ -1,14 +1,20 @@
 """The egress Lambda handler: a batch of delivery messages from a delivery queue (SQS event
 source with `ReportBatchItemFailures`), each handed to `deliver.process_body`.
 
-The records run concurrently, each on a worker thread in a copy of the handler's context (so
-that it sees the batch's pending idempotency marks); Powertools' `BatchProcessor` then reads
-their results in order and builds the partial-failure answer. (Its `AsyncBatchProcessor` would
-gather them too, but an event loop per invocation, with asyncio.run's signal handling, cost
-more CPU per batch than the attempts' own code in bench/dataplane.py, and the work here is
-blocking I/O anyway.) `deliver.Batch`
-bounds them: attempts at once per invocation, per consumer (its lane), and none started that
-could not finish before the invocation's deadline (handed back instead).
+The records run on the handler's own thread, one after another, as long as each is quick; as
+soon as one has run `SPILL_AFTER_S` (a slow consumer, a blackholed one, an AWS call that
+waits), up to `deliver.BATCH_CONCURRENCY - 1` worker threads join in and take the records
+left (`_run_units`). Each record runs in a copy of the handler's context (so that it sees the
+batch's pending idempotency marks); Powertools' `BatchProcessor` then reads their results in
+order and builds the partial-failure answer. Why not a worker per record from the start: a
+thread handoff per record cost the egress ~30 % more CPU than its attempts' own code when the
+consumer answers in well under a millisecond (bench/dataplane.py, part 1: ~1,350 against
+~1,950 deliveries per CPU-second, even with a single worker), and most batches are such
+batches. (Powertools' `AsyncBatchProcessor` would gather them too, but an event loop per
+invocation, with asyncio.run's signal handling, cost more CPU per batch than the attempts'
+own code, and the work here is blocking I/O anyway.) `deliver.Batch` bounds them: attempts at
+once per invocation, per consumer (its lane), and none started that could not finish before
+the invocation's deadline (handed back instead).
 
 A record is reported failed when the platform itself failed (DynamoDB, SQS or KMS
 unavailable) or when it was handed back untried: SQS hands that one out again and never its
@@ -17,8 +23,8 @@ letter) and its record succeeds. After the batch: the idempotency marks are writ
 BatchWriteItem), the in-flight slots given back and the delivery records flushed.
 
 A batch from a FIFO queue (ordered deliveries, docs/data-plane.md, "Ordering") runs its
-records one at a time within a message group (a key) and its groups concurrently: one worker
-per group takes its records in order. A record that fails (a retry that waits in place, a
+records one at a time within a message group (a key) and its groups side by side: a group is
+a unit of `_run_units`, its records taken in order by whichever thread runs it. A record that fails (a retry that waits in place, a
 deferral, a hand-back, a platform error) stops its group: it and every later record of its
 group in the batch are reported in `batchItemFailures`, the rest of the batch goes on. That is
 Powertools' `SqsFifoPartialProcessor` with `skip_group_on_error`, which builds the answer. The
@@ -31,9 +37,12 @@ their group comes back as soon as its head does.
 """
 
 import contextvars
+import functools
 import os
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from aws_lambda_powertools import Logger, Metrics
@@ -49,6 +58,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from broker.functions import aws
 from broker.functions.egress import deliver, idempotency, inflight
 from broker.functions.egress.recorder import flush_records
+from broker.functions.egress.transport import _Watchdog
 from broker.functions.shared import held, ordering
 
 logger = Logger(service="broker-egress")
@@ -56,6 +66,10 @@ FULL_BATCH = 10  # the event source mapping's batch size (deploy/)
 # Shared by every invocation of this process (the local runner runs several at once); a worker
 # waiting for its consumer's lane holds a thread, so there are more than a batch's worth.
 _workers = ThreadPoolExecutor(max_workers=64, thread_name_prefix="egress")
+# A unit (a record, or a FIFO group) still running after this long brings in the workers: well
+# above a delivery's own CPU (~0.5 ms), well below what a waiting record would notice.
+SPILL_AFTER_S = 0.002
+_SPILL = _Watchdog()  # one timer thread for every batch of the process
 
 
 def _metrics() -> Metrics | None:
@@ -125,14 +139,10 @@ def handler(event: dict, context=None) -> dict:
         # The idempotency COMPLETED marks are written together when the batch is done.
         with idempotency.completions_batched() as pending:
             if fifo:
-                running = _run_groups(records, work)
+                running, units = _groups(records, work)
             else:
-                running = {
-                    raw.get("messageId"): _workers.submit(
-                        contextvars.copy_context().run, work, SQSRecord(raw)
-                    )
-                    for raw in records
-                }
+                running, units = _singles(records, work)
+            _run_units(units)
             return process_partial_response(
                 event=event, record_handler=record_handler, processor=processor, context=context
             )
@@ -153,20 +163,76 @@ def _fifo_record(record: SQSRecord) -> deliver.FifoRecord:
     return deliver.FifoRecord(queue_url=deliver.queue_url(record.event_source_arn), marker=marker)
 
 
-def _run_groups(records: list[dict], work) -> dict[str, Future]:
-    """One worker per message group, taking its records in order and stopping at the first
-    that fails; {message id: its result}, for the records tried (the processor fails the rest
-    of a failed group without asking)."""
+def _run_units(units: list[Callable[[], None]]) -> None:
+    """Runs `units` on this thread, one after another, each in a copy of this context; when one
+    has run `SPILL_AFTER_S` and units are left, up to `deliver.BATCH_CONCURRENCY - 1` workers
+    take the rest alongside. Returns when this thread finds none left to start (the workers'
+    units may still run: their futures say when they are done)."""
+    if not units:
+        return
+    todo = deque(units)
+    base = contextvars.copy_context()
+    state = {"spilled": False}
+    lock = threading.Lock()
+
+    def take() -> Callable[[], None] | None:
+        with lock:
+            return todo.popleft() if todo else None
+
+    def drain() -> None:
+        while (unit := take()) is not None:
+            base.copy().run(unit)
+
+    def spill() -> None:  # on the timer's thread: only submits
+        with lock:
+            if state["spilled"] or not todo:
+                return
+            state["spilled"] = True
+            n = min(deliver.BATCH_CONCURRENCY - 1, len(todo))
+        for _ in range(n):
+            _workers.submit(drain)
+
+    while (unit := take()) is not None:
+        entry = None if state["spilled"] else _SPILL.watch(time.monotonic() + SPILL_AFTER_S, spill)
+        try:
+            base.copy().run(unit)
+        finally:
+            if entry is not None:
+                _SPILL.cancel(entry)
+
+
+def _singles(records: list[dict], work) -> tuple[dict[str, Future], list[Callable[[], None]]]:
+    """A unit per record: {message id: its result} and the units that set them."""
+    futures: dict[str, Future] = {}
+    units = []
+    for raw in records:
+        future = futures[raw.get("messageId")] = Future()
+        units.append(functools.partial(_settle, future, work, raw))
+    return futures, units
+
+
+def _settle(future: Future, work, raw: dict) -> None:
+    try:
+        future.set_result(work(SQSRecord(raw)))
+    except BaseException as exc:
+        future.set_exception(exc)
+
+
+def _groups(records: list[dict], work) -> tuple[dict[str, Future], list[Callable[[], None]]]:
+    """A unit per message group, taking its records in order and stopping at the first that
+    fails; {message id: its result}, for the records tried (the processor fails the rest of a
+    failed group without asking)."""
     groups: dict[str, list[dict]] = {}
     for raw in records:
         group = (raw.get("attributes") or {}).get("MessageGroupId") or raw.get("messageId")
         groups.setdefault(group, []).append(raw)
     futures: dict[str, Future] = {}
+    units = []
     for group_records in groups.values():
         slots = {raw.get("messageId"): Future() for raw in group_records}
         futures.update(slots)
-        _workers.submit(contextvars.copy_context().run, _run_group, group_records, work, slots)
-    return futures
+        units.append(functools.partial(_run_group, group_records, work, slots))
+    return futures, units
 
 
 def _run_group(group_records: list[dict], work, slots: dict[str, Future]) -> None:

@@ -1,35 +1,35 @@
 """The two ways an attempt reaches a consumer: an HTTPS POST to a vetted address, or an SQS send.
 
 HTTPS: the URL is checked by the shared SSRF module at every attempt (`vet_url`, the portal's
-rules and settings), which returns the addresses it vetted; the connection goes to the first of them, with the URL's host name as
-Host header, TLS SNI and certificate name, so a DNS answer that changes after the check
-(rebinding) is never used. No redirect is followed (a 3xx is a failed attempt) and at most
-`MAX_ANSWER_BYTES` of the answer are read. Connection pools are kept per (scheme, address,
-port, host name), so a warm function reuses its TLS sessions.
+rules and settings), which returns the addresses it vetted; the connection goes to the first
+of them, with the URL's host name as Host header, TLS SNI and certificate name, so a DNS
+answer that changes after the check (rebinding) is never used. No redirect is followed (a 3xx is a failed attempt) and at most
+`MAX_ANSWER_BYTES` of the answer are read. Kept-alive connections are pooled per (scheme,
+address, port, host name), so a warm function reuses its TLS connections; the HTTP is the
+standard library's http.client (`_Pool` says why not urllib3).
 
 The consumer's timeout is a wall-clock limit on the whole attempt: address check, connect,
-TLS handshake, sending the request and reading the answer. urllib3's own timeouts bound each
+TLS handshake, sending the request and reading the answer. A socket timeout bounds each
 socket operation, so a consumer that trickles its answer a byte at a time would never trip
-them; here every socket operation gets the time left as its timeout, and a watchdog thread
+it; here every socket operation gets the time left as its timeout, and a watchdog thread
 shuts the connection's socket down when the attempt's deadline passes, which ends whatever
 read or write is blocked on it. (The DNS lookup of the address check is the one step it
 cannot cut; it counts against the same deadline.)
 """
 
 import heapq
+import http.client
 import itertools
+import select
 import socket
+import ssl
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import urllib3
-import urllib3.connection
 from botocore.exceptions import BotoCoreError, ClientError
-from urllib3.exceptions import HTTPError, NewConnectionError
-from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from broker.functions import aws, settings
 from broker.functions.shared import arn, messages, ssrf
@@ -139,65 +139,128 @@ class _Attempt:
 _current = threading.local()
 
 
-class _CutMixin:
-    """Hands the connection's socket to the attempt in progress, as soon as there is one: the
-    raw socket before a TLS handshake (so the handshake can be cut too), the connection's
-    socket before each request (a kept-alive connection has no new socket)."""
+class _HTTPConnection(http.client.HTTPConnection):
+    """http.client's connection to a vetted address (`host`), whose socket is handed to the
+    attempt in progress as soon as it exists, and given the attempt's time left before each
+    request (a kept-alive connection has no new socket)."""
 
-    def _new_conn(self):
-        sock = super()._new_conn()
-        attempt = getattr(_current, "attempt", None)
-        if attempt is not None:
-            attempt.use(sock)
-        return sock
+    def connect(self) -> None:
+        attempt = _current.attempt
+        self.timeout = attempt.left()
+        super().connect()  # TCP_NODELAY set there
+        attempt.use(self.sock)
 
-    def request(self, *args, **kwargs):
-        attempt = getattr(_current, "attempt", None)
-        if attempt is not None and self.sock is not None:
+    def begin(self, attempt: "_Attempt") -> None:
+        if self.sock is None:
+            self.connect()  # the TLS handshake too, for HTTPS
+        else:
             attempt.use(self.sock)
-        return super().request(*args, **kwargs)
+            self.sock.settimeout(attempt.left())
 
 
-class _HTTPConnection(_CutMixin, urllib3.connection.HTTPConnection):
-    pass
+class _HTTPSConnection(_HTTPConnection):
+    """The same over TLS: the raw socket is the attempt's before the handshake (so the
+    handshake can be cut too); SNI and the certificate's name are the URL's host name, not the
+    address connected to."""
+
+    def __init__(self, host: str, port: int, *, hostname: str, context: ssl.SSLContext):
+        super().__init__(host, port)
+        self._hostname = hostname
+        self._context = context
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._hostname)
 
 
-class _HTTPSConnection(_CutMixin, urllib3.connection.HTTPSConnection):
-    pass
+class _Pool:
+    """Kept-alive connections to one (scheme, address, port, host name); at most `MAX_IDLE`
+    idle. http.client on its own: urllib3's pool, retries and header dictionaries around the
+    same http.client calls were ~40 % of an attempt's CPU (docs/data-plane.md, "Measured")."""
+
+    MAX_IDLE = 10  # a batch's attempts run concurrently (deliver.py), up to a batch each
+
+    def __init__(self, scheme: str, address: str, port: int, hostname: str):
+        self.scheme, self.address, self.port, self.hostname = scheme, address, port, hostname
+        self._idle: list[_HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._context: ssl.SSLContext | None = None
+        if scheme == "https":
+            # CERT_REQUIRED and the host name checked; the default CA store (SSL_CERT_FILE).
+            self._context = ssl.create_default_context()
+
+    def _connection(self) -> _HTTPConnection:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                break
+            if not _dropped(conn.sock):
+                return conn
+            conn.close()  # the peer closed it while idle (or sent something unasked)
+        if self._context is not None:
+            return _HTTPSConnection(
+                self.address, self.port, hostname=self.hostname, context=self._context
+            )
+        return _HTTPConnection(self.address, self.port)
+
+    def post(self, path: str, *, body: bytes, headers: dict[str, str], attempt: "_Attempt"):
+        """(status, the answer's first `MAX_ANSWER_BYTES`, Location header); raises OSError,
+        http.client.HTTPException or ssl.SSLError for what the network or the peer did."""
+        conn = self._connection()
+        try:
+            conn.begin(attempt)
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            answer = response.read(MAX_ANSWER_BYTES)
+            complete = not response.read(1)  # b"" once the answer is over
+        except BaseException:
+            conn.close()
+            raise
+        if attempt.cut or not complete or response.will_close:
+            conn.close()  # a cut socket or an unread answer: this connection cannot be reused
+        else:
+            with self._lock:
+                if len(self._idle) < self.MAX_IDLE:
+                    self._idle.append(conn)
+                    conn = None
+            if conn is not None:
+                conn.close()
+        if attempt.cut:
+            raise TimeoutError("the attempt's deadline passed while reading the answer")
+        return response.status, answer, response.getheader("Location", "")
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
-class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
+def _dropped(sock) -> bool:
+    """True when an idle kept-alive socket has something to read: its peer closed it (or
+    sent bytes nobody asked for); either way it cannot carry the next request."""
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 _pools_lock = threading.Lock()
-_pools: OrderedDict[tuple, urllib3.HTTPConnectionPool] = OrderedDict()
+_pools: OrderedDict[tuple, _Pool] = OrderedDict()
 
 
-def _pool(scheme: str, address: str, port: int, hostname: str) -> urllib3.HTTPConnectionPool:
+def _pool(scheme: str, address: str, port: int, hostname: str) -> _Pool:
     key = (scheme, address, port, hostname)
     with _pools_lock:
         pool = _pools.get(key)
         if pool is not None:
             _pools.move_to_end(key)
             return pool
-        # maxsize: a batch's attempts run concurrently (deliver.py), up to a batch each.
-        kwargs = {"host": address, "port": port, "maxsize": 10, "block": False, "retries": False}
-        if scheme == "https":
-            # Connect to the vetted IP, but verify the certificate against the URL's host name.
-            pool = _HTTPSPool(
-                server_hostname=hostname,
-                assert_hostname=hostname,
-                cert_reqs="CERT_REQUIRED",
-                **kwargs,
-            )
-        else:
-            pool = _HTTPPool(**kwargs)
-        _pools[key] = pool
+        pool = _pools[key] = _Pool(scheme, address, port, hostname)
         while len(_pools) > _MAX_POOLS:
             _pools.popitem(last=False)[1].close()
         return pool
@@ -268,46 +331,15 @@ def _post(url: str, *, body: bytes, headers: dict[str, str], attempt: _Attempt) 
     }
     pool = _pool(scheme, str(addresses[0]), port, hostname)
     try:
-        response = pool.urlopen(
-            "POST",
-            path,
-            body=body,
-            headers=all_headers,
-            redirect=False,
-            retries=False,
-            assert_same_host=False,
-            preload_content=False,
-            decode_content=False,
-            # Each socket operation may take at most the time left; the watchdog ends any
-            # that a trickling peer keeps alive past the deadline.
-            timeout=urllib3.Timeout(connect=attempt.left(), read=attempt.left()),
-        )
-    except NewConnectionError as exc:  # refused, unreachable (a subclass of the timeout error)
-        return done(ok=False, error=_reason(exc), error_kind=messages.ERROR_CONNECTION)
-    except Urllib3Timeout as exc:
+        status, answer, location = pool.post(path, body=body, headers=all_headers, attempt=attempt)
+    except TimeoutError as exc:  # socket.timeout too
         return done(ok=False, error=f"Timed out: {_reason(exc)}", error_kind=messages.ERROR_TIMEOUT)
-    except (HTTPError, OSError) as exc:
+    except (OSError, http.client.HTTPException) as exc:  # refused, reset, TLS, a bad answer
         return done(ok=False, error=_reason(exc), error_kind=messages.ERROR_CONNECTION)
-    try:
-        answer = response.read(MAX_ANSWER_BYTES)
-        complete = not response.read(1)  # b"" once the answer is over
-        if attempt.cut:
-            raise Urllib3Timeout("the attempt's deadline passed while reading the answer")
-    except Urllib3Timeout as exc:
-        response.close()
-        return done(ok=False, error=f"Timed out: {_reason(exc)}", error_kind=messages.ERROR_TIMEOUT)
-    except (HTTPError, OSError) as exc:
-        response.close()
-        return done(ok=False, error=_reason(exc), error_kind=messages.ERROR_CONNECTION)
-    if not complete:
-        response.close()  # unread answer left: this connection cannot be reused
-    response.release_conn()
-    status = response.status
     if 200 <= status < 300:
         return done(ok=True, status=status)
     text = answer.decode("utf-8", "replace").strip()
     if 300 <= status < 400:
-        location = response.headers.get("Location", "")
         error = f"HTTP {status}: redirect not followed (Location: {location[:200]})"
     else:
         error = f"HTTP {status}: {text[:500]}"
@@ -316,10 +348,7 @@ def _post(url: str, *, body: bytes, headers: dict[str, str], attempt: _Attempt) 
 
 def _reason(exc: BaseException) -> str:
     """A short, secret-free description of a network error."""
-    reason = getattr(exc, "reason", None) or exc
-    text = str(reason)
-    if ": " in text and "HTTPConnection" in text:  # urllib3 prefixes the connection repr
-        text = text.split(": ", 1)[1]
+    text = str(exc) or "no detail"
     return f"{type(exc).__name__}: {text}"[:500]
 
 
