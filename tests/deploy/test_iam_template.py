@@ -132,7 +132,7 @@ def calls_of_each_function(stack: Stack) -> list[iam.Call]:
         ("dynamodb:GetItem", config),  # consumer (config.py)
         ("dynamodb:UpdateItem", dataplane),  # the in-flight counter (inflight.py)
         ("dynamodb:BatchWriteItem", dataplane),  # delivery records (recorder.py)
-        ("dynamodb:PutItem", idempotency),  # the claim (Powertools)
+        ("dynamodb:PutItem", idempotency),  # the claim (idempotency.py)
         ("dynamodb:BatchWriteItem", idempotency),  # completion marks (idempotency.py)
         ("sqs:SendMessage", delivery),  # a retry put back
         ("sqs:SendMessage", tenant_queue),  # an SQS consumer

@@ -341,8 +341,9 @@ def test_https_connects_to_the_vetted_address_and_checks_the_certificate_for_the
         log_pk = records.consumer_log_key(egress.tenant.tenant_id, bad.pk, "", "", 0, 0)[0]
         (attempt,) = egress.record_items(log_pk)
         assert attempt["error_kind"] == messages.ERROR_CONNECTION  # the name does not match
-        assert "Hostname mismatch, certificate is not valid for 'impostor.example.com'" in (
-            attempt["error"]
+        assert (
+            "Hostname mismatch, certificate is not valid for 'impostor.example.com'"
+            in (attempt["error"])
         )
     finally:
         server.shutdown()

@@ -1,5 +1,6 @@
 """Egress idempotency: one conditional claim per delivery, the COMPLETED marks of a batch
-written together at its end (broker/functions/egress/idempotency.py)."""
+written together at its end (broker/functions/egress/idempotency.py), in the items Powertools'
+idempotency utility wrote before."""
 
 from collections import Counter
 
@@ -96,3 +97,43 @@ def test_the_marks_wait_for_the_end_of_the_batch(egress, seconds_left, written_b
 
     assert seen_at_claims == [0, written_before_the_next]
     assert _statuses()["COMPLETED"] - before == 2  # all written once the batch is done
+
+
+def _powertools_id(key: dict) -> str:
+    """The item id Powertools' idempotency utility gave this key (the egress before)."""
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+    )
+
+    layer = DynamoDBPersistenceLayer(table_name="unused", boto3_client=aws.dynamodb())
+    layer.configure(IdempotencyConfig(), function_name="attempt", key_prefix="broker-egress")
+    return layer._get_hashed_idempotency_key(key)
+
+
+@pytest.mark.parametrize("status", ["COMPLETED", "INPROGRESS"])
+def test_claims_made_by_the_previous_version_are_honoured(egress, status):
+    """A deploy while deliveries are in flight: what the previous egress (Powertools) claimed
+    or completed is the same item to this one, so nothing is sent twice."""
+    import time
+
+    consumer = egress.consumer()
+    message = egress.message(consumer)
+    d = message.delivery
+    key = {"tenant_id": d.tenant_id, "delivery_id": d.delivery_id, "replay": 0, "attempt": 1}
+    item = {
+        "id": {"S": _powertools_id(key)},
+        "expiration": {"N": str(int(time.time()) + 3600)},
+        "status": {"S": status},
+    }
+    if status == "COMPLETED":
+        item["data"] = {"S": '{"outcome": "delivered", "token": "earlier"}'}
+    else:
+        item["in_progress_expiration"] = {"N": str(int(time.time() * 1000) + 60_000)}
+    aws.dynamodb().put_item(TableName=settings.get().idempotency_table, Item=item)
+
+    answer = egress.run(message, message_ids=["m"])
+
+    assert egress.receiver.received == []
+    failed = [] if status == "COMPLETED" else [{"itemIdentifier": "m"}]
+    assert answer == {"batchItemFailures": failed}  # in progress elsewhere: SQS hands it out again

@@ -68,7 +68,7 @@ def test_marks_refused_after_the_batch_was_delivered_are_logged_and_counted(
 def test_a_mark_refused_outside_a_batch_does_not_fail_the_delivery(egress, caplog):
     consumer = egress.consumer()
     message = egress.message(consumer)
-    undo = _refuse("UpdateItem", "AccessDeniedException")
+    undo = _refuse("BatchWriteItem", "AccessDeniedException")
     try:
         with caplog.at_level(logging.ERROR):
             outcome = deliver.process_body(message.body(), source_arn=egress.queue_arn)

@@ -8,11 +8,11 @@ does (an error answer, a timeout, a refused connection, a refused queue) is neve
 exception: it is a failed attempt, retried per the consumer's policy and, after the last
 one, a dead letter on the central DLQ.
 
-A duplicated SQS message is absorbed by Powertools idempotency on (tenant, delivery id,
-replay, attempt) in `IDEMPOTENCY_TABLE`: the second copy returns the first one's result
-without calling the consumer. A retry (attempt + 1) or a replay (replay + 1) is a new key.
-Within a handler's batch the COMPLETED marks are written together at its end
-(egress/idempotency.py says what that changes: nothing a consumer sees).
+A duplicated SQS message is absorbed by idempotency on (tenant, delivery id, replay, attempt)
+in `IDEMPOTENCY_TABLE` (egress/idempotency.py: one conditional claim per delivery, Powertools'
+semantics and item layout): the second copy returns the first one's result without calling
+the consumer. A retry (attempt + 1) or a replay (replay + 1) is a new key. Within a handler's
+batch the COMPLETED marks are written together at its end (nothing a consumer sees).
 
 A batch's records run concurrently (app.py), sharing a `Batch`: at most `concurrency` attempts
 at once in the invocation, and per consumer at most what its lane allows (inflight.py: the
@@ -51,7 +51,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
 from broker.functions import aws, config, settings
 from broker.functions.egress import (
@@ -230,35 +229,22 @@ class _LocalContext:
         return LOCAL_IN_PROGRESS_MS
 
 
-_idem_lock = threading.Lock()
-_idem: dict[tuple, tuple] = {}
+_stores_lock = threading.Lock()
+_stores: dict[tuple, idempotency.Store] = {}
 
 
-def _idempotent_attempt(lambda_context):
-    """`attempt` wrapped by Powertools idempotency on this process's table and client."""
+def _idempotency_store() -> idempotency.Store:
+    """The claims and marks on this process's table and client (idempotency.py)."""
     s = settings.get()
     client = aws.dynamodb()
     key = (s.idempotency_table, id(client))
-    with _idem_lock:
-        if key not in _idem:
-            cfg = IdempotencyConfig(
-                expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
-                raise_on_no_idempotency_key=True,
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = idempotency.Store(
+                s.idempotency_table, client, expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS
             )
-            layer = idempotency.BatchedCompletionLayer(
-                table_name=s.idempotency_table, boto3_client=client
-            )
-            wrapped = idempotent_function(
-                attempt,
-                data_keyword_argument="key",
-                persistence_store=layer,
-                config=cfg,
-                key_prefix="broker-egress",
-            )
-            _idem[key] = (cfg, wrapped)
-        cfg, wrapped = _idem[key]
-    cfg.register_lambda_context(lambda_context or _LocalContext())
-    return wrapped
+    return store
 
 
 # --- the egress for one record ----------------------------------------------------------
@@ -539,11 +525,11 @@ def _attempt_once(
     ids = {"tenant_id": d.tenant_id, "consumer_id": d.consumer_id, "delivery_id": d.delivery_id}
     if _throttle(message, consumer, source_arn, ordered):
         return THROTTLED, {}
-    lambda_context = batch.lambda_context
     token = uuid.uuid4().hex
-    run = _idempotent_attempt(lambda_context)
     try:
-        result = run(
+        result = _idempotency_store().run(
+            attempt,
+            remaining_ms=(batch.lambda_context or _LocalContext()).get_remaining_time_in_millis(),
             key={
                 "tenant_id": d.tenant_id,
                 "delivery_id": d.delivery_id,
