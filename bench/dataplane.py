@@ -12,8 +12,8 @@ local runner on a moto server. Django-free (it needs no database).
    one record write per attempt). Budgets: ≥ 1,000 events/s single, ≥ 10,000 batched,
    ≥ 1,000 deliveries/s, 0 reads per event warm. The egress is also given per CPU-second of
    this process (the receiver's share of the round trip left out), and A/B against itself
-   with its idempotency COMPLETED marks written one UpdateItem per delivery (Powertools'
-   default) instead of one BatchWriteItem per batch, alternating every 10 batches. Then, still
+   with its idempotency COMPLETED marks written one write per delivery instead of one
+   BatchWriteItem per batch, alternating every 10 batches. Then, still
    stubbed: the sustained events/s of one tenant at which its hottest partition key takes
    1,000 writes/s (DynamoDB's per-partition limit), counted from the items written per key,
    with the ingress's leases against a write per request, and with the deliveries to one
