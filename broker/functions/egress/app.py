@@ -24,9 +24,10 @@ BatchWriteItem), the in-flight slots given back and the delivery records flushed
 
 A batch from a FIFO queue (ordered deliveries, docs/data-plane.md, "Ordering") runs its
 records one at a time within a message group (a key) and its groups side by side: a group is
-a unit of `_run_units`, its records taken in order by whichever thread runs it. A record that fails (a retry that waits in place, a
-deferral, a hand-back, a platform error) stops its group: it and every later record of its
-group in the batch are reported in `batchItemFailures`, the rest of the batch goes on. That is
+a unit of `_run_units`, its records taken in order by whichever thread runs it. A record that
+fails (a retry that waits in place, a deferral, a hand-back, a platform error) stops its
+group: it and every later record of its group in the batch are reported in
+`batchItemFailures`, the rest of the batch goes on. That is
 Powertools' `SqsFifoPartialProcessor` with `skip_group_on_error`, which builds the answer. The
 other way, stopping at the first failure and reporting every record not processed (AWS's
 Lambda documentation for FIFO), would make one key's failure delay every other key of the

@@ -14,11 +14,11 @@ semantics and item layout): the second copy returns the first one's result witho
 the consumer. A retry (attempt + 1) or a replay (replay + 1) is a new key. Within a handler's
 batch the COMPLETED marks are written together at its end (nothing a consumer sees).
 
-A batch's records run concurrently (app.py), sharing a `Batch`: at most `concurrency` attempts
-at once in the invocation, and per consumer at most what its lane allows (inflight.py: the
-slots a pool consumer got under its `concurrency`, one at a time for a silo consumer). Before
-an attempt starts, the time left in the invocation must cover the consumer's timeout plus
-`DEADLINE_MARGIN_MS` (the retry or dead letter, the records and marks written after it); a
+A batch's records may run concurrently (app.py), sharing a `Batch`: at most `concurrency`
+attempts at once in the invocation, and per consumer at most what its lane allows (inflight.py:
+the slots a pool consumer got under its `concurrency`, one at a time for a silo consumer).
+Before an attempt starts, the time left in the invocation must cover the consumer's timeout
+plus `DEADLINE_MARGIN_MS` (the retry or dead letter, the records and marks written after it); a
 record that cannot start in time is handed back untried (`HandedBack`: the handler reports it
 in `batchItemFailures`, so SQS hands out the same body, the same attempt number, after the
 visibility timeout). A hand-back adds a receive toward the queue's redrive maxReceiveCount
