@@ -175,7 +175,8 @@ cat <<DATAPLANE
        -H "Authorization: Bearer \$(cat $DEMO_DIR/api-key)" -H 'Content-Type: application/json' \\
        -d '{"type": "order.created", "data": {"order_id": "A-1001", "total": 42.5}}'
 
-   It reaches demo-receiver (page above), the warehouse SQS queue, and always-failing, whose
+   It reaches demo-receiver (page above), the warehouse SQS queue, order-ledger (an ordered
+   subscription: one order_id's events arrive in the order sent), and always-failing, whose
    attempts fail (its /fail path answers 503) until the event lands in the dead-letter queue.
    The dedicated tenant silo: the same with \$(cat $DEMO_DIR/silo-api-key); its event goes
    through its own delivery queue, mapped to the egress by provisioning (list above).

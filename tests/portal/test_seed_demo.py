@@ -40,16 +40,30 @@ def test_seed_demo_sets_up_the_demo_receiver_consumers_and_a_working_key_once(de
         assert failing.url == "http://127.0.0.1:8200/fail/demo"
         assert failing.retry_policy["strategy"] == "schedule"
         assert Subscription.objects.filter(consumer__in=[receiver, failing]).count() == 2
+        # One subscription is ordered, per order: make run shows ordered delivery too.
+        (ledger,) = Subscription.objects.filter(consumer__name="order-ledger")
+        assert ledger.consumer.url == "http://127.0.0.1:8200/webhooks/demo/ledger"
+        assert (ledger.ordered, ledger.ordering_key_path, ledger.on_head_failure) == (
+            True,
+            "data.order_id",
+            "hold",
+        )
     secrets = (demo_env / "receiver-secrets").read_text().split()
     # Both tenants' consumers (demo, and the silo tenant's) post to the one receiver.
-    assert len(secrets) == 4 and all(s.startswith("whsec_") for s in secrets)
+    assert len(secrets) == 6 and all(s.startswith("whsec_") for s in secrets)
 
     again = io.StringIO()
     call_command("seed_demo", stdout=again)
     assert (demo_env / "api-key").read_text().strip() == key and key not in again.getvalue()
     assert (demo_env / "receiver-secrets").read_text().split() == secrets
     with tenant_context(tenant):
-        assert Consumer.objects.filter(name__in=["demo-receiver", "always-failing"]).count() == 2
+        assert (
+            Consumer.objects.filter(
+                name__in=["demo-receiver", "always-failing", "order-ledger"]
+            ).count()
+            == 3
+        )
+        assert Subscription.objects.filter(consumer__name="order-ledger").count() == 1
 
 
 def test_a_signing_secret_made_under_another_key_is_replaced_not_a_crash(demo_env):

@@ -60,6 +60,14 @@ def _demo_configuration(tenant, admin) -> None:
 
 RECEIVER_URL = "http://127.0.0.1:{port}/webhooks/{slug}"
 FAILING_URL = "http://127.0.0.1:{port}/fail/{slug}"
+LEDGER_URL = "http://127.0.0.1:{port}/webhooks/{slug}/ledger"
+# The ledger's subscription is ordered: one order's events arrive in the order they were sent,
+# an order's failed head holds its later events (docs/data-plane.md, "Ordering").
+ORDERED_BY_ORDER = {
+    "ordered": True,
+    "ordering_key_path": "data.order_id",
+    "on_head_failure": "hold",
+}
 # Tenants' queues carry the data plane's TenantQueuePrefix (its roles allow no other).
 WAREHOUSE_QUEUE = "tenant-warehouse-orders"
 # (slug, name, tier, admin, file of its producer's key under var/demo/)
@@ -116,8 +124,9 @@ def _signing_secret(tenant, admin, consumer) -> str:
 
 def _data_plane_demo(tenant, admin, stdout, *, key_file: str) -> list[str]:
     """For the local data plane (runner + demo receiver, see scripts/run.sh): the web-shop
-    producer's key in var/demo/<key_file>, a consumer on the demo receiver and one on its
-    /fail path (dead letters for the demo), both subscribed to order.*, and the warehouse
+    producer's key in var/demo/<key_file>, a consumer on the demo receiver, one on its /fail
+    path (dead letters for the demo) and one whose subscription is ordered by `data.order_id`
+    (order-ledger), all subscribed to order.*, and the warehouse
     consumer's queue on the moto server, so its deliveries succeed. Returns the consumers'
     signing secrets, for the receiver."""
     port = int(os.environ.get("RECEIVER_PORT", "8200"))
@@ -127,9 +136,15 @@ def _data_plane_demo(tenant, admin, stdout, *, key_file: str) -> list[str]:
                 actor=admin, name="web-shop", kind="https", allowed_event_types=["order.*"]
             )
         consumers = {}
-        for name, url, retry in (
-            ("demo-receiver", RECEIVER_URL.format(port=port, slug=tenant.slug), None),
-            ("always-failing", FAILING_URL.format(port=port, slug=tenant.slug), FAILING_RETRY),
+        for name, url, retry, ordering in (
+            ("demo-receiver", RECEIVER_URL.format(port=port, slug=tenant.slug), None, {}),
+            ("always-failing", FAILING_URL.format(port=port, slug=tenant.slug), FAILING_RETRY, {}),
+            (
+                "order-ledger",
+                LEDGER_URL.format(port=port, slug=tenant.slug),
+                None,
+                ORDERED_BY_ORDER,
+            ),
         ):
             consumer = Consumer.objects.filter(name=name).first()
             if consumer is None:
@@ -144,7 +159,7 @@ def _data_plane_demo(tenant, admin, stdout, *, key_file: str) -> list[str]:
                             retry_policy=retry,
                         )
                         broker.subscription_create(
-                            actor=admin, consumer=consumer, event_type="order.*"
+                            actor=admin, consumer=consumer, event_type="order.*", **ordering
                         )
                 except ApplicationError as exc:
                     stdout.write(
