@@ -3,6 +3,7 @@ entry), signatures checked with the standardwebhooks library."""
 
 import base64
 import json
+import time
 
 import pytest
 from standardwebhooks import Webhook
@@ -258,8 +259,9 @@ def test_secrets_under_kms_envelope_encryption_sign_too(egress):
     Webhook(signing).verify(got.body, got.headers)
 
 
-def _tls_receiver(tmp_path, hostname: str):
-    """An HTTPS receiver on 127.0.0.1 with a self-signed certificate for `hostname`."""
+def _tls_receiver(tmp_path, hostname: str, *, trickle_s: float = 0.0):
+    """An HTTPS receiver on 127.0.0.1 with a self-signed certificate for `hostname`; with
+    `trickle_s`, it answers 200 with a 30-byte body sent a byte every `trickle_s` seconds."""
     import ssl
     import threading
     from datetime import UTC, datetime, timedelta
@@ -300,8 +302,20 @@ def _tls_receiver(tmp_path, hostname: str):
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append((dict(self.headers), body))
-            self.send_response(204)
+            if not trickle_s:
+                self.send_response(204)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "30")
             self.end_headers()
+            try:
+                for _ in range(30):
+                    self.wfile.write(b".")
+                    self.wfile.flush()
+                    time.sleep(trickle_s)
+            except OSError:
+                pass  # cut by the egress
 
         def log_message(self, *args):
             pass
@@ -345,6 +359,34 @@ def test_https_connects_to_the_vetted_address_and_checks_the_certificate_for_the
             "Hostname mismatch, certificate is not valid for 'impostor.example.com'"
             in (attempt["error"])
         )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_https_consumer_trickling_its_answer_is_cut_at_its_timeout(
+    egress, fake_dns, monkeypatch, tmp_path
+):
+    """The wall-clock limit holds over TLS too: the watchdog shuts the TLS connection's socket
+    down (a byte every 300 ms keeps every single read within any per-read timeout)."""
+    server, cert_file, received = _tls_receiver(tmp_path, "slow.example.com", trickle_s=0.3)
+    port = server.server_address[1]
+    try:
+        monkeypatch.setitem(fake_dns, "slow.example.com", ["127.0.0.1"])
+        monkeypatch.setenv("CONSUMER_PRIVATE_TARGETS", f"slow.example.com:{port}")
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+        settings.reload()
+        consumer = egress.consumer(url=f"https://slow.example.com:{port}/in", timeout_ms=1000)
+        started = time.monotonic()
+
+        egress.run(egress.message(consumer))
+
+        took = time.monotonic() - started
+        assert len(received) == 1  # the request went through; its answer was too slow
+        log_pk = records.consumer_log_key(egress.tenant.tenant_id, consumer.pk, "", "", 0, 0)[0]
+        (attempt,) = egress.record_items(log_pk)
+        assert attempt["error_kind"] == messages.ERROR_TIMEOUT, attempt["error"]
+        assert took < 3  # cut about its 1-s limit, not after the whole 9-s trickle
     finally:
         server.shutdown()
         server.server_close()

@@ -159,7 +159,7 @@ class _HTTPConnection(http.client.HTTPConnection):
 
 
 class _HTTPSConnection(_HTTPConnection):
-    """The same over TLS: the raw socket is the attempt's before the handshake (so the
+    """The same over TLS: the TLS socket is the attempt's before the handshake (so the
     handshake can be cut too); SNI and the certificate's name are the URL's host name, not the
     address connected to."""
 
@@ -170,7 +170,14 @@ class _HTTPSConnection(_HTTPConnection):
 
     def connect(self) -> None:
         super().connect()
-        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._hostname)
+        # Wrapping detaches the raw socket object: the TLS one is the attempt's from here on,
+        # before the handshake, so that a handshake kept alive past the deadline is cut too.
+        sock = self._context.wrap_socket(
+            self.sock, server_hostname=self._hostname, do_handshake_on_connect=False
+        )
+        self.sock = sock
+        _current.attempt.use(sock)
+        sock.do_handshake()
 
 
 class _Pool:
