@@ -390,3 +390,48 @@ def test_an_https_consumer_trickling_its_answer_is_cut_at_its_timeout(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_kept_alive_connection_the_consumer_closed_is_not_used_again(egress, monkeypatch):
+    """The consumer says nothing about closing (HTTP/1.1 keep-alive), then closes its end after
+    answering, as idle-timeout servers do: the next delivery goes on a new connection instead
+    of failing on the closed one."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    connections = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            connections.append(self.client_address)
+            self.send_response(204)
+            self.end_headers()
+            self.close_connection = True  # without a `Connection: close` header
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        allowed = [*settings.get().private_targets, f"127.0.0.1:{port}"]
+        monkeypatch.setenv("CONSUMER_PRIVATE_TARGETS", ",".join(allowed))
+        settings.reload()
+        consumer = egress.consumer(url=f"http://127.0.0.1:{port}/in")
+        first, second = egress.message(consumer), egress.message(consumer)
+
+        egress.run(first)
+        time.sleep(0.2)  # the consumer's close reaches us
+        egress.run(second)
+
+        log_pk = records.consumer_log_key(egress.tenant.tenant_id, consumer.pk, "", "", 0, 0)[0]
+        statuses = sorted(i["status"] for i in egress.record_items(log_pk))
+        assert statuses == [records.OK, records.OK]
+        assert len({c[1] for c in connections}) == 2  # two connections (client ports)
+    finally:
+        server.shutdown()
+        server.server_close()

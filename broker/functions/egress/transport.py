@@ -3,10 +3,11 @@
 HTTPS: the URL is checked by the shared SSRF module at every attempt (`vet_url`, the portal's
 rules and settings), which returns the addresses it vetted; the connection goes to the first
 of them, with the URL's host name as Host header, TLS SNI and certificate name, so a DNS
-answer that changes after the check (rebinding) is never used. No redirect is followed (a 3xx is a failed attempt) and at most
-`MAX_ANSWER_BYTES` of the answer are read. Kept-alive connections are pooled per (scheme,
-address, port, host name), so a warm function reuses its TLS connections; the HTTP is the
-standard library's http.client (`_Pool` says why not urllib3).
+answer that changes after the check (rebinding) is never used. No redirect is followed (a 3xx
+is a failed attempt) and at most `MAX_ANSWER_BYTES` of the answer are read. Kept-alive
+connections are pooled per (scheme, address, port, host name), so a warm function reuses its
+TLS connections; the HTTP is the standard library's http.client (`_Pool` says why not
+urllib3).
 
 The consumer's timeout is a wall-clock limit on the whole attempt: address check, connect,
 TLS handshake, sending the request and reading the answer. A socket timeout bounds each
@@ -183,7 +184,8 @@ class _HTTPSConnection(_HTTPConnection):
 class _Pool:
     """Kept-alive connections to one (scheme, address, port, host name); at most `MAX_IDLE`
     idle. http.client on its own: urllib3's pool, retries and header dictionaries around the
-    same http.client calls were ~40 % of an attempt's CPU (docs/data-plane.md, "Measured")."""
+    same http.client calls were about half of a POST's CPU (243 against 126 µs;
+    docs/data-plane.md, "Measured")."""
 
     MAX_IDLE = 10  # a batch's attempts run concurrently (deliver.py), up to a batch each
 
@@ -250,10 +252,11 @@ def _dropped(sock) -> bool:
     if sock is None:
         return True
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        poller = select.poll()  # not select(): no limit on the descriptor's number
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 _pools_lock = threading.Lock()
