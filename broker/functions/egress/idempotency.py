@@ -171,7 +171,8 @@ class Store:
             ID: {"S": kid},
             EXPIRY: {"N": str(int(time.time()) + self.expires_after_seconds)},
             STATUS: {"S": COMPLETED},
-            DATA: {"S": json.dumps(result, sort_keys=True)},
+            # default=str: the delivery is made, a value JSON cannot write must not undo it.
+            DATA: {"S": json.dumps(result, sort_keys=True, default=str)},
         }
         if pending is None:
             try:
