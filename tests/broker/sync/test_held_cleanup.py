@@ -59,11 +59,15 @@ def held_items(tenant, sub) -> list[str]:
 
 def summary_row(tenant, sub) -> dict | None:
     spk, ssk = held.summary_key(tenant.pk, sub.pk)
-    return _dataplane().get_item(
-        TableName=settings.DATAPLANE_TABLE,
-        Key={"PK": {"S": spk}, "SK": {"S": ssk}},
-        ConsistentRead=True,
-    ).get("Item")
+    return (
+        _dataplane()
+        .get_item(
+            TableName=settings.DATAPLANE_TABLE,
+            Key={"PK": {"S": spk}, "SK": {"S": ssk}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
 
 
 def _delete(world, sub):
@@ -90,9 +94,7 @@ def two_holding(world):
     return gone, kept
 
 
-def test_syncing_a_deleted_subscription_deletes_its_held_items_and_summary_only(
-    world, two_holding
-):
+def test_syncing_a_deleted_subscription_deletes_its_held_items_and_summary_only(world, two_holding):
     gone, kept = two_holding
     kept_before = held_items(world.a, kept)
     with tenant_context(world.a):
