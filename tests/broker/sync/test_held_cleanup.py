@@ -148,6 +148,51 @@ def test_a_second_sync_of_the_deletion_and_one_after_a_halfway_discard_finish_qu
     assert len(held_items(world.a, kept)) == 3
 
 
+def test_deleting_the_consumer_discards_its_subscriptions_held_events(world, two_holding):
+    gone, kept = two_holding
+    with tenant_context(world.a):
+        services.consumer_delete(actor=world.admin_a, consumer=gone.consumer)
+    assert relay.drain()["failed"] == 0
+    assert held_items(world.a, gone) == [] and summary_row(world.a, gone) is None
+    assert len(held_items(world.a, kept)) == 3
+
+
+def test_the_discard_reads_in_pages_and_sends_again_what_dynamodb_left_unprocessed(
+    world, two_holding, monkeypatch
+):
+    """DynamoDB answers a Query in pages (1 MB each) and may leave part of a BatchWriteItem
+    unprocessed: here pages of 10 keys and every call leaving its last 5 requests."""
+    from broker.functions import aws as dataplane_aws
+
+    gone, kept = two_holding
+    client = dataplane_aws.dynamodb()
+    query, batch_write = client.query, client.batch_write_item
+    pages, calls = [], []
+
+    def paged_query(**params):
+        page = query(**{**params, "Limit": 10})
+        pages.append(len(page["Items"]))
+        return page
+
+    def stingy_batch_write(RequestItems):
+        ((table, requests),) = RequestItems.items()
+        calls.append(len(requests))
+        done, left = (requests[:-5], requests[-5:]) if len(requests) > 5 else (requests, [])
+        batch_write(RequestItems={table: done})
+        return {"UnprocessedItems": {table: left} if left else {}}
+
+    monkeypatch.setattr(client, "query", paged_query)
+    monkeypatch.setattr(client, "batch_write_item", stingy_batch_write)
+    _delete(world, gone)
+    assert relay.drain()["failed"] == 0
+    monkeypatch.undo()
+
+    assert held_items(world.a, gone) == [] and summary_row(world.a, gone) is None
+    assert len(held_items(world.a, kept)) == 3
+    assert pages == [10, 10, 10, 10, 8]  # 48 items, a page at a time
+    assert calls == [10, 5] * 4 + [8, 5]  # each page, then its 5 left unprocessed
+
+
 def test_offboarding_deletes_the_held_items_of_every_subscription_of_the_tenant(
     world, settings, tmp_path, django_capture_on_commit_callbacks
 ):
