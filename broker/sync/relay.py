@@ -129,7 +129,7 @@ def after_write(tenant, object_type: str, object_id: str, items: list[dict]) -> 
     "Holding a key"). Both are idempotent: a failed or repeated sync of the object runs them
     again. Raises on refusal (the object's sync then fails and is retried)."""
     mappings.sync_items(tenant, items)
-    if object_type == contract.SUBSCRIPTION and not any(not i.get("deleted") for i in items):
+    if object_type == contract.SUBSCRIPTION and all(i.get("deleted") for i in items):
         held.discard(str(tenant.pk), str(object_id))
 
 
