@@ -21,7 +21,8 @@ HOOKS = {
     "tenant_sync_summaries": "where each tenant's DynamoDB mirror stands, from the sync's own "
     "records (status ok/pending/failing/not_mirrored, pending changes, failing objects, last "
     "error): (tenants) -> {tenant pk: dict}",
-    "tenant_tear_down": "tombstone every DynamoDB item of the tenant; returns how many: (tenant)",
+    "tenant_tear_down": "tombstone every DynamoDB item of the tenant and delete its held events; "
+    "returns how many items it tombstoned: (tenant)",
     "tenant_audit": "write an audit row in the tenant's own log: (tenant, *, actor, action, "
     "object_type, object_id, before=None, after=None)",
     "tenant_export_objects": "every row of the tenant's schema as serialized data, secrets left "

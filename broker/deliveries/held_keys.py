@@ -74,7 +74,8 @@ def held_key_skip(*, tenant, actor, subscription: Subscription, key: str) -> dic
 
 def tenant_held_summary(tenant) -> dict:
     """`{"keys", "held", "subscriptions": [{"subscription_id", "name", "keys", "held"}]}`, the
-    subscriptions holding the most events first (a deleted one's name is ""): the tenant's held
+    subscriptions holding the most events first (a deleted one's name is "": its held events
+    stay listed until the relay syncs its deletion, which discards them): the tenant's held
     keys for the consumer and console pages. Call it in the tenant's schema."""
     summary = held.tenant_summary(str(tenant.pk))
     by_sub = summary["by_subscription"]

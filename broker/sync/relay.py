@@ -20,6 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from broker.functions.shared import held
 from core import aws
 from tenants.models import Tenant
 
@@ -121,13 +122,24 @@ def _record_failure(tenant_id, object_type, object_id, version, error: str) -> N
     )
 
 
+def after_write(tenant, object_type: str, object_id: str, items: list[dict]) -> None:
+    """What follows an object's items written: its event source mappings
+    (`mappings.sync_items`), and a deleted subscription's held events discarded with it
+    (`held.discard`: its HELD# items and HELDSUM row in the data-plane table; docs/data-plane.md,
+    "Holding a key"). Both are idempotent: a failed or repeated sync of the object runs them
+    again. Raises on refusal (the object's sync then fails and is retried)."""
+    mappings.sync_items(tenant, items)
+    if object_type == contract.SUBSCRIPTION and all(i.get("deleted") for i in items):
+        held.discard(str(tenant.pk), str(object_id))
+
+
 def _sync_group(tenant, object_type, object_id, rows) -> tuple[list | None, str]:
     try:
         with schema_context(tenant.schema_name):
             items = build_items(tenant, object_type, object_id, rows)
         for item in items:
             dynamo.put_versioned(item)  # False = already newer there: fine
-        mappings.sync_items(tenant, items)
+        after_write(tenant, object_type, object_id, items)
     except (BotoCoreError, ClientError, aws.MappingError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a bug must not wedge the outbox: back off, show it, go on
@@ -213,7 +225,7 @@ def relay_now(tenant, object_type: str, object_id: str) -> list[dict]:
         items = build_items(tenant, object_type, object_id, rows)
     for item in items:
         dynamo.put_versioned(item)
-    mappings.sync_items(tenant, items)
+    after_write(tenant, object_type, object_id, items)
     version = max((r.version for r in rows), default=0)
     _record_successes([(tenant.pk, object_type, object_id, version, items)])
     OutboxEntry.objects.filter(pk__in=[r.pk for r in rows]).delete()

@@ -5,7 +5,7 @@ queues an outbox row in the change's transaction, like any configuration change.
 change (tier or overrides) also re-queues every item that copies quotas (producers: rate,
 burst, event size; consumers: concurrency), each at a new version so that the conditional
 write replaces the stale item. Offboarding tombstones the whole partition under the tenant's
-writer lock.
+writer lock, and deletes the held events of the tenant's ordered subscriptions.
 """
 
 from django.db import transaction
@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
 
+from broker.functions.shared import held
 from broker.models import Consumer, Producer
 
 from . import contract, dynamo, locks, mappings, relay, tasks
@@ -59,7 +60,9 @@ def publish(tenant) -> None:
 
 def tear_down(tenant) -> int:
     """Tombstones every live item of the tenant (its partition and its APIKEY items), the
-    TENANT item last, holding the tenant's writer lock so no relay writes meanwhile."""
+    TENANT item last, holding the tenant's writer lock so no relay writes meanwhile; then
+    deletes the held events of its subscriptions (`held.discard_tenant`). Returns how many
+    items it tombstoned."""
     with locks.exclusive(tenant.pk):
         # Nothing of this tenant is to be mirrored any more (the relay skips it from now on).
         OutboxEntry.objects.filter(tenant=tenant).delete()
@@ -79,4 +82,6 @@ def tear_down(tenant) -> int:
                 contract.tombstone(pk=item["PK"], sk=item["SK"], version=version)
             ):
                 count += 1
+        # The held events of its ordered subscriptions go with the tenant (data-plane table).
+        held.discard_tenant(str(tenant.pk))
         return count

@@ -12,6 +12,7 @@ from broker import services as broker_services
 from broker.deadletters import ingest, runner
 from broker.deadletters import services as deadletter_services
 from broker.deliveries import selectors
+from broker.functions import aws as dataplane_aws
 from broker.functions.local import iam
 from core import aws
 from portal.observability import health
@@ -44,7 +45,10 @@ def recorded(settings, tmp_path, monkeypatch, django_capture_on_commit_callbacks
     settings.SECRETS_KMS_KEY_ID = key["Arn"]
     path = tmp_path / "calls.jsonl"
     monkeypatch.setenv("AWS_CALL_LOG", str(path))
-    monkeypatch.delenv("AWS_CALL_PRINCIPAL", raising=False)
+    # The portal's calls through the data plane's client module (offboarding deletes the held
+    # events with broker.functions.shared.held) are made with the portal's role too.
+    monkeypatch.setenv("AWS_CALL_PRINCIPAL", "portal")
+    dataplane_aws.reset_clients()
     aws.reset_clients()
     try:
         tenant = onboard("iamsilo", tier="dedicated")
@@ -82,6 +86,7 @@ def recorded(settings, tmp_path, monkeypatch, django_capture_on_commit_callbacks
         assert leaving.status == "deleted", leaving.offboarding_report
     finally:
         monkeypatch.delenv("AWS_CALL_LOG")
+        dataplane_aws.reset_clients()
         aws.reset_clients()
     account = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
     return iam.read_calls(path), portal_policy(settings, account)
@@ -133,7 +138,6 @@ def test_releasing_held_keys_from_the_portal_is_allowed_by_the_portal_policy(
     """Listing, retrying and skipping held keys (broker/deliveries/held_keys.py, through the
     data plane's shared/held.py and its clients) as the portal's role."""
     from broker.deliveries import held_keys
-    from broker.functions import aws as dataplane_aws
     from tests.helpers.held import dead_letters, hold_key
 
     with tenant_context(world.a):
@@ -176,6 +180,58 @@ def test_releasing_held_keys_from_the_portal_is_allowed_by_the_portal_policy(
     calls = iam.read_calls(path)
     actions = {c.action for c in calls}
     assert {"dynamodb:Query", "dynamodb:GetItem", "sqs:SendMessage"} <= actions, actions
+    account = boto3.client("sts", region_name=settings.AWS_REGION).get_caller_identity()["Account"]
+    denied = iam.check(calls, [portal_policy(settings, account)])
+    assert denied == [], iam.report(calls, denied)
+
+
+@pytest.mark.usefixtures("empty_dataplane")
+def test_discarding_a_deleted_subscriptions_held_events_is_allowed_by_the_portal_policy(
+    world, settings, tmp_path, monkeypatch
+):
+    """The relay syncing a hold-subscription's deletion (its ROUTE tombstoned, its held items
+    and summary row deleted with BatchWriteItem and DeleteItem) as the portal's role."""
+    from broker.functions.shared import held
+    from broker.sync import relay
+    from tests.helpers.held import hold_key
+
+    with tenant_context(world.a):
+        consumer, _ = broker_services.consumer_create(
+            actor=world.admin_a,
+            name="held-gone",
+            kind="sqs",
+            queue_arn="arn:aws:sqs:eu-west-1:123456789012:held-gone",
+        )
+        sub = broker_services.subscription_create(
+            actor=world.admin_a,
+            consumer=consumer,
+            event_type="order.*",
+            ordered=True,
+            on_head_failure="hold",
+        )
+    relay.drain()
+    hold_key(world.a, sub, "k-gone", n=2, queue_url="https://q/held-gone.fifo")
+    path = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("AWS_CALL_LOG", str(path))
+    monkeypatch.setenv("AWS_CALL_PRINCIPAL", "portal")
+    dataplane_aws.reset_clients()
+    aws.reset_clients()
+    try:
+        with tenant_context(world.a):
+            broker_services.subscription_delete(actor=world.admin_a, subscription=sub)
+        assert relay.drain()["failed"] == 0
+    finally:
+        monkeypatch.delenv("AWS_CALL_LOG")
+        dataplane_aws.reset_clients()
+        aws.reset_clients()
+    assert held.list_keys(str(world.a.pk), str(sub.pk)) == []
+    calls = iam.read_calls(path)
+    dataplane = f":table/{settings.DATAPLANE_TABLE}"
+    assert {
+        ("dynamodb:Query", dataplane),
+        ("dynamodb:BatchWriteItem", dataplane),
+        ("dynamodb:DeleteItem", dataplane),
+    } <= {(c.action, r[r.index(":table/") :]) for c in calls for r in c.resources if ":table/" in r}
     account = boto3.client("sts", region_name=settings.AWS_REGION).get_caller_identity()["Account"]
     denied = iam.check(calls, [portal_policy(settings, account)])
     assert denied == [], iam.report(calls, denied)

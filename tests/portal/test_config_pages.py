@@ -176,3 +176,27 @@ def test_editing_a_subscription_filter(world):
     assert (
         page(world.viewer_a, world.a).get(f"/config/subscription/{sub.pk}/edit/").status_code == 404
     )
+
+
+def test_deleting_a_hold_subscription_is_confirmed_with_its_held_events_discarded(world):
+    """Deleting a subscription discards its held events (docs/data-plane.md, "Holding a key"):
+    the confirmation of a hold-subscription says so, that of an unordered one does not."""
+    with tenant_context(world.a):
+        consumer, _ = services.consumer_create(
+            actor=world.admin_a, name="held-sink", kind="https", url=PUBLIC_URL
+        )
+        services.subscription_create(
+            actor=world.admin_a,
+            consumer=consumer,
+            event_type="order.paid",
+            ordered=True,
+            on_head_failure="hold",
+        )
+        services.subscription_create(actor=world.admin_a, consumer=consumer, event_type="x.y")
+    body = page(world.admin_a, world.a).get("/config/").content.decode()
+    assert (
+        'data-confirm="Delete the subscription of held-sink to order.paid? Its held events, if '
+        'any, are discarded."' in body
+    )
+    assert 'data-confirm="Delete the subscription of held-sink to x.y?"' in body
+    assert "Delete consumer held-sink and its subscriptions? Their held events" in body

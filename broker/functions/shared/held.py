@@ -16,7 +16,9 @@ Items (docs/dynamodb-contract.md), under `HELD#<tenant_id>#<subscription_id>`:
 - `MSG#<group_id>#<seq:012d>`: one held message body (delivery message JSON), seq 0 first.
 
 and `HELDSUM#<tenant_id>` / `SUB#<subscription_id>`: `keys`, `held` (N), for the console.
-None has a `ttl`: held events stay until someone retries or skips them.
+None has a `ttl`: held events stay until someone retries or skips them, or until their
+subscription is deleted or their tenant offboarded: the control plane's sync then discards
+them (`discard`, `discard_tenant`).
 
 Releasing drips: `retry` and `skip` send the head alone to the key's FIFO queue, marked with
 the message attribute `held_release` = `<release>:<seq>`; the egress delivers a message whose
@@ -29,6 +31,7 @@ an ordered key is delivered one at a time anyway.
 """
 
 import dataclasses
+import time
 from datetime import UTC, datetime
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -519,6 +522,78 @@ def fifo_dlq_url() -> str:
     if key not in _dlq_urls:
         _dlq_urls[key] = aws.sqs().get_queue_url(QueueName=s.central_fifo_dlq_name)["QueueUrl"]
     return _dlq_urls[key]
+
+
+# --- what the control plane's sync calls (a subscription deleted, a tenant offboarded) -----
+
+BATCH_WRITE_LIMIT = 25  # BatchWriteItem takes at most 25 requests
+
+
+def _delete_keys(client, keys: list[dict], *, max_rounds: int = 8) -> None:
+    """Deletes the items of `keys` (raw {"PK", "SK"}), 25 per BatchWriteItem, re-sending what
+    DynamoDB left unprocessed."""
+    table = _table()
+    for start in range(0, len(keys), BATCH_WRITE_LIMIT):
+        requests = [{"DeleteRequest": {"Key": k}} for k in keys[start : start + BATCH_WRITE_LIMIT]]
+        for attempt in range(max_rounds):
+            out = client.batch_write_item(RequestItems={table: requests})
+            requests = out.get("UnprocessedItems", {}).get(table, [])
+            if not requests:
+                break
+            time.sleep(min(1.0, 0.05 * 2**attempt))
+        else:
+            raise RuntimeError(f"DynamoDB left {len(requests)} held items unprocessed")
+
+
+def discard(tenant_id, subscription_id) -> int:
+    """Deletes every held item of a deleted subscription: its held events go with it (the
+    deletion is audited). The `HELD#` partition is read in pages (keys only) and each page
+    deleted in BatchWriteItem calls; the summary row goes last, so a discard that stops halfway
+    is finished by the next (the sync retries it), and a repeated one finds nothing. Returns how
+    many held events (MSG items) it deleted."""
+    client = aws.dynamodb()
+    events, kwargs = 0, {}
+    while True:
+        page = client.query(
+            TableName=_table(),
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk(tenant_id, subscription_id)}},
+            ProjectionExpression="PK, SK",
+            ConsistentRead=True,
+            **kwargs,
+        )
+        keys = page.get("Items", [])
+        events += sum(1 for k in keys if k["SK"]["S"].startswith("MSG#"))
+        _delete_keys(client, keys)
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+    spk, ssk = summary_key(tenant_id, subscription_id)
+    client.delete_item(TableName=_table(), Key={"PK": {"S": spk}, "SK": {"S": ssk}})
+    return events
+
+
+def discard_tenant(tenant_id) -> int:
+    """Deletes every held item of the tenant (offboarding): `discard` for each subscription its
+    summary rows name (every subscription that ever held a key has one, written in the
+    transaction of its first hold). Returns how many held events it deleted."""
+    client = aws.dynamodb()
+    spk, _ = summary_key(tenant_id, "")
+    subscriptions, kwargs = [], {}
+    while True:
+        page = client.query(
+            TableName=_table(),
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :s)",
+            ExpressionAttributeValues={":pk": {"S": spk}, ":s": {"S": "SUB#"}},
+            ProjectionExpression="SK",
+            ConsistentRead=True,
+            **kwargs,
+        )
+        subscriptions.extend(i["SK"]["S"][len("SUB#") :] for i in page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+    return sum(discard(tenant_id, sub) for sub in subscriptions)
 
 
 def tenant_summary(tenant_id) -> dict:
