@@ -131,6 +131,24 @@ def test_a_statement_missing_from_the_portal_policy_names_the_calls_it_allowed(r
     assert all(silo in d.resource for d in denied)
 
 
+def _hold_subscription(world, name: str):
+    """An ordered `hold` subscription of tenant a, to an SQS consumer named `name`."""
+    with tenant_context(world.a):
+        consumer, _ = broker_services.consumer_create(
+            actor=world.admin_a,
+            name=name,
+            kind="sqs",
+            queue_arn=f"arn:aws:sqs:eu-west-1:123456789012:{name}",
+        )
+        return broker_services.subscription_create(
+            actor=world.admin_a,
+            consumer=consumer,
+            event_type="order.*",
+            ordered=True,
+            on_head_failure="hold",
+        )
+
+
 @pytest.mark.usefixtures("empty_dataplane")
 def test_releasing_held_keys_from_the_portal_is_allowed_by_the_portal_policy(
     world, settings, tmp_path, monkeypatch
@@ -140,20 +158,7 @@ def test_releasing_held_keys_from_the_portal_is_allowed_by_the_portal_policy(
     from broker.deliveries import held_keys
     from tests.helpers.held import dead_letters, hold_key
 
-    with tenant_context(world.a):
-        consumer, _ = broker_services.consumer_create(
-            actor=world.admin_a,
-            name="held-iam",
-            kind="sqs",
-            queue_arn="arn:aws:sqs:eu-west-1:123456789012:held-iam",
-        )
-        sub = broker_services.subscription_create(
-            actor=world.admin_a,
-            consumer=consumer,
-            event_type="order.*",
-            ordered=True,
-            on_head_failure="hold",
-        )
+    sub = _hold_subscription(world, "held-iam")
     # The pool's FIFO queue the template made: a key's queue is one of them.
     queue = aws.sqs().get_queue_url(QueueName=aws.shared_ordered_queue_names()[0])["QueueUrl"]
     for key in ("k-retry", "k-skip"):
@@ -195,20 +200,7 @@ def test_discarding_a_deleted_subscriptions_held_events_is_allowed_by_the_portal
     from broker.sync import relay
     from tests.helpers.held import hold_key
 
-    with tenant_context(world.a):
-        consumer, _ = broker_services.consumer_create(
-            actor=world.admin_a,
-            name="held-gone",
-            kind="sqs",
-            queue_arn="arn:aws:sqs:eu-west-1:123456789012:held-gone",
-        )
-        sub = broker_services.subscription_create(
-            actor=world.admin_a,
-            consumer=consumer,
-            event_type="order.*",
-            ordered=True,
-            on_head_failure="hold",
-        )
+    sub = _hold_subscription(world, "held-gone")
     relay.drain()
     hold_key(world.a, sub, "k-gone", n=2, queue_url="https://q/held-gone.fifo")
     path = tmp_path / "calls.jsonl"
