@@ -226,6 +226,8 @@ REST_FRAMEWORK = {
     # JSON with limits: depth, NUL and lone surrogates, overflowing numbers, body size.
     "DEFAULT_PARSER_CLASSES": ["core.parsers.SafeJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # `?format=` empty is a 404 like an unknown format (the schema's enum), not ignored.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.api.StrictFormatNegotiation",
     "DEFAULT_FILTER_BACKENDS": [
         "core.filters.StrictFilterBackend",
         "core.filters.StrictOrderingFilter",

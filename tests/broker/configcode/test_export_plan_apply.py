@@ -99,6 +99,15 @@ def test_the_export_is_yaml_when_asked(world, api):
     assert yaml.safe_load(as_yaml.content) == a.get("/api/v1/config/export/").json()
 
 
+@pytest.mark.parametrize("value, status", [("json", 200), ("yaml", 200), ("", 404), ("xml", 404)])
+def test_the_export_takes_only_the_formats_its_schema_names(world, api, value, status):
+    a = api(world.developer_a, world.a)
+    answer = a.get(f"/api/v1/config/export/?format={value}")
+    assert answer.status_code == status
+    if status == 404:
+        assert answer.json()["error"]["code"] == "not_found"
+
+
 def test_a_change_between_plan_and_apply_is_a_409_conflict(world, api):
     with tenant_context(world.a):
         configure(world.admin_a)
