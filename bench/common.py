@@ -5,6 +5,7 @@ holds the figures), percentiles and table rows."""
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -113,6 +114,19 @@ def pct(values, q):
 
 def row(name, value, unit, budget="", baseline="", ratio=""):
     print(f"{name:<48} {value:>12} {unit:<8} {budget:<16} {baseline:<22} {ratio}")
+
+
+def timed_gets(client, path: str, samples: int) -> list[float]:
+    """Milliseconds of `samples` GETs of `path` by a Django test client, after one to warm;
+    every answer must be 200."""
+    assert client.get(path).status_code == 200  # warm
+    times = []
+    for _ in range(samples):
+        began = time.perf_counter()
+        response = client.get(path)
+        times.append((time.perf_counter() - began) * 1000)
+        assert response.status_code == 200, response.content[:300]
+    return times
 
 
 def ensure_dataplane_table(ddb, table: str) -> None:

@@ -29,7 +29,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import drop_database, ensure_dataplane_table, pct, row, setup_django  # noqa: E402
+from common import (  # noqa: E402
+    drop_database,
+    ensure_dataplane_table,
+    pct,
+    row,
+    setup_django,
+    timed_gets,
+)
 
 
 class DynamoCounter:
@@ -207,18 +214,8 @@ def page_bench(tenants, operator, samples: int) -> None:
     client = Client(HTTP_HOST=os.environ.get("PORTAL_BASE_DOMAIN", "localhost"))
     client.force_login(operator)
 
-    def timed(path):
-        assert client.get(path).status_code == 200  # warm
-        times = []
-        for _ in range(samples):
-            began = time.perf_counter()
-            response = client.get(path)
-            times.append((time.perf_counter() - began) * 1000)
-            assert response.status_code == 200, response.content[:300]
-        return times
-
-    floor = timed("/api/v1/tiers/")
-    page = timed("/?per_page=100")
+    floor = timed_gets(client, "/api/v1/tiers/", samples)
+    page = timed_gets(client, "/?per_page=100", samples)
     with CaptureQueriesContext(connection) as queries:
         body = client.get("/?per_page=100").content.decode()
     # Read now: the next request's request_started clears the log the capture slices.

@@ -51,6 +51,7 @@ from common import (  # noqa: E402
     log_file,
     pct,
     setup_django,
+    timed_gets,
 )
 
 PREFIX = "scale-"
@@ -597,18 +598,8 @@ def console(samples: int) -> dict:
     client = Client(HTTP_HOST=os.environ.get("PORTAL_BASE_DOMAIN", "localhost"))
     client.force_login(operator)
 
-    def timed(path):
-        assert client.get(path).status_code == 200  # warm
-        times = []
-        for _ in range(samples):
-            began = time.perf_counter()
-            response = client.get(path)
-            times.append((time.perf_counter() - began) * 1000)
-            assert response.status_code == 200, response.content[:300]
-        return times
-
-    floor = timed("/api/v1/tiers/")
-    page = timed("/?per_page=100")
+    floor = timed_gets(client, "/api/v1/tiers/", samples)
+    page = timed_gets(client, "/?per_page=100", samples)
     with CaptureQueriesContext(connection) as queries:
         body = client.get("/?per_page=100").content.decode()
     count = len(queries)
